@@ -1,0 +1,235 @@
+//! Layers: convolution, BatchNorm and linear, each able to run on our fast CPU ops or on Candle's
+//! own ops (any device).
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use crate::error::Result;
+use crate::init;
+use crate::ops;
+
+/// Which implementation the layers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernels {
+    /// Our custom CPU ops (im2col + GEMM convolution, fused BatchNorm + ReLU, fused residual
+    /// join). CPU only.
+    Fast,
+    /// Candle's stock ops (conv2d, BatchNorm composed of elementwise ops): any device, and the
+    /// reference our ops are tested and benchmarked against.
+    Candle,
+}
+
+impl Kernels {
+    /// The right choice for a device: [`Kernels::Fast`] on CPU (faster than Candle's conv on
+    /// every layer shape we benchmark: `cargo xtask bench-train`), [`Kernels::Candle`] elsewhere
+    /// (our ops have no GPU kernels).
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() {
+            Kernels::Fast
+        } else {
+            Kernels::Candle
+        }
+    }
+}
+
+/// How a network is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Training: BatchNorm uses batch statistics and updates its running statistics.
+    Train,
+    /// Inference: BatchNorm uses running statistics; no gradient flows (fastest).
+    Eval,
+    /// Inference semantics, but differentiable with respect to inputs and parameters (e.g. for
+    /// per-sample gradient norms at initialisation).
+    EvalWithGrad,
+}
+
+/// What a parameter is, for weight-decay grouping and checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// A convolution kernel.
+    ConvWeight,
+    /// A linear layer's weight matrix.
+    LinearWeight,
+    /// A linear layer's bias.
+    LinearBias,
+    /// BatchNorm scale and shift, packed as `(2, C)` = `[gamma; beta]`.
+    NormAffine,
+}
+
+impl ParamKind {
+    /// `true` for biases and normalisation parameters (commonly excluded from weight decay).
+    pub fn is_bias_or_norm(self) -> bool {
+        matches!(self, ParamKind::LinearBias | ParamKind::NormAffine)
+    }
+}
+
+/// A named trainable parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Dotted name, e.g. `layers.0.0.a.conv.weight`.
+    pub name: String,
+    /// The variable.
+    pub var: Var,
+    /// What it is.
+    pub kind: ParamKind,
+}
+
+/// A bias-free convolution followed by BatchNorm (PyTorch semantics: momentum 0.1, eps 1e-5,
+/// running variance updated with the unbiased batch variance) and an optional ReLU: the unit
+/// every layer of our ResNets is made of.
+#[derive(Debug)]
+pub struct ConvBn {
+    weight: Var,
+    affine: Var,
+    stride: usize,
+    padding: usize,
+    running_mean: Mutex<Tensor>,
+    running_var: Mutex<Tensor>,
+    momentum: f64,
+    eps: f64,
+    name: String,
+}
+
+impl ConvBn {
+    /// A Kaiming-initialised `cout x cin x k x k` kernel with padding `k / 2`, `gamma = 1`,
+    /// `beta = 0`, running mean 0 and variance 1. Registers its parameters in `params`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(cin: usize, cout: usize, k: usize, stride: usize, seed: u64, name: &str, dtype: DType, device: &Device, params: &mut Vec<Param>) -> Result<Self> {
+        let wname = format!("{name}.conv.weight");
+        let weight = Var::from_tensor(&init::kaiming_normal_fan_out(&[cout, cin, k, k], seed, &wname, dtype, device)?)?;
+        let affine = Var::from_tensor(&Tensor::cat(&[Tensor::ones((1, cout), dtype, device)?, Tensor::zeros((1, cout), dtype, device)?], 0)?)?;
+        params.push(Param { name: wname, var: weight.clone(), kind: ParamKind::ConvWeight });
+        params.push(Param { name: format!("{name}.bn.affine"), var: affine.clone(), kind: ParamKind::NormAffine });
+        Ok(Self {
+            weight,
+            affine,
+            stride,
+            padding: k / 2,
+            running_mean: Mutex::new(Tensor::zeros(cout, dtype, device)?),
+            running_var: Mutex::new(Tensor::ones(cout, dtype, device)?),
+            momentum: 0.1,
+            eps: 1e-5,
+            name: format!("{name}.bn"),
+        })
+    }
+
+    /// `relu?(bn(conv(x)))`. In training mode BatchNorm uses (and records into its running
+    /// statistics) the batch statistics; in eval mode the running statistics.
+    pub fn forward(&self, x: &Tensor, mode: Mode, relu: bool, kernels: Kernels) -> Result<Tensor> {
+        let c = self.affine.dim(1)?;
+        if mode == Mode::Train {
+            let (y, mean, var, m) = match kernels {
+                Kernels::Fast => {
+                    let (y, stats) = ops::conv_bn_train(x, &self.weight, &self.affine, self.stride, self.padding, self.eps, relu)?;
+                    let (mean, var) = stats.get().expect("the forward pass records statistics");
+                    let to = |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
+                    let m = y.elem_count() / c;
+                    (y, to(mean)?, to(var)?, m)
+                }
+                Kernels::Candle => {
+                    let z = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+                    let m = z.elem_count() / c;
+                    let zt = z.transpose(0, 1)?.flatten_from(1)?;
+                    let mean = zt.mean_keepdim(D::Minus1)?;
+                    let centred = zt.broadcast_sub(&mean)?;
+                    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+                    let norm = centred.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
+                    let gamma = self.affine.get(0)?.reshape((c, 1))?;
+                    let beta = self.affine.get(1)?.reshape((c, 1))?;
+                    let y = norm.broadcast_mul(&gamma)?.broadcast_add(&beta)?;
+                    let mut dims = z.dims().to_vec();
+                    dims.swap(0, 1);
+                    let y = y.reshape(dims)?.transpose(0, 1)?.contiguous()?;
+                    let y = if relu { y.relu()? } else { y };
+                    (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach(), m)
+                }
+            };
+            let unbiased = (var * (m as f64 / (m.max(2) - 1) as f64))?;
+            let mo = self.momentum;
+            let mut rm = self.running_mean.lock().expect("running mean lock");
+            *rm = ((&*rm * (1.0 - mo))? + (mean * mo)?)?.detach();
+            let mut rv = self.running_var.lock().expect("running var lock");
+            *rv = ((&*rv * (1.0 - mo))? + (unbiased * mo)?)?.detach();
+            Ok(y)
+        } else {
+            let rm = self.running_mean.lock().expect("running mean lock").clone();
+            let rv = self.running_var.lock().expect("running var lock").clone();
+            let affine = if mode == Mode::Eval { self.affine.as_tensor().detach() } else { self.affine.as_tensor().clone() };
+            let scale = affine.get(0)?.div(&(rv + self.eps)?.sqrt()?)?;
+            let shift = (affine.get(1)? - rm.mul(&scale)?)?;
+            match kernels {
+                Kernels::Fast if mode == Mode::EvalWithGrad => {
+                    let z = ops::conv2d(x, &self.weight, self.stride, self.padding)?;
+                    let shape = (1, c, 1, 1);
+                    let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
+                    Ok(if relu { y.relu()? } else { y })
+                }
+                Kernels::Fast => {
+                    let z = ops::conv2d(&x.detach(), &self.weight.as_tensor().detach(), self.stride, self.padding)?;
+                    Ok(ops::channel_affine(&z, &scale, &shift, relu)?)
+                }
+                Kernels::Candle => {
+                    let z = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+                    let shape = (1, c, 1, 1);
+                    let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
+                    Ok(if relu { y.relu()? } else { y })
+                }
+            }
+        }
+    }
+
+    /// Forward multiply-accumulates per image for an `h x w` input, and the output size.
+    pub fn macs(&self, h: usize, w: usize) -> (u64, usize, usize) {
+        let d = self.weight.dims();
+        let ho = (h + 2 * self.padding - d[2]) / self.stride + 1;
+        let wo = (w + 2 * self.padding - d[3]) / self.stride + 1;
+        ((d[0] * d[1] * d[2] * d[3] * ho * wo) as u64, ho, wo)
+    }
+
+    /// `(name, tensor)` of the running mean and variance, for checkpoints.
+    pub fn buffers(&self) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{}.running_mean", self.name), self.running_mean.lock().expect("lock").clone()),
+            (format!("{}.running_var", self.name), self.running_var.lock().expect("lock").clone()),
+        ]
+    }
+
+    /// Restores a running statistic by its checkpoint name; `false` if the name is not ours.
+    pub fn set_buffer(&self, name: &str, t: Tensor) -> bool {
+        if name == format!("{}.running_mean", self.name) {
+            *self.running_mean.lock().expect("lock") = t;
+            true
+        } else if name == format!("{}.running_var", self.name) {
+            *self.running_var.lock().expect("lock") = t;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A fully connected layer with bias.
+#[derive(Debug)]
+pub struct Linear {
+    weight: Var,
+    bias: Var,
+}
+
+impl Linear {
+    /// PyTorch-default-initialised `out x in` layer.
+    pub fn new(cin: usize, cout: usize, seed: u64, name: &str, dtype: DType, device: &Device, params: &mut Vec<Param>) -> Result<Self> {
+        let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
+        let weight = Var::from_tensor(&init::uniform_fan_in(&[cout, cin], cin, seed, &wn, dtype, device)?)?;
+        let bias = Var::from_tensor(&init::uniform_fan_in(&[cout], cin, seed, &bn, dtype, device)?)?;
+        params.push(Param { name: wn, var: weight.clone(), kind: ParamKind::LinearWeight });
+        params.push(Param { name: bn, var: bias.clone(), kind: ParamKind::LinearBias });
+        Ok(Self { weight, bias })
+    }
+
+    /// `x W^T + b`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+    }
+}

@@ -1,0 +1,496 @@
+//! 2-D convolution for training as large matrix products (im2col / col2im on the `gemm` crate),
+//! a Candle custom op with its own backward pass.
+//!
+//! Per group of `G` images (`G` chosen so that each GEMM has at least ~512 columns):
+//! - forward:        `Y[Cout, G*P] = W[Cout, K] * col[K, G*P]`
+//! - weight grad:    `dW[Cout, K] += dY[Cout, G*P] * col[K, G*P]^T`
+//! - input grad:     `dcol[K, G*P] = W^T * dY`, then col2im (scatter-add) into `dx`
+//!
+//! with `K = Cin * kh * kw` and `P = Hout * Wout`. Groups run in parallel on rayon's pool; each
+//! group's weight-gradient partial is summed in group order, and the grouping depends only on the
+//! layer's shape, so results are bit-identical whatever the thread count.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, View};
+use super::real::Real;
+use super::{contiguous_slice, cpu_slice};
+
+/// Columns each group's GEMM aims for.
+const TARGET_COLUMNS: usize = 512;
+
+/// The shape of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geometry {
+    pub fn new(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
+        let (&[n, cin, h, wd], &[cout, cin2, kh, kw]) = (x, w) else {
+            bail!("conv2d expects a (N, C, H, W) input and a (Cout, Cin, kh, kw) kernel, got {x:?} and {w:?}")
+        };
+        if cin != cin2 {
+            bail!("conv2d: input has {cin} channels but the kernel expects {cin2}")
+        }
+        if stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw {
+            bail!("conv2d: invalid geometry: input {h}x{wd}, kernel {kh}x{kw}, stride {stride}, padding {pad}")
+        }
+        let ho = (h + 2 * pad - kh) / stride + 1;
+        let wo = (wd + 2 * pad - kw) / stride + 1;
+        Ok(Self { n, cin, h, w: wd, cout, kh, kw, stride, pad, ho, wo })
+    }
+    pub fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    pub fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+    pub fn in_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+    pub fn out_len(&self) -> usize {
+        self.cout * self.p()
+    }
+    /// A 1x1, stride-1, unpadded conv: the input already is the column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+    /// A stride-1 "same" conv with a k x k kernel (k > 1): handled in padded-width layout.
+    fn same_stride1(&self) -> bool {
+        self.stride == 1 && self.kh == self.kw && self.kh > 1 && self.kh % 2 == 1 && self.pad == self.kh / 2
+    }
+    /// Padded width.
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+    /// Padded plane size, and the padded-image buffer length (planes plus read slack).
+    fn padded_len(&self) -> (usize, usize) {
+        let plane = (self.h + 2 * self.pad) * self.wp();
+        (plane, self.cin * plane + self.kw)
+    }
+    /// Columns per image in the GEMMs: `Ho * Wp` in padded-width layout (2*pad junk columns per
+    /// output row, dropped afterwards), else `Ho * Wo`.
+    fn cols_per_image(&self) -> usize {
+        if self.same_stride1() {
+            self.ho * self.wp()
+        } else {
+            self.p()
+        }
+    }
+    /// Images per group.
+    pub fn group(&self) -> usize {
+        TARGET_COLUMNS.div_ceil(self.cols_per_image()).clamp(1, self.n.max(1))
+    }
+    pub fn out_dims(&self) -> (usize, usize, usize, usize) {
+        (self.n, self.cout, self.ho, self.wo)
+    }
+}
+
+/// Valid output columns `lo..hi` for kernel column `kx`: those with `0 <= ox*s + kx - pad < w`.
+#[inline]
+fn valid_cols(g: &Geometry, kx: usize) -> (usize, usize) {
+    let (w, s, pad, wo) = (g.w as isize, g.stride, g.pad as isize, g.wo);
+    let lo = ((pad - kx as isize).max(0) as usize).div_ceil(s).min(wo);
+    let hi = (((w + pad - kx as isize - 1).max(-1) + 1) as usize).div_ceil(s).min(wo).max(lo);
+    (lo, hi)
+}
+
+/// Writes image `x`'s columns into `col` (row stride `rs`), starting at column `off`. Every
+/// element of the `K x P` block is written (zeros for padding), so `col` need not be cleared.
+fn im2col<T: Real>(g: &Geometry, x: &[T], col: &mut [T], rs: usize, off: usize) {
+    let (h, w, wo, s, pad) = (g.h, g.w, g.wo, g.stride, g.pad as isize);
+    for ci in 0..g.cin {
+        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let dst_row = &mut col[row * rs + off..row * rs + off + g.p()];
+                let (lo, hi) = valid_cols(g, kx);
+                let ix0 = (lo * s) as isize + kx as isize - pad;
+                for (oy, dst) in dst_row.chunks_exact_mut(wo).enumerate() {
+                    let iy = (oy * s) as isize + ky as isize - pad;
+                    if iy < 0 || iy >= h as isize {
+                        for d in dst.iter_mut() {
+                            *d = T::ZERO;
+                        }
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    for d in &mut dst[..lo] {
+                        *d = T::ZERO;
+                    }
+                    for d in &mut dst[hi..] {
+                        *d = T::ZERO;
+                    }
+                    let ix0 = ix0 as usize;
+                    if s == 1 {
+                        // Short rows: an element loop beats a memcpy call per row.
+                        for (d, &v) in dst[lo..hi].iter_mut().zip(&src[ix0..ix0 + (hi - lo)]) {
+                            *d = v;
+                        }
+                    } else {
+                        for (j, d) in dst[lo..hi].iter_mut().enumerate() {
+                            *d = src[ix0 + j * s];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col`'s columns (row stride `rs`, starting at column `off`) back into image `dx`.
+fn col2im<T: Real>(g: &Geometry, col: &[T], rs: usize, off: usize, dx: &mut [T]) {
+    let (h, w, wo, s, pad) = (g.h, g.w, g.wo, g.stride, g.pad as isize);
+    for ci in 0..g.cin {
+        let plane = &mut dx[ci * h * w..(ci + 1) * h * w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let src_row = &col[row * rs + off..row * rs + off + g.p()];
+                let (lo, hi) = valid_cols(g, kx);
+                let ix0 = ((lo * s) as isize + kx as isize - pad).max(0) as usize;
+                for (oy, src) in src_row.chunks_exact(wo).enumerate() {
+                    let iy = (oy * s) as isize + ky as isize - pad;
+                    if iy < 0 || iy >= h as isize || lo == hi {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                    if s == 1 {
+                        add_assign(&mut dst[ix0..ix0 + (hi - lo)], &src[lo..hi]);
+                    } else {
+                        for (j, &v) in src[lo..hi].iter().enumerate() {
+                            dst[ix0 + j * s] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `dst += src`.
+    fn add_assign<T>(dst: &mut [T], src: &[T]) -> () {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d += v;
+        }
+    }
+}
+
+/// Copies image `x` into `xpad` (zero border of `pad` pixels, plus zeroed read slack).
+fn pad_image<T: Real>(g: &Geometry, x: &[T], xpad: &mut [T]) {
+    let (plane, _) = g.padded_len();
+    let (h, w, wp, pad) = (g.h, g.w, g.wp(), g.pad);
+    xpad.fill(T::ZERO);
+    for ci in 0..g.cin {
+        for y in 0..h {
+            let dst = ci * plane + (y + pad) * wp + pad;
+            xpad[dst..dst + w].copy_from_slice(&x[ci * h * w + y * w..ci * h * w + (y + 1) * w]);
+        }
+    }
+}
+
+/// Padded-width im2col of one padded image: row `(ci, ky, kx)` is the contiguous run of
+/// `Ho * Wp` values starting at `ci * plane + ky * Wp + kx`.
+fn im2col_padded<T: Real>(g: &Geometry, xpad: &[T], col: &mut [T], rs: usize, off: usize) {
+    let (plane, _) = g.padded_len();
+    let (wp, pw) = (g.wp(), g.cols_per_image());
+    for ci in 0..g.cin {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let src = ci * plane + ky * wp + kx;
+                col[row * rs + off..row * rs + off + pw].copy_from_slice(&xpad[src..src + pw]);
+            }
+        }
+    }
+}
+
+/// The inverse of [`im2col_padded`]: adds the columns back into a padded image gradient.
+fn col2im_padded<T: Real>(g: &Geometry, col: &[T], rs: usize, off: usize, dxpad: &mut [T]) {
+    let (plane, _) = g.padded_len();
+    let (wp, pw) = (g.wp(), g.cols_per_image());
+    for ci in 0..g.cin {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let dst = ci * plane + ky * wp + kx;
+                add_assign(&mut dxpad[dst..dst + pw], &col[row * rs + off..row * rs + off + pw]);
+            }
+        }
+    }
+}
+
+/// Fills `col` (`[K, gn*P]`) with the columns of `gn` consecutive images starting at `xs`.
+fn group_columns<T: Real>(g: &Geometry, xs: &[T], gn: usize, col: &mut [T]) {
+    let p = g.cols_per_image();
+    let cols = gn * p;
+    if g.same_stride1() {
+        T::with_scratch(g.padded_len().1, |xpad| {
+            for j in 0..gn {
+                pad_image(g, &xs[j * g.in_len()..(j + 1) * g.in_len()], xpad);
+                im2col_padded(g, xpad, col, cols, j * p);
+            }
+        });
+        return;
+    }
+    for j in 0..gn {
+        let x = &xs[j * g.in_len()..(j + 1) * g.in_len()];
+        if g.pointwise() {
+            for ci in 0..g.cin {
+                col[ci * cols + j * p..ci * cols + (j + 1) * p].copy_from_slice(&x[ci * p..(ci + 1) * p]);
+            }
+        } else {
+            im2col(g, x, col, cols, j * p);
+        }
+    }
+}
+
+/// Copies output image `j` of a `[Cout, gn*Pc]` GEMM result into NCHW `yc`, dropping the junk
+/// columns of the padded-width layout.
+fn scatter_output<T: Real>(g: &Geometry, tmp: &[T], cols: usize, j: usize, yc: &mut [T]) {
+    let (p, pc, cout, wo) = (g.p(), g.cols_per_image(), g.cout, g.wo);
+    let row_stride = pc / g.ho;
+    for co in 0..cout {
+        let src = &tmp[co * cols + j * pc..co * cols + (j + 1) * pc];
+        let dst = &mut yc[j * cout * p + co * p..j * cout * p + (co + 1) * p];
+        if row_stride == wo {
+            dst.copy_from_slice(src);
+        } else {
+            for (d, s) in dst.chunks_exact_mut(wo).zip(src.chunks_exact(row_stride)) {
+                d.copy_from_slice(&s[..wo]);
+            }
+        }
+    }
+}
+
+/// The inverse of [`scatter_output`]: output gradient image `j` into `[Cout, gn*Pc]`, with zeros
+/// in the junk columns (so they contribute nothing to either gradient).
+fn gather_output<T: Real>(g: &Geometry, dys: &[T], cols: usize, j: usize, t: &mut [T]) {
+    let (p, pc, cout, wo) = (g.p(), g.cols_per_image(), g.cout, g.wo);
+    let row_stride = pc / g.ho;
+    for co in 0..cout {
+        let src = &dys[j * cout * p + co * p..j * cout * p + (co + 1) * p];
+        let dst = &mut t[co * cols + j * pc..co * cols + (j + 1) * pc];
+        if row_stride == wo {
+            dst.copy_from_slice(src);
+        } else {
+            for (d, s) in dst.chunks_exact_mut(row_stride).zip(src.chunks_exact(wo)) {
+                d[..wo].copy_from_slice(s);
+                d[wo..].fill(T::ZERO);
+            }
+        }
+    }
+}
+
+/// Forward pass: `(N, Cin, H, W) x (Cout, Cin, kh, kw) -> (N, Cout, Ho, Wo)`.
+pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    let (k, p, pc, cout) = (g.k(), g.p(), g.cols_per_image(), g.cout);
+    let gs = g.group();
+    let mut y = vec![T::ZERO; g.n * g.out_len()];
+    let wv = View::row_major(cout, k);
+    y.par_chunks_mut(gs * g.out_len()).enumerate().for_each(|(gi, yc)| {
+        let gn = yc.len() / g.out_len();
+        let xs = &x[gi * gs * g.in_len()..(gi * gs + gn) * g.in_len()];
+        let cols = gn * pc;
+        if gn == 1 && g.pointwise() {
+            matmul(yc, View::row_major(cout, p), w, wv, xs, View::row_major(k, p), false);
+            return;
+        }
+        T::with_scratch(k * cols, |col| {
+            group_columns(g, xs, gn, col);
+            if gn == 1 && pc == p {
+                matmul(yc, View::row_major(cout, p), w, wv, col, View::row_major(k, cols), false);
+                return;
+            }
+            T::with_scratch(cout * cols, |tmp| {
+                matmul(tmp, View::row_major(cout, cols), w, wv, col, View::row_major(k, cols), false);
+                for j in 0..gn {
+                    scatter_output(g, tmp, cols, j, yc);
+                }
+            });
+        });
+    });
+    y
+}
+
+/// Backward pass for one group of images: returns the group's weight-gradient partial and, if
+/// `dxc` is given, writes the group's input gradient into it.
+fn backward_group<T: Real>(g: &Geometry, w: &[T], xs: &[T], dys: &[T], gn: usize, dxc: Option<&mut [T]>) -> Vec<T> {
+    let (k, p, pc, cout) = (g.k(), g.p(), g.cols_per_image(), g.cout);
+    let cols = gn * pc;
+    let dyv = View::row_major(cout, cols);
+    let mut dw = vec![T::ZERO; cout * k];
+    let with_dy = |f: &mut dyn FnMut(&[T])| {
+        if gn == 1 && pc == p {
+            f(dys)
+        } else {
+            // dY as [Cout, gn*Pc].
+            T::with_scratch(cout * cols, |t| {
+                for j in 0..gn {
+                    gather_output(g, dys, cols, j, t);
+                }
+                f(t)
+            })
+        }
+    };
+    let mut dxc = dxc;
+    with_dy(&mut |dyg: &[T]| {
+        T::with_scratch(k * cols, |col| {
+            group_columns(g, xs, gn, col);
+            matmul(&mut dw, View::row_major(cout, k), dyg, dyv, col, View::row_major(k, cols).t(), false);
+            let Some(dxc) = dxc.as_deref_mut() else { return };
+            // dcol = W^T dY, reusing the column buffer.
+            matmul(col, View::row_major(k, cols), w, View::row_major(cout, k).t(), dyg, dyv, false);
+            if g.same_stride1() {
+                let (plane, len) = g.padded_len();
+                let (h, wd, wp, pad) = (g.h, g.w, g.wp(), g.pad);
+                T::with_scratch(len, |dxpad| {
+                    for j in 0..gn {
+                        dxpad.fill(T::ZERO);
+                        col2im_padded(g, col, cols, j * pc, dxpad);
+                        let dxi = &mut dxc[j * g.in_len()..(j + 1) * g.in_len()];
+                        for ci in 0..g.cin {
+                            for yy in 0..h {
+                                let src = ci * plane + (yy + pad) * wp + pad;
+                                dxi[ci * h * wd + yy * wd..ci * h * wd + (yy + 1) * wd].copy_from_slice(&dxpad[src..src + wd]);
+                            }
+                        }
+                    }
+                });
+                return;
+            }
+            for j in 0..gn {
+                let dxi = &mut dxc[j * g.in_len()..(j + 1) * g.in_len()];
+                if g.pointwise() {
+                    for ci in 0..g.cin {
+                        dxi[ci * p..(ci + 1) * p].copy_from_slice(&col[ci * cols + j * p..ci * cols + (j + 1) * p]);
+                    }
+                } else {
+                    col2im(g, col, cols, j * p, dxi);
+                }
+            }
+        })
+    });
+    dw
+}
+
+/// `W'[ci][co][ky][kx] = W[co][ci][k-1-ky][k-1-kx]`: the kernel of the transposed convolution.
+fn flip_transpose<T: Real>(g: &Geometry, w: &[T]) -> Vec<T> {
+    let (kh, kw) = (g.kh, g.kw);
+    let mut out = vec![T::ZERO; w.len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    out[((ci * g.cout + co) * kh + ky) * kw + kx] = w[((co * g.cin + ci) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Backward pass: `(dx, dw)`; `dx` is `None` when the input needs no gradient.
+///
+/// For stride-1 "same" convolutions the input gradient is itself a forward convolution of `dy`
+/// with the flipped, transposed kernel: its GEMM has depth `Cout * k * k` instead of `Cout`
+/// (much more efficient for small channel counts) and needs no scatter-adding col2im.
+pub(crate) fn backward<T: Real>(g: &Geometry, x: &[T], w: &[T], dy: &[T], need_dx: bool) -> (Option<Vec<T>>, Vec<T>) {
+    if need_dx && g.same_stride1() {
+        let gt = Geometry { cin: g.cout, cout: g.cin, h: g.ho, w: g.wo, ho: g.h, wo: g.w, ..*g };
+        let dx = forward(&gt, dy, &flip_transpose(g, w));
+        let (_, dw) = backward(g, x, w, dy, false);
+        return (Some(dx), dw);
+    }
+    let gs = g.group();
+    let groups = g.n.div_ceil(gs);
+    let run = |gi: usize, dxc: Option<&mut [T]>| {
+        let gn = gs.min(g.n - gi * gs);
+        let xs = &x[gi * gs * g.in_len()..(gi * gs + gn) * g.in_len()];
+        let dys = &dy[gi * gs * g.out_len()..(gi * gs + gn) * g.out_len()];
+        backward_group(g, w, xs, dys, gn, dxc)
+    };
+    let mut dx = if need_dx { vec![T::ZERO; g.n * g.in_len()] } else { Vec::new() };
+    let partials: Vec<Vec<T>> = if need_dx {
+        dx.par_chunks_mut(gs * g.in_len()).enumerate().map(|(gi, dxc)| run(gi, Some(dxc))).collect()
+    } else {
+        (0..groups).into_par_iter().map(|gi| run(gi, None)).collect()
+    };
+    let mut dw = vec![T::ZERO; g.cout * g.k()];
+    for part in partials {
+        for (a, b) in dw.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    (need_dx.then_some(dx), dw)
+}
+
+/// The custom op: `conv2d(x, w)` with stride and symmetric padding, no bias.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conv2dOp {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2dOp {
+    fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _t = super::profile::Timer::start(super::profile::Phase::ConvForward);
+        let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let y = forward(&g, contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
+        Ok((T::storage(y), Shape::from(g.out_dims())))
+    }
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-conv2d"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        match x {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, w, wl),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, w, wl),
+            other => bail!("dynaprune conv2d supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let _t = super::profile::Timer::start(super::profile::Phase::ConvBackward);
+        let dy = dy.contiguous()?;
+        let g = Geometry::new(x.dims(), w.dims(), self.stride, self.padding)?;
+        let need_dx = x.track_op();
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (ds, dl) = dy.storage_and_layout();
+        let (dx, dw) = match (&*xs, &*ws, &*ds) {
+            (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(dc)) => match xc {
+                CpuStorage::F32(_) => {
+                    let (dx, dw) = backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                    (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+                }
+                CpuStorage::F64(_) => {
+                    let (dx, dw) = backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                    (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+                }
+                other => bail!("dynaprune conv2d supports f32 and f64, got {:?}", other.dtype()),
+            },
+            _ => bail!("dynaprune conv2d runs on the CPU only; use candle's conv2d on other devices"),
+        };
+        Ok((dx, Some(dw)))
+    }
+}

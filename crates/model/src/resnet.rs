@@ -1,0 +1,268 @@
+//! ResNets for small images: the CIFAR ResNet-18 (as in the Data Diet and InfoBatch code) and
+//! He et al.'s ResNet-8/14/20/32/56 family, layer for layer the networks of
+//! `shared/anchors/torch_resnet_bench.py`: a 3x3 stem conv + BN + ReLU (no max-pool), basic
+//! blocks `relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))` with a 1x1 conv + BN shortcut where
+//! the shape changes, global average pooling and a linear head.
+
+use candle_core::{DType, Device, ModuleT, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::layers::{ConvBn, Kernels, Linear, Mode, Param};
+use crate::ops;
+
+/// The shape of a ResNet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResNetConfig {
+    /// A name for logs (`resnet8`, ...).
+    pub name: String,
+    /// Channels of each stage.
+    pub widths: Vec<usize>,
+    /// Basic blocks per stage.
+    pub blocks: Vec<usize>,
+    /// Stride of each stage's first block.
+    pub strides: Vec<usize>,
+    /// Input channels (1 for Fashion-MNIST, 3 for CIFAR).
+    pub in_channels: usize,
+    /// Output classes.
+    pub classes: usize,
+}
+
+impl ResNetConfig {
+    fn he(name: &str, n: usize, in_channels: usize, classes: usize) -> Self {
+        Self { name: name.into(), widths: vec![16, 32, 64], blocks: vec![n; 3], strides: vec![1, 2, 2], in_channels, classes }
+    }
+    /// ResNet-8: 16-32-64, one block per stage.
+    pub fn resnet8(in_channels: usize, classes: usize) -> Self {
+        Self::he("resnet8", 1, in_channels, classes)
+    }
+    /// ResNet-14: 16-32-64, two blocks per stage.
+    pub fn resnet14(in_channels: usize, classes: usize) -> Self {
+        Self::he("resnet14", 2, in_channels, classes)
+    }
+    /// ResNet-20: 16-32-64, three blocks per stage.
+    pub fn resnet20(in_channels: usize, classes: usize) -> Self {
+        Self::he("resnet20", 3, in_channels, classes)
+    }
+    /// ResNet-32: 16-32-64, five blocks per stage.
+    pub fn resnet32(in_channels: usize, classes: usize) -> Self {
+        Self::he("resnet32", 5, in_channels, classes)
+    }
+    /// ResNet-56: 16-32-64, nine blocks per stage.
+    pub fn resnet56(in_channels: usize, classes: usize) -> Self {
+        Self::he("resnet56", 9, in_channels, classes)
+    }
+    /// The CIFAR ResNet-18: 64-128-256-512, two blocks per stage, 3x3 stem, no max-pool.
+    pub fn resnet18(in_channels: usize, classes: usize) -> Self {
+        Self { name: "resnet18".into(), widths: vec![64, 128, 256, 512], blocks: vec![2; 4], strides: vec![1, 2, 2, 2], in_channels, classes }
+    }
+
+    /// Names accepted by [`ResNetConfig::by_name`].
+    pub const NAMES: [&'static str; 6] = ["resnet8", "resnet14", "resnet20", "resnet32", "resnet56", "resnet18"];
+
+    /// A config by name.
+    pub fn by_name(name: &str, in_channels: usize, classes: usize) -> Result<Self> {
+        Ok(match name {
+            "resnet8" => Self::resnet8(in_channels, classes),
+            "resnet14" => Self::resnet14(in_channels, classes),
+            "resnet20" => Self::resnet20(in_channels, classes),
+            "resnet32" => Self::resnet32(in_channels, classes),
+            "resnet56" => Self::resnet56(in_channels, classes),
+            "resnet18" => Self::resnet18(in_channels, classes),
+            other => return Err(ModelError::Config(format!("unknown model `{other}`: expected one of {}", Self::NAMES.join(", ")))),
+        })
+    }
+
+    /// Multiplies every stage width by `m` (rounded, at least 1).
+    pub fn width_multiplier(mut self, m: f64) -> Result<Self> {
+        if !(m.is_finite() && m > 0.0) {
+            return Err(ModelError::Config(format!("width multiplier must be positive, got {m}")));
+        }
+        for w in &mut self.widths {
+            *w = ((*w as f64 * m).round() as usize).max(1);
+        }
+        if (m - 1.0).abs() > 1e-12 {
+            self.name = format!("{}x{m}", self.name);
+        }
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let n = self.widths.len();
+        if n == 0 || self.blocks.len() != n || self.strides.len() != n {
+            return Err(ModelError::Config("widths, blocks and strides must be non-empty and of equal length".into()));
+        }
+        if self.in_channels == 0 || self.classes == 0 || self.widths.contains(&0) || self.strides.contains(&0) {
+            return Err(ModelError::Config(format!("zero channels, classes or strides in {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct BasicBlock {
+    a: ConvBn,
+    b: ConvBn,
+    shortcut: Option<ConvBn>,
+}
+
+impl BasicBlock {
+    fn forward(&self, x: &Tensor, mode: Mode, k: Kernels) -> Result<Tensor> {
+        let h = self.a.forward(x, mode, true, k)?;
+        let h = self.b.forward(&h, mode, false, k)?;
+        let s = match &self.shortcut {
+            Some(sc) => sc.forward(x, mode, false, k)?,
+            None => x.clone(),
+        };
+        Ok(match k {
+            Kernels::Fast => ops::add_relu(&h, &s)?,
+            Kernels::Candle => (h + s)?.relu()?,
+        })
+    }
+}
+
+/// A ResNet with seeded initial weights.
+#[derive(Debug)]
+pub struct ResNet {
+    config: ResNetConfig,
+    stem: ConvBn,
+    blocks: Vec<BasicBlock>,
+    head: Linear,
+    params: Vec<Param>,
+    kernels: Kernels,
+    device: Device,
+}
+
+impl ResNet {
+    /// Builds the network on `device` with weights drawn from `seed` (same seed, same weights,
+    /// on every run and machine), f32, using `kernels`.
+    pub fn new(config: ResNetConfig, seed: u64, device: &Device, kernels: Kernels) -> Result<Self> {
+        Self::with_dtype(config, seed, DType::F32, device, kernels)
+    }
+
+    /// Like [`ResNet::new`] with an explicit dtype (f64 is for gradient checks).
+    pub fn with_dtype(config: ResNetConfig, seed: u64, dtype: DType, device: &Device, kernels: Kernels) -> Result<Self> {
+        config.validate()?;
+        if kernels == Kernels::Fast && !device.is_cpu() {
+            return Err(ModelError::Config("Kernels::Fast runs on the CPU only; use Kernels::Candle (Kernels::for_device) on a GPU".into()));
+        }
+        let mut params = Vec::new();
+        let w0 = config.widths[0];
+        let stem = ConvBn::new(config.in_channels, w0, 3, 1, seed, "stem", dtype, device, &mut params)?;
+        let mut blocks = Vec::new();
+        let mut cin = w0;
+        for (s, ((&w, &n), &stride)) in config.widths.iter().zip(&config.blocks).zip(&config.strides).enumerate() {
+            for i in 0..n {
+                let st = if i == 0 { stride } else { 1 };
+                let name = format!("layers.{s}.{i}");
+                let a = ConvBn::new(cin, w, 3, st, seed, &format!("{name}.a"), dtype, device, &mut params)?;
+                let b = ConvBn::new(w, w, 3, 1, seed, &format!("{name}.b"), dtype, device, &mut params)?;
+                let shortcut = if st != 1 || cin != w {
+                    Some(ConvBn::new(cin, w, 1, st, seed, &format!("{name}.shortcut"), dtype, device, &mut params)?)
+                } else {
+                    None
+                };
+                blocks.push(BasicBlock { a, b, shortcut });
+                cin = w;
+            }
+        }
+        let head = Linear::new(cin, config.classes, seed, "head", dtype, device, &mut params)?;
+        Ok(Self { config, stem, blocks, head, params, kernels, device: device.clone() })
+    }
+
+    /// Logits `(N, classes)` for images `(N, C, H, W)`; `train` selects training mode (batch
+    /// statistics, running statistics updated) or inference (no gradient).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_mode(x, if train { Mode::Train } else { Mode::Eval })
+    }
+
+    /// Logits in any [`Mode`].
+    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let k = self.kernels;
+        let mut h = self.stem.forward(x, mode, true, k)?;
+        for b in &self.blocks {
+            h = b.forward(&h, mode, k)?;
+        }
+        let pooled = h.mean((2, 3))?;
+        let logits = self.head.forward(&pooled)?;
+        Ok(if mode == Mode::Eval { logits.detach() } else { logits })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+    /// The trainable parameters, in a fixed order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+    /// The kernels in use.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|p| p.var.elem_count()).sum()
+    }
+
+    fn units(&self) -> Vec<&ConvBn> {
+        let mut v = vec![&self.stem];
+        for b in &self.blocks {
+            v.push(&b.a);
+            v.push(&b.b);
+            if let Some(s) = &b.shortcut {
+                v.push(s);
+            }
+        }
+        v
+    }
+
+    /// BatchNorm running statistics, by checkpoint name.
+    pub fn buffers(&self) -> Vec<(String, Tensor)> {
+        self.units().into_iter().flat_map(ConvBn::buffers).collect()
+    }
+
+    /// Restores a running statistic; `false` if no BatchNorm has that name.
+    pub fn set_buffer(&self, name: &str, t: Tensor) -> bool {
+        self.units().into_iter().any(|u| u.set_buffer(name, t.clone()))
+    }
+
+    /// Forward multiply-accumulates per image of `h x w` (convolutions and the head; BatchNorm,
+    /// ReLU and pooling are O(activations) and left out). Training costs about 3x this (forward,
+    /// input gradient, weight gradient), minus the stem's input gradient.
+    pub fn forward_macs(&self, h: usize, w: usize) -> u64 {
+        let (mut total, mut hh, mut ww) = (0u64, h, w);
+        let (m, h1, w1) = self.stem.macs(hh, ww);
+        total += m;
+        (hh, ww) = (h1, w1);
+        for b in &self.blocks {
+            let (ma, ha, wa) = b.a.macs(hh, ww);
+            let (mb, _, _) = b.b.macs(ha, wa);
+            let ms = b.shortcut.as_ref().map_or(0, |s| s.macs(hh, ww).0);
+            total += ma + mb + ms;
+            (hh, ww) = (ha, wa);
+        }
+        let last = *self.config.widths.last().expect("validated");
+        total + (last * self.config.classes) as u64
+    }
+
+    /// Training FLOPs per image (2 per multiply-accumulate; forward + input gradient + weight
+    /// gradient, without the stem's input gradient).
+    pub fn train_flops(&self, h: usize, w: usize) -> u64 {
+        let fwd = self.forward_macs(h, w);
+        let (stem, _, _) = self.stem.macs(h, w);
+        2 * (3 * fwd - stem)
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward(xs, train).map_err(|e| match e {
+            ModelError::Candle(c) => c,
+            other => candle_core::Error::Msg(other.to_string()),
+        })
+    }
+}

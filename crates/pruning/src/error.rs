@@ -1,0 +1,97 @@
+//! The crate's error type.
+
+/// Everything that can go wrong in this crate. Every public function that takes user input returns
+/// this instead of panicking.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PruneError {
+    /// A fraction-like knob (`prune_fraction`, `epsilon`, ...) is outside its allowed range.
+    #[error("invalid `{name}` = {value}: expected a value in {expected}")]
+    InvalidKnob {
+        /// The knob's name as it appears in the API.
+        name: &'static str,
+        /// The value that was given.
+        value: f64,
+        /// The allowed range, in words, e.g. `[0, 1)`.
+        expected: &'static str,
+    },
+    /// A policy or buffer was asked to work on zero samples.
+    #[error("the dataset has no samples (n = 0): a pruning policy needs at least one sample")]
+    EmptyDataset,
+    /// An observed sample index is not below the number of samples.
+    #[error("sample index {index} is out of range: the buffer holds {len} samples (indices 0..{len})")]
+    IndexOutOfRange {
+        /// The offending index.
+        index: usize,
+        /// The number of samples.
+        len: usize,
+    },
+    /// `observe` got a different number of indices and values.
+    #[error("observe got {indices} sample indices but {values} values: one value per index expected")]
+    LengthMismatch {
+        /// Number of indices.
+        indices: usize,
+        /// Number of values.
+        values: usize,
+    },
+    /// An observed value is NaN or infinite.
+    #[error("observed value {value} for sample {index} is not finite: a score must be a finite number (is the loss diverging?)")]
+    NonFinite {
+        /// The sample whose value was not finite.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A static score vector does not have one score per sample.
+    #[error("static scores have {got} entries but the dataset has {expected} samples")]
+    ScoreCountMismatch {
+        /// Number of samples.
+        expected: usize,
+        /// Number of scores given.
+        got: usize,
+    },
+    /// A schedule is inconsistent (e.g. warm-up plus annealing longer than the run).
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
+    /// `plan` was called for an epoch outside the schedule.
+    #[error("epoch {epoch} is outside the schedule of {epochs} epochs (epochs are numbered from 0)")]
+    EpochOutOfRange {
+        /// The epoch asked for.
+        epoch: usize,
+        /// The schedule's length.
+        epochs: usize,
+    },
+    /// Saved state could not be restored.
+    #[error("cannot restore pruner state: {0}")]
+    BadState(String),
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = PruneError> = std::result::Result<T, E>;
+
+/// Checks a fraction knob in `[0, 1)` (the usual range for `prune_fraction`).
+pub(crate) fn check_half_open(name: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(PruneError::InvalidKnob { name, value, expected: "[0, 1)" })
+    }
+}
+
+/// Checks a probability-like knob in `[0, 1]`.
+pub(crate) fn check_closed(name: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(PruneError::InvalidKnob { name, value, expected: "[0, 1]" })
+    }
+}
+
+/// Checks a knob that must be finite and non-negative.
+pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(PruneError::InvalidKnob { name, value, expected: "[0, inf) (finite)" })
+    }
+}

@@ -1,0 +1,74 @@
+//! # dynaprune — dynamic data pruning for any training loop
+//!
+//! Train on fewer samples per epoch, chosen while training runs. This crate holds the selection
+//! rules and nothing else: sample indices in, plans (indices + optional loss weights) out. It has
+//! no tensor library and no framework types, so it plugs into any training loop, in Rust or
+//! behind an FFI.
+//!
+//! ```
+//! use dynaprune::{Pruner, Schedule, Ucb};
+//!
+//! # fn train_step(indices: &[usize], weights: Option<&[f32]>) -> Vec<f32> { indices.iter().map(|&i| (i % 7) as f32).collect() }
+//! # fn main() -> Result<(), dynaprune::PruneError> {
+//! let (n_samples, epochs) = (1_000, 10);
+//! let mut pruner = Pruner::builder(n_samples)
+//!     .policy(Ucb::new(0.5, 1.0)?)                       // remove 50% per epoch, UCB with c = 1
+//!     .schedule(Schedule::new(epochs).warmup(1).anneal(1)) // full data first and last epoch
+//!     .seed(42)
+//!     .build()?;
+//! for epoch in 0..epochs {
+//!     let plan = pruner.plan(epoch)?;                       // 1. this epoch's samples
+//!     for batch in plan.batches(128) {
+//!         let losses = train_step(batch.indices, batch.weights); // your step: per-sample losses
+//!         pruner.observe(batch.indices, &losses)?;          // 2. feed the scores back
+//!     }
+//!     assert!(plan.len() == n_samples || plan.len() == 500);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Map of the crate
+//! - [`buffer`]: the [`ScoreBuffer`] trait (a [`SampleStats`] record per sample: last value, EMA
+//!   mean and variance, count, last epoch) with [`EmaBuffer`] and [`LastValueBuffer`].
+//! - [`policy`]: the [`Policy`] trait and the rules — [`FullData`]; static [`StaticScores`]
+//!   (top / bottom / offset window of EL2N, GraNd, forgetting or any scores) and [`StaticRandom`];
+//!   dynamic [`UniformRandom`], [`EpsilonGreedy`], [`Ucb`] (Raju et al., 2021) and [`InfoBatch`]
+//!   (Qin et al., 2024).
+//! - [`schedule`]: [`Schedule`] — warm-up, re-selection interval, annealing — shared by all rules.
+//! - [`pruner`]: [`Pruner`], which drives a policy epoch by epoch, shuffles, and keeps the
+//!   accounting ([`PlanStats`], per-sample selection counts).
+//! - [`plan`]: [`EpochPlan`] and its batches.
+//! - [`state`]: [`PrunerState`], a versioned, checksummed binary snapshot for resuming.
+//! - [`rng`]: seed derivation; one seed fixes everything, each purpose gets its own stream.
+//!
+//! ## Conventions
+//! - `prune_fraction` is always the fraction of samples **removed**; hard rules keep exactly
+//!   `round((1 - prune_fraction) * n)` samples.
+//! - Weighted losses follow InfoBatch: `sum(w_i * loss_i) / batch_len`
+//!   ([`PlanBatch::weighted_mean`]).
+//! - Invalid knobs return a [`PruneError`]; nothing in the public API panics on bad input except
+//!   [`EpochPlan::batches`] with a batch size of 0 (as [`slice::chunks`]).
+//! - *Reconstructed* defaults (the paper does not publish them): per-sample cross-entropy loss as
+//!   the score, EMA decay 0.9, epsilon 0.2, UCB `c = 1.0`. All are knobs.
+
+pub mod buffer;
+mod error;
+pub mod plan;
+pub mod policy;
+pub mod pruner;
+pub mod rng;
+pub mod schedule;
+mod select;
+pub mod state;
+
+pub use buffer::{EmaBuffer, LastValueBuffer, SampleStats, ScoreBuffer};
+pub use error::{PruneError, Result};
+pub use plan::{EpochPlan, PlanBatch, PlanStats};
+pub use policy::{
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Keep, Policy, SelectContext, Selection,
+    StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
+};
+pub use pruner::{Pruner, PrunerBuilder};
+pub use schedule::{Phase, Schedule};
+pub use select::keep_count;
+pub use state::PrunerState;

@@ -1,0 +1,180 @@
+//! The paper's dynamic rules: uniform random, epsilon-greedy and UCB.
+
+use super::{unseen_then_top, Policy, SelectContext, Selection, Statistic};
+use crate::buffer::{SampleStats, ScoreBuffer};
+use crate::error::{check_closed, check_half_open, check_non_negative, PruneError, Result};
+use crate::rng::Rng;
+use crate::select::{keep_count, sample, BitSet};
+
+/// Dynamic uniform random pruning: a new uniformly random subset at every selection.
+///
+/// The paper's strongest simple baseline: it needs no scores at all.
+#[derive(Debug, Clone)]
+pub struct UniformRandom {
+    prune_fraction: f64,
+}
+
+impl UniformRandom {
+    /// Removes `prune_fraction` (in `[0, 1)`) of the samples at each selection.
+    pub fn new(prune_fraction: f64) -> Result<Self> {
+        check_half_open("prune_fraction", prune_fraction)?;
+        Ok(Self { prune_fraction })
+    }
+}
+
+impl Policy for UniformRandom {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+    fn prune_fraction(&self) -> f64 {
+        self.prune_fraction
+    }
+    fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
+        let n = buffer.len();
+        let k = keep_count(n, self.prune_fraction)?;
+        Ok(Selection { indices: sample((0..n).collect(), k, rng), ..Selection::default() })
+    }
+}
+
+/// How epsilon changes over epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum EpsilonDecay {
+    /// Constant epsilon.
+    #[default]
+    Constant,
+    /// `epsilon * rate^epoch`, never below `min`.
+    Exponential {
+        /// Per-epoch multiplier in `[0, 1]`.
+        rate: f64,
+        /// Floor in `[0, 1]`.
+        min: f64,
+    },
+    /// Linear from epsilon at epoch 0 to `to` at the last epoch.
+    Linear {
+        /// Final epsilon in `[0, 1]`.
+        to: f64,
+    },
+}
+
+/// Epsilon-greedy: `(1 - epsilon)` of the kept budget goes to the highest-scoring samples
+/// (never-seen samples count as highest), `epsilon` of it is drawn uniformly from the rest.
+///
+/// `epsilon = 0` is pure greedy (top-k by score); `epsilon = 1` is uniform random.
+/// *Reconstructed:* the paper's default epsilon and the score statistic are not published; we
+/// default to `epsilon = 0.2` (our choice) on the EMA of per-sample loss.
+#[derive(Debug, Clone)]
+pub struct EpsilonGreedy {
+    prune_fraction: f64,
+    epsilon: f64,
+    decay: EpsilonDecay,
+    statistic: Statistic,
+}
+
+impl EpsilonGreedy {
+    /// The default exploration rate.
+    pub const DEFAULT_EPSILON: f64 = 0.2;
+
+    /// Removes `prune_fraction` of the samples; explores with probability `epsilon` in `[0, 1]`.
+    pub fn new(prune_fraction: f64, epsilon: f64) -> Result<Self> {
+        check_half_open("prune_fraction", prune_fraction)?;
+        check_closed("epsilon", epsilon)?;
+        Ok(Self { prune_fraction, epsilon, decay: EpsilonDecay::Constant, statistic: Statistic::Mean })
+    }
+
+    /// Sets how epsilon decays over epochs.
+    pub fn with_decay(mut self, decay: EpsilonDecay) -> Result<Self> {
+        match decay {
+            EpsilonDecay::Constant => {}
+            EpsilonDecay::Exponential { rate, min } => {
+                check_closed("epsilon_decay_rate", rate)?;
+                check_closed("epsilon_min", min)?;
+            }
+            EpsilonDecay::Linear { to } => check_closed("epsilon_to", to)?,
+        }
+        self.decay = decay;
+        Ok(self)
+    }
+
+    /// Ranks by this statistic (default: the running mean).
+    pub fn with_statistic(mut self, statistic: Statistic) -> Self {
+        self.statistic = statistic;
+        self
+    }
+
+    /// Epsilon at `epoch` of a run of `epochs`.
+    pub fn epsilon_at(&self, epoch: usize, epochs: usize) -> f64 {
+        match self.decay {
+            EpsilonDecay::Constant => self.epsilon,
+            EpsilonDecay::Exponential { rate, min } => (self.epsilon * rate.powi(epoch as i32)).max(min),
+            EpsilonDecay::Linear { to } => {
+                let t = if epochs > 1 { epoch as f64 / (epochs - 1) as f64 } else { 1.0 };
+                self.epsilon + (to - self.epsilon) * t.min(1.0)
+            }
+        }
+    }
+}
+
+impl Policy for EpsilonGreedy {
+    fn name(&self) -> &'static str {
+        "epsilon-greedy"
+    }
+    fn prune_fraction(&self) -> f64 {
+        self.prune_fraction
+    }
+    fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
+        let n = buffer.len();
+        let k = keep_count(n, self.prune_fraction)?;
+        let eps = self.epsilon_at(ctx.epoch, ctx.epochs);
+        let greedy = ((1.0 - eps) * k as f64).round() as usize;
+        let stat = self.statistic;
+        let mut indices = unseen_then_top(buffer, greedy, rng, |r| stat.of(r));
+        let taken = BitSet::from_indices(n, &indices);
+        let rest: Vec<usize> = (0..n).filter(|&i| !taken.contains(i)).collect();
+        let explore = k - indices.len();
+        indices.extend(sample(rest, explore, rng));
+        Ok(Selection { indices, weights: None, notes: vec![("epsilon".into(), eps)] })
+    }
+}
+
+/// Upper confidence bound: keeps the top by `mean + c * std` of each sample's score; never-seen
+/// samples first.
+///
+/// At equal mean, the sample whose loss varies more is preferred: its loss is uncertain, so
+/// training on it is more likely to be informative. *Reconstructed:* the paper's `c` is not
+/// published; the default `c = 1.0` is our choice.
+#[derive(Debug, Clone)]
+pub struct Ucb {
+    prune_fraction: f64,
+    c: f64,
+}
+
+impl Ucb {
+    /// The default exploration coefficient.
+    pub const DEFAULT_C: f64 = 1.0;
+
+    /// Removes `prune_fraction` of the samples; `c >= 0` weighs the standard deviation.
+    pub fn new(prune_fraction: f64, c: f64) -> Result<Self> {
+        check_half_open("prune_fraction", prune_fraction)?;
+        check_non_negative("ucb_c", c)?;
+        Ok(Self { prune_fraction, c })
+    }
+}
+
+impl Policy for Ucb {
+    fn name(&self) -> &'static str {
+        "ucb"
+    }
+    fn prune_fraction(&self) -> f64 {
+        self.prune_fraction
+    }
+    fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
+        let n = buffer.len();
+        let k = keep_count(n, self.prune_fraction)?;
+        let c = self.c as f32;
+        let ucb = |r: &SampleStats| r.mean + c * r.std();
+        if buffer.records().iter().any(|r| r.is_seen() && !ucb(r).is_finite()) {
+            return Err(PruneError::InvalidKnob { name: "ucb_c", value: self.c, expected: "a value that keeps mean + c * std finite" });
+        }
+        Ok(Selection { indices: unseen_then_top(buffer, k, rng, ucb), ..Selection::default() })
+    }
+}

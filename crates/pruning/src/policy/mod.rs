@@ -1,0 +1,133 @@
+//! The [`Policy`] trait and every selection rule.
+//!
+//! A policy is a pure function of (epoch, score buffer, random stream) to a [`Selection`]: which
+//! samples to train on this epoch and, optionally, a loss weight for each. Policies hold only
+//! their knobs, never mutable state, so a resumed run re-creates any selection exactly. The
+//! [`Pruner`](crate::Pruner) adds the schedule (warm-up, re-selection interval, annealing),
+//! shuffling and accounting on top.
+
+mod dynamic;
+mod infobatch;
+mod static_scores;
+
+pub use dynamic::{EpsilonDecay, EpsilonGreedy, UniformRandom, Ucb};
+pub use infobatch::{InfoBatch, InfoBatchRate};
+pub use static_scores::{Keep, StaticRandom, StaticScores};
+
+use crate::buffer::{SampleStats, ScoreBuffer};
+use crate::error::Result;
+use crate::rng::Rng;
+
+/// What a policy is told when asked to select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectContext {
+    /// The epoch being planned (from 0).
+    pub epoch: usize,
+    /// The run's total number of epochs.
+    pub epochs: usize,
+}
+
+/// The samples a policy keeps for an epoch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Selection {
+    /// Kept sample indices, distinct, in any order (the pruner shuffles them).
+    pub indices: Vec<usize>,
+    /// Optional loss weights, aligned with `indices`. `None` means all 1.
+    pub weights: Option<Vec<f32>>,
+    /// Policy-specific facts worth logging, e.g. InfoBatch's threshold and drop probability.
+    pub notes: Vec<(String, f64)>,
+}
+
+/// Which per-sample statistic a score-driven policy ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Statistic {
+    /// The running mean (EMA) of the observed values: the default.
+    #[default]
+    Mean,
+    /// The most recent observed value.
+    Last,
+}
+
+impl Statistic {
+    /// This statistic of one record.
+    #[inline]
+    pub fn of(&self, r: &SampleStats) -> f32 {
+        match self {
+            Statistic::Mean => r.mean,
+            Statistic::Last => r.last,
+        }
+    }
+}
+
+/// A rule that chooses the samples of an epoch.
+pub trait Policy: std::fmt::Debug + Send + Sync {
+    /// A short, stable name (`"ucb"`, `"infobatch"`, ...), used in logs and saved state.
+    fn name(&self) -> &'static str;
+
+    /// `false` for rules fixed before training (static pruning): the pruner then selects once and
+    /// reuses that selection for every pruned epoch.
+    fn is_dynamic(&self) -> bool {
+        true
+    }
+
+    /// `true` for the full-data baseline: every epoch trains on everything.
+    fn is_full_data(&self) -> bool {
+        false
+    }
+
+    /// The fraction of samples this rule removes per pruned epoch (nominal; InfoBatch's actual
+    /// fraction depends on the scores and is reported per epoch).
+    fn prune_fraction(&self) -> f64;
+
+    /// Chooses the samples of `ctx.epoch`.
+    fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection>;
+}
+
+/// The full-data baseline: keeps every sample every epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FullData;
+
+impl Policy for FullData {
+    fn name(&self) -> &'static str {
+        "full"
+    }
+    fn is_full_data(&self) -> bool {
+        true
+    }
+    fn prune_fraction(&self) -> f64 {
+        0.0
+    }
+    fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, _: &mut Rng) -> Result<Selection> {
+        Ok(Selection { indices: (0..buffer.len()).collect(), ..Selection::default() })
+    }
+}
+
+/// Indices of never-observed samples.
+pub(crate) fn unseen(buffer: &dyn ScoreBuffer) -> Vec<usize> {
+    buffer.records().iter().enumerate().filter(|(_, r)| !r.is_seen()).map(|(i, _)| i).collect()
+}
+
+/// Keeps `k` samples: never-seen ones first (a random subset of them if there are more than
+/// `k`), then the top of `score` among the seen. Shared by the greedy rules.
+pub(crate) fn unseen_then_top(
+    buffer: &dyn ScoreBuffer,
+    k: usize,
+    rng: &mut Rng,
+    score: impl Fn(&SampleStats) -> f32,
+) -> Vec<usize> {
+    let unseen = unseen(buffer);
+    if unseen.len() >= k {
+        return crate::select::sample(unseen, k, rng);
+    }
+    let need = k - unseen.len();
+    let recs = buffer.records();
+    let keys: Vec<u64> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_seen())
+        .map(|(i, r)| crate::select::rank_key(score(r), i))
+        .collect();
+    let mut out = unseen;
+    out.extend(crate::select::best_k(keys, need));
+    out
+}

@@ -1,0 +1,244 @@
+//! Saving and restoring a [`Pruner`](crate::Pruner)'s state in a small, versioned binary format.
+//!
+//! Layout (little-endian): magic `DPRS`, format version `u32`, then the fields of
+//! [`PrunerState`] in order, then an FNV-1a 64-bit checksum of everything before it. Corrupt or
+//! truncated input is an error, never a panic.
+
+use crate::buffer::SampleStats;
+use crate::error::{PruneError, Result};
+
+const MAGIC: &[u8; 4] = b"DPRS";
+const VERSION: u32 = 1;
+
+/// A pruner's resumable state. Produced by [`Pruner::state`](crate::Pruner::state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrunerState {
+    /// Number of samples.
+    pub n: u64,
+    /// Root seed.
+    pub seed: u64,
+    /// Policy name.
+    pub policy: String,
+    /// Last planned epoch.
+    pub last_epoch: Option<u64>,
+    /// Full-data epochs planned.
+    pub full_epochs: u32,
+    /// Pruned epochs planned.
+    pub pruned_epochs: u32,
+    /// Last selection: indices and optional weights.
+    pub selection: Option<(Vec<u32>, Option<Vec<f32>>)>,
+    /// Notes of the last selection.
+    pub selection_notes: Vec<(String, f64)>,
+    /// Members of the previous plan.
+    pub previous: Option<Vec<u32>>,
+    /// Per-sample pruned-epoch selection counts.
+    pub pruned_counts: Vec<u32>,
+    /// Score buffer records.
+    pub buffer: Vec<SampleStats>,
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct W(Vec<u8>);
+impl W {
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn u32s(&mut self, v: &[u32]) {
+        self.u64(v.len() as u64);
+        for &x in v {
+            self.u32(x);
+        }
+    }
+    fn f32s(&mut self, v: &[f32]) {
+        self.u64(v.len() as u64);
+        for &x in v {
+            self.0.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fn flag(&mut self, b: bool) {
+        self.0.push(u8::from(b));
+    }
+}
+
+struct R<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+impl R<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
+            PruneError::BadState(format!("truncated: wanted {n} bytes at offset {} of {}", self.pos, self.b.len()))
+        })?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn f64(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn len(&mut self, elem: usize) -> Result<usize> {
+        let n = self.u64()?;
+        let remaining = (self.b.len() - self.pos) as u64;
+        if n.saturating_mul(elem as u64) > remaining {
+            return Err(PruneError::BadState(format!("length {n} exceeds the remaining {remaining} bytes")));
+        }
+        Ok(n as usize)
+    }
+    fn str(&mut self) -> Result<String> {
+        let n = self.len(1)?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| PruneError::BadState("a string is not UTF-8".into()))
+    }
+    fn u32s(&mut self) -> Result<Vec<u32>> {
+        let n = self.len(4)?;
+        let raw = self.take(n * 4)?;
+        Ok(raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+    }
+    fn f32s(&mut self) -> Result<Vec<f32>> {
+        let n = self.len(4)?;
+        let raw = self.take(n * 4)?;
+        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+    }
+    fn flag(&mut self) -> Result<bool> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            x => Err(PruneError::BadState(format!("bad flag byte {x}"))),
+        }
+    }
+}
+
+impl PrunerState {
+    /// Serialises the state.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W(Vec::new());
+        w.0.extend_from_slice(MAGIC);
+        w.u32(VERSION);
+        w.u64(self.n);
+        w.u64(self.seed);
+        w.str(&self.policy);
+        w.flag(self.last_epoch.is_some());
+        w.u64(self.last_epoch.unwrap_or(0));
+        w.u32(self.full_epochs);
+        w.u32(self.pruned_epochs);
+        w.flag(self.selection.is_some());
+        if let Some((idx, weights)) = &self.selection {
+            w.u32s(idx);
+            w.flag(weights.is_some());
+            if let Some(wt) = weights {
+                w.f32s(wt);
+            }
+        }
+        w.u64(self.selection_notes.len() as u64);
+        for (k, v) in &self.selection_notes {
+            w.str(k);
+            w.f64(*v);
+        }
+        w.flag(self.previous.is_some());
+        if let Some(p) = &self.previous {
+            w.u32s(p);
+        }
+        w.u32s(&self.pruned_counts);
+        w.u64(self.buffer.len() as u64);
+        for r in &self.buffer {
+            w.0.extend_from_slice(&r.last.to_le_bytes());
+            w.0.extend_from_slice(&r.mean.to_le_bytes());
+            w.0.extend_from_slice(&r.variance.to_le_bytes());
+            w.u32(r.count);
+            w.u32(r.last_epoch);
+        }
+        let sum = fnv(&w.0);
+        w.u64(sum);
+        w.0
+    }
+
+    /// Parses bytes written by [`PrunerState::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 16 || &bytes[..4] != MAGIC {
+            return Err(PruneError::BadState("not a dynaprune pruner state (bad magic)".into()));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 8);
+        let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+        if fnv(body) != stored {
+            return Err(PruneError::BadState("checksum mismatch: the state file is corrupt or truncated".into()));
+        }
+        let mut r = R { b: body, pos: 4 };
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(PruneError::BadState(format!("unsupported state version {version} (expected {VERSION})")));
+        }
+        let n = r.u64()?;
+        let seed = r.u64()?;
+        let policy = r.str()?;
+        let has_last = r.flag()?;
+        let last = r.u64()?;
+        let full_epochs = r.u32()?;
+        let pruned_epochs = r.u32()?;
+        let selection = if r.flag()? {
+            let idx = r.u32s()?;
+            let weights = if r.flag()? { Some(r.f32s()?) } else { None };
+            Some((idx, weights))
+        } else {
+            None
+        };
+        let nn = r.len(16)?;
+        let mut selection_notes = Vec::with_capacity(nn);
+        for _ in 0..nn {
+            let k = r.str()?;
+            selection_notes.push((k, r.f64()?));
+        }
+        let previous = if r.flag()? { Some(r.u32s()?) } else { None };
+        let pruned_counts = r.u32s()?;
+        let nb = r.len(20)?;
+        let mut buffer = Vec::with_capacity(nb);
+        for _ in 0..nb {
+            let f = |x: u32| f32::from_bits(x);
+            buffer.push(SampleStats {
+                last: f(r.u32()?),
+                mean: f(r.u32()?),
+                variance: f(r.u32()?),
+                count: r.u32()?,
+                last_epoch: r.u32()?,
+            });
+        }
+        if r.pos != body.len() {
+            return Err(PruneError::BadState("trailing bytes after the state".into()));
+        }
+        Ok(Self {
+            n,
+            seed,
+            policy,
+            last_epoch: has_last.then_some(last),
+            full_epochs,
+            pruned_epochs,
+            selection,
+            selection_notes,
+            previous,
+            pruned_counts,
+            buffer,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Property tests: every plan is duplicate-free, in range and of the promised size; the same seed
+//! gives the same plans; annealing returns everything.
+
+use dynaprune::*;
+use proptest::prelude::*;
+
+fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
+    match kind % 7 {
+        0 => Box::new(UniformRandom::new(pf).unwrap()),
+        1 => Box::new(EpsilonGreedy::new(pf, 0.3).unwrap()),
+        2 => Box::new(Ucb::new(pf, 1.0).unwrap()),
+        3 => Box::new(InfoBatch::new(pf).unwrap()),
+        4 => Box::new(StaticRandom::new(pf).unwrap()),
+        5 => Box::new(StaticScores::new((0..n).map(|i| ((i * 7919) % 101) as f32).collect(), Keep::Highest, pf).unwrap()),
+        _ => Box::new(FullData),
+    }
+}
+
+fn plans(kind: u8, pf: f64, n: usize, epochs: usize, warmup: usize, anneal: usize, seed: u64) -> Vec<(Phase, Vec<usize>, Option<Vec<f32>>)> {
+    let mut pr = Pruner::builder(n)
+        .boxed_policy(policy(kind, pf, n))
+        .schedule(Schedule::new(epochs).warmup(warmup).anneal(anneal).interval(1 + (seed as usize % 2)))
+        .seed(seed)
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for e in 0..epochs {
+        let p = pr.plan(e).unwrap();
+        for b in p.batches(7) {
+            let losses: Vec<f32> = b.indices.iter().map(|&i| ((i as u64).wrapping_mul(2654435761).wrapping_add((e as u64).wrapping_mul(seed)) % 1000) as f32 / 100.0).collect();
+            pr.observe(b.indices, &losses).unwrap();
+        }
+        let (i, w, s) = p.into_parts();
+        out.push((s.phase, i, w));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn plans_are_valid(kind in 0u8..7, pf in 0.0f64..0.9, n in 10usize..400, epochs in 3usize..7, seed in any::<u64>()) {
+        let (warmup, anneal) = (1, 1);
+        let infobatch = kind % 7 == 3;
+        for (phase, idx, w) in plans(kind, pf, n, epochs, warmup, anneal, seed) {
+            let mut s = idx.clone();
+            s.sort_unstable();
+            s.dedup();
+            prop_assert_eq!(s.len(), idx.len(), "duplicates");
+            prop_assert!(idx.iter().all(|&i| i < n));
+            if phase.is_full() {
+                prop_assert_eq!(idx.len(), n, "full-data epochs (warm-up, annealing) return everything");
+                prop_assert!(w.is_none(), "full-data epochs have unit weights");
+            } else if infobatch {
+                prop_assert!(idx.len() >= n - (pf * n as f64).ceil() as usize);
+            } else if kind % 7 != 6 {
+                prop_assert_eq!(idx.len(), ((1.0 - pf) * n as f64).round() as usize);
+            }
+            if let Some(w) = w { prop_assert_eq!(w.len(), idx.len()); }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_plans(kind in 0u8..7, pf in 0.0f64..0.9, n in 10usize..200, seed in any::<u64>()) {
+        prop_assert_eq!(plans(kind, pf, n, 4, 1, 1, seed), plans(kind, pf, n, 4, 1, 1, seed));
+    }
+}
