@@ -1,1 +1,204 @@
-fn main(){}
+//! `cargo xtask <command>`: see `cargo xtask --help`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xtask::{bench, build_binary, cuda, fetch, repo_root, reproduce};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "dynaprune project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Download and verify datasets into data/: cifar10, cifar100, fashion-mnist or all.
+    Fetch {
+        /// Datasets.
+        #[arg(required = true, value_parser = ["cifar10", "cifar100", "fashion-mnist", "all"])]
+        datasets: Vec<String>,
+        /// Target directory.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Base URL to download from instead of the publishers (a local mirror).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Never install Debian's dataset-fashion-mnist package as a fallback.
+        #[arg(long)]
+        no_apt: bool,
+    },
+    /// Run the comparison grid of a preset and write results/<preset>/.
+    Reproduce {
+        /// smoke (seconds, generated data), quick (default, ~15-20 min), cpu (hours), paper (GPU).
+        #[arg(long, default_value = "quick")]
+        preset: String,
+        /// Override the preset's methods.
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
+        /// Override the preset's prune fractions.
+        #[arg(long, value_delimiter = ',')]
+        prune_fractions: Option<Vec<f64>>,
+        /// Override the preset's seeds.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        /// Override the preset's epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Run only shard i of n (1-based), e.g. for a Slurm job array.
+        #[arg(long, default_value = "1/1")]
+        shard: String,
+        /// Output directory (default results/<preset>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Threads per run.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print the commands instead of running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Regenerate results/<preset>/REPORT.md from whatever runs exist.
+    Report {
+        /// The preset.
+        #[arg(long, default_value = "quick")]
+        preset: String,
+        /// Results directory (default results/<preset>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Training/inference images/s: ours vs stock Candle vs PyTorch (if importable).
+    BenchTrain {
+        /// Thread counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// model:input pairs.
+        #[arg(long, value_delimiter = ',', default_value = "resnet8:fmnist,resnet20:cifar,resnet18:cifar")]
+        models: Vec<String>,
+        /// Timed steps per measurement.
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// Skip PyTorch even if it is importable.
+        #[arg(long)]
+        no_torch: bool,
+        /// Also write the lines to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prepare the CUDA build environment (nvcc and libraries from PyPI) in DIR.
+    CudaEnv {
+        /// Environment directory.
+        dir: Option<PathBuf>,
+    },
+    /// Build the dynaprune binary with --features cuda (no GPU needed).
+    CudaCheck {
+        /// Environment directory.
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let repo = repo_root();
+    let command_line = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    match cli.command {
+        Cmd::Fetch { datasets, data_dir, mirror, no_apt } => {
+            let data_dir = if data_dir.is_absolute() { data_dir } else { repo.join(data_dir) };
+            let all = datasets.iter().any(|d| d == "all");
+            let want = |d: &str| all || datasets.iter().any(|x| x == d);
+            let mut failed = Vec::new();
+            for d in ["fashion-mnist", "cifar10", "cifar100"].into_iter().filter(|d| want(d)) {
+                let r = match d {
+                    "fashion-mnist" => {
+                        let bases: Vec<&str> = match &mirror {
+                            Some(m) => vec![m.as_str()],
+                            None => fetch::FASHION_MNIST_BASES.to_vec(),
+                        };
+                        fetch::fetch_fashion_mnist(
+                            &data_dir,
+                            std::path::Path::new(fetch::DEBIAN_FASHION_MNIST),
+                            &bases,
+                            !no_apt,
+                        )
+                    }
+                    other => fetch::fetch_cifar(&data_dir, other, mirror.as_deref().unwrap_or(fetch::CIFAR_BASE)),
+                };
+                if let Err(e) = r {
+                    eprintln!("error: {e:#}");
+                    failed.push(d);
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("could not fetch: {}", failed.join(", "));
+            }
+        }
+        Cmd::Reproduce { preset, methods, prune_fractions, seeds, epochs, shard, out, threads, dry_run } => {
+            let mut p = reproduce::preset(&preset)?;
+            if let Some(m) = methods {
+                for x in &m {
+                    if !reproduce::ALL_METHODS.contains(&x.as_str()) {
+                        anyhow::bail!(
+                            "--methods: unknown method `{x}`: expected {}",
+                            reproduce::ALL_METHODS.join(", ")
+                        );
+                    }
+                }
+                p.methods = m;
+            }
+            if let Some(f) = prune_fractions {
+                p.prune_fractions = f;
+            }
+            if let Some(s) = seeds {
+                p.seeds = s;
+            }
+            if let Some(e) = epochs {
+                p.epochs = e;
+            }
+            let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
+            let binary = build_binary(&repo)?;
+            let o = reproduce::Options {
+                binary,
+                out,
+                shard: reproduce::parse_shard(&shard)?,
+                threads,
+                dry_run,
+                command: command_line,
+            };
+            reproduce::reproduce(&p, &o)?;
+        }
+        Cmd::Report { preset, out } => {
+            let p = reproduce::preset(&preset)?;
+            let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
+            let binary = build_binary(&repo)?;
+            reproduce::report(p.name, &binary, &out, &command_line, reproduce::cells(&p).len())?;
+        }
+        Cmd::BenchTrain { threads, models, iters, no_torch, out } => {
+            let binary = build_binary(&repo)?;
+            let torch = if no_torch {
+                None
+            } else {
+                match (bench::find_torch_python(), bench::find_torch_script(&repo)) {
+                    (Some(py), Some(script)) => Some((py, script)),
+                    (py, script) => {
+                        eprintln!(
+                            "PyTorch comparison skipped: {}",
+                            if py.is_none() {
+                                "no python3 that can `import torch` (set DYNAPRUNE_TORCH_PYTHON)"
+                            } else {
+                                "reference script not found (set DYNAPRUNE_TORCH_BENCH)"
+                            }
+                        );
+                        let _ = script;
+                        None
+                    }
+                }
+            };
+            bench::run(&bench::Options { binary, threads, models, iters, torch, out })?;
+        }
+        Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
+        Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
+    }
+    Ok(())
+}

@@ -51,7 +51,13 @@ pub struct BatchAssembler {
 impl BatchAssembler {
     /// An assembler over `dataset`, normalising with `stats` (usually the *training* split's),
     /// augmenting with `augment` (use [`Augment::NONE`] for evaluation) seeded by `seed`.
-    pub fn new(dataset: Arc<ImageDataset>, stats: &ChannelStats, augment: Augment, seed: u64, device: Device) -> Result<Self> {
+    pub fn new(
+        dataset: Arc<ImageDataset>,
+        stats: &ChannelStats,
+        augment: Augment,
+        seed: u64,
+        device: Device,
+    ) -> Result<Self> {
         let c = dataset.shape().channels;
         if stats.mean.len() != c || stats.std.len() != c {
             return Err(DataError::Invalid {
@@ -60,7 +66,10 @@ impl BatchAssembler {
             });
         }
         if let Some(s) = stats.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(DataError::Invalid { name: "normalisation", message: format!("standard deviation {s} must be positive") });
+            return Err(DataError::Invalid {
+                name: "normalisation",
+                message: format!("standard deviation {s} must be positive"),
+            });
         }
         augment.validate(dataset.shape().height, dataset.shape().width)?;
         Ok(Self {

@@ -55,7 +55,10 @@ pub(crate) fn read_records(
             // Validate both label bytes: coarse < 20, fine < 100.
             let (coarse, fine) = (chunk[0] as usize, chunk[1] as usize);
             if coarse >= 20 || fine >= 100 {
-                return Err(format_err(path, format!("record {r} has coarse label {coarse} / fine label {fine}, expected < 20 / < 100")));
+                return Err(format_err(
+                    path,
+                    format!("record {r} has coarse label {coarse} / fine label {fine}, expected < 20 / < 100"),
+                ));
             }
         }
         let label = chunk[label_at] as usize;

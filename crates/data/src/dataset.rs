@@ -49,7 +49,13 @@ pub struct ChannelStats {
 
 impl ImageDataset {
     /// Builds a dataset, checking that sizes and labels are consistent.
-    pub fn new(name: impl Into<String>, shape: ImageShape, classes: usize, images: Vec<u8>, labels: Vec<u32>) -> Result<Self> {
+    pub fn new(
+        name: impl Into<String>,
+        shape: ImageShape,
+        classes: usize,
+        images: Vec<u8>,
+        labels: Vec<u32>,
+    ) -> Result<Self> {
         let name = name.into();
         let invalid = |message: String| DataError::Invalid { name: "dataset", message };
         if shape.is_empty() || classes == 0 {
@@ -136,7 +142,8 @@ impl ImageDataset {
         }
         let n = (self.len() * hw).max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / n / 255.0).collect();
-        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n / (255.0 * 255.0) - m * m).max(0.0)).sqrt() as f32).collect();
+        let std =
+            sq.iter().zip(&mean).map(|(q, m)| ((q / n / (255.0 * 255.0) - m * m).max(0.0)).sqrt() as f32).collect();
         ChannelStats { mean: mean.into_iter().map(|m| m as f32).collect(), std }
     }
 

@@ -52,7 +52,10 @@ pub(crate) fn parse_idx(path: &Path, bytes: &[u8], expected_dims: usize) -> Resu
     }
     let header = 4 + 4 * expected_dims;
     if bytes.len() < header {
-        return Err(format_err(path, format!("truncated IDX header: {} bytes, expected at least {header}", bytes.len())));
+        return Err(format_err(
+            path,
+            format!("truncated IDX header: {} bytes, expected at least {header}", bytes.len()),
+        ));
     }
     let dims: Vec<usize> = (0..expected_dims)
         .map(|d| {

@@ -41,7 +41,10 @@ pub fn write_idx_dataset(dir: &Path, splits: &Splits, gz: bool) -> Result<()> {
     for (ds, prefix) in [(&splits.train, "train"), (&splits.test, "t10k")] {
         let s = ds.shape();
         if s.channels != 1 {
-            return Err(DataError::Invalid { name: "IDX export", message: format!("IDX holds 1-channel images, got {}", s.channels) });
+            return Err(DataError::Invalid {
+                name: "IDX export",
+                message: format!("IDX holds 1-channel images, got {}", s.channels),
+            });
         }
         let labels: Vec<u8> = ds.labels().iter().map(|&l| l as u8).collect();
         let files = [

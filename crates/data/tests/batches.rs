@@ -54,7 +54,10 @@ fn augmentation_is_a_pure_function_of_seed_epoch_index() {
 #[test]
 fn crop_and_flip_move_pixels_as_specified() {
     let ds = ramp_dataset();
-    for aug in [Augment { crop_padding: 2, padding: Padding::Zero, hflip: true }, Augment { crop_padding: 2, padding: Padding::Reflect, hflip: true }] {
+    for aug in [
+        Augment { crop_padding: 2, padding: Padding::Zero, hflip: true },
+        Augment { crop_padding: 2, padding: Padding::Reflect, hflip: true },
+    ] {
         let a = BatchAssembler::new(ds.clone(), &unit_stats(), aug, 1, Device::Cpu).unwrap();
         for epoch in 0..20 {
             for i in 0..8usize {
@@ -64,7 +67,15 @@ fn crop_and_flip_move_pixels_as_specified() {
                     for x in 0..6 {
                         let cx = if flip { 5 - x } else { x };
                         let (sy, sx) = (y as isize + dy as isize - 2, cx as isize + dx as isize - 2);
-                        let refl = |v: isize| if v < 0 { -v } else if v > 5 { 10 - v } else { v };
+                        let refl = |v: isize| {
+                            if v < 0 {
+                                -v
+                            } else if v > 5 {
+                                10 - v
+                            } else {
+                                v
+                            }
+                        };
                         let expect = match aug.padding {
                             Padding::Zero if !(0..6).contains(&sy) || !(0..6).contains(&sx) => 0.0,
                             _ => (10 * refl(sy) + refl(sx) + i as isize) as f32,
@@ -77,7 +88,14 @@ fn crop_and_flip_move_pixels_as_specified() {
     }
     let none = BatchAssembler::new(ds.clone(), &unit_stats(), Augment::NONE, 1, Device::Cpu).unwrap();
     assert_eq!(image_of(&none, 0, 3)[7], (10 + 1 + 3) as f32);
-    assert!(BatchAssembler::new(ds, &unit_stats(), Augment { crop_padding: 6, padding: Padding::Reflect, hflip: false }, 0, Device::Cpu).is_err());
+    assert!(BatchAssembler::new(
+        ds,
+        &unit_stats(),
+        Augment { crop_padding: 6, padding: Padding::Reflect, hflip: false },
+        0,
+        Device::Cpu
+    )
+    .is_err());
 }
 
 #[test]
@@ -98,7 +116,10 @@ fn batches_carry_indices_labels_weights_and_normalise() {
     let mean = x.mean(1).unwrap().to_vec1::<f32>().unwrap();
     let var = x.sqr().unwrap().mean(1).unwrap().to_vec1::<f32>().unwrap();
     for c in 0..3 {
-        assert!(mean[c].abs() < 1e-3 && (var[c] - mean[c] * mean[c] - 1.0).abs() < 1e-2, "channel {c}: {mean:?} {var:?}");
+        assert!(
+            mean[c].abs() < 1e-3 && (var[c] - mean[c] * mean[c] - 1.0).abs() < 1e-2,
+            "channel {c}: {mean:?} {var:?}"
+        );
     }
     assert!(matches!(a.assemble(0, &[200], None), Err(DataError::IndexOutOfRange { index: 200, len: 200 })));
     assert!(a.assemble(0, &[1, 2], Some(&[1.0])).is_err());
@@ -115,7 +136,10 @@ fn prefetch_yields_the_same_batches_in_order() {
     for (got, (idx, _)) in fetched.iter().zip(&plan) {
         let want = a.assemble(7, idx, None).unwrap();
         assert_eq!(got.indices, *idx);
-        assert_eq!(got.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want.images.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(
+            got.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.images.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
     }
     // Dropping a prefetch early stops its thread.
     let mut p = a.prefetch(0, plan, 1);

@@ -40,11 +40,13 @@ pub fn save(path: &Path, model: &ResNet, optimizer: Option<&Sgd>) -> Result<()> 
 /// statistic must be present with the right shape; unknown entries are an error too, so a
 /// checkpoint of another architecture is never half-loaded.
 pub fn load(path: &Path, model: &ResNet, mut optimizer: Option<&mut Sgd>) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, model.device()).map_err(|e| ck(path, format!("not a readable safetensors file: {e}")))?;
+    let tensors = candle_core::safetensors::load(path, model.device())
+        .map_err(|e| ck(path, format!("not a readable safetensors file: {e}")))?;
     let mut seen = 0usize;
     for p in model.params() {
         let key = format!("param.{}", p.name);
-        let t = tensors.get(&key).ok_or_else(|| ck(path, format!("missing `{key}` (a checkpoint of another model?)")))?;
+        let t =
+            tensors.get(&key).ok_or_else(|| ck(path, format!("missing `{key}` (a checkpoint of another model?)")))?;
         if t.dims() != p.var.dims() {
             return Err(ck(path, format!("`{key}` has shape {:?}, the model expects {:?}", t.dims(), p.var.dims())));
         }

@@ -11,7 +11,9 @@ pub fn parse(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         s if s == "cuda" || s.starts_with("cuda:") => {
             let ordinal = match s.strip_prefix("cuda:") {
-                Some(n) => n.parse::<usize>().map_err(|_| ModelError::Config(format!("bad CUDA device `{s}`: expected cuda or cuda:N")))?,
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| ModelError::Config(format!("bad CUDA device `{s}`: expected cuda or cuda:N")))?,
                 None => 0,
             };
             if !cuda_compiled() {

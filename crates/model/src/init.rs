@@ -33,12 +33,20 @@ pub fn kaiming_normal_fan_out(shape: &[usize], seed: u64, name: &str, dtype: DTy
     let std = (2.0 / fan_out as f64).sqrt();
     let mut rng = param_rng(seed, name);
     let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n).map(|_| std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect();
+    let v: Vec<f64> =
+        (0..n).map(|_| std * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect();
     Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
 }
 
 /// PyTorch's default for `nn.Linear` weights and biases: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
-pub fn uniform_fan_in(shape: &[usize], fan_in: usize, seed: u64, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+pub fn uniform_fan_in(
+    shape: &[usize],
+    fan_in: usize,
+    seed: u64,
+    name: &str,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
     let mut rng = param_rng(seed, name);
     let n: usize = shape.iter().product();

@@ -96,10 +96,23 @@ impl ConvBn {
     /// A Kaiming-initialised `cout x cin x k x k` kernel with padding `k / 2`, `gamma = 1`,
     /// `beta = 0`, running mean 0 and variance 1. Registers its parameters in `params`.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(cin: usize, cout: usize, k: usize, stride: usize, seed: u64, name: &str, dtype: DType, device: &Device, params: &mut Vec<Param>) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        seed: u64,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+        params: &mut Vec<Param>,
+    ) -> Result<Self> {
         let wname = format!("{name}.conv.weight");
         let weight = Var::from_tensor(&init::kaiming_normal_fan_out(&[cout, cin, k, k], seed, &wname, dtype, device)?)?;
-        let affine = Var::from_tensor(&Tensor::cat(&[Tensor::ones((1, cout), dtype, device)?, Tensor::zeros((1, cout), dtype, device)?], 0)?)?;
+        let affine = Var::from_tensor(&Tensor::cat(
+            &[Tensor::ones((1, cout), dtype, device)?, Tensor::zeros((1, cout), dtype, device)?],
+            0,
+        )?)?;
         params.push(Param { name: wname, var: weight.clone(), kind: ParamKind::ConvWeight });
         params.push(Param { name: format!("{name}.bn.affine"), var: affine.clone(), kind: ParamKind::NormAffine });
         Ok(Self {
@@ -122,9 +135,11 @@ impl ConvBn {
         if mode == Mode::Train {
             let (y, mean, var, m) = match kernels {
                 Kernels::Fast => {
-                    let (y, stats) = ops::conv_bn_train(x, &self.weight, &self.affine, self.stride, self.padding, self.eps, relu)?;
+                    let (y, stats) =
+                        ops::conv_bn_train(x, &self.weight, &self.affine, self.stride, self.padding, self.eps, relu)?;
                     let (mean, var) = stats.get().expect("the forward pass records statistics");
-                    let to = |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
+                    let to =
+                        |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
                     let m = y.elem_count() / c;
                     (y, to(mean)?, to(var)?, m)
                 }
@@ -156,7 +171,8 @@ impl ConvBn {
         } else {
             let rm = self.running_mean.lock().expect("running mean lock").clone();
             let rv = self.running_var.lock().expect("running var lock").clone();
-            let affine = if mode == Mode::Eval { self.affine.as_tensor().detach() } else { self.affine.as_tensor().clone() };
+            let affine =
+                if mode == Mode::Eval { self.affine.as_tensor().detach() } else { self.affine.as_tensor().clone() };
             let scale = affine.get(0)?.div(&(rv + self.eps)?.sqrt()?)?;
             let shift = (affine.get(1)? - rm.mul(&scale)?)?;
             match kernels {
@@ -219,7 +235,15 @@ pub struct Linear {
 
 impl Linear {
     /// PyTorch-default-initialised `out x in` layer.
-    pub fn new(cin: usize, cout: usize, seed: u64, name: &str, dtype: DType, device: &Device, params: &mut Vec<Param>) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        seed: u64,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+        params: &mut Vec<Param>,
+    ) -> Result<Self> {
         let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
         let weight = Var::from_tensor(&init::uniform_fan_in(&[cout, cin], cin, seed, &wn, dtype, device)?)?;
         let bias = Var::from_tensor(&init::uniform_fan_in(&[cout], cin, seed, &bn, dtype, device)?)?;

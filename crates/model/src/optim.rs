@@ -57,7 +57,12 @@ impl Sgd {
         check(&config)?;
         let slots = params
             .iter()
-            .map(|p| Slot { name: p.name.clone(), var: p.var.clone(), decay: config.decay_bias_and_norm || !p.kind.is_bias_or_norm(), buf: None })
+            .map(|p| Slot {
+                name: p.name.clone(),
+                var: p.var.clone(),
+                decay: config.decay_bias_and_norm || !p.kind.is_bias_or_norm(),
+                buf: None,
+            })
             .collect();
         Ok(Self { slots, config })
     }
@@ -78,7 +83,11 @@ impl Sgd {
         match self.slots.iter_mut().find(|s| s.name == pname) {
             Some(s) => {
                 if s.var.dims() != t.dims() {
-                    return Err(ModelError::Config(format!("momentum buffer {name} has shape {:?}, parameter {:?}", t.dims(), s.var.dims())));
+                    return Err(ModelError::Config(format!(
+                        "momentum buffer {name} has shape {:?}, parameter {:?}",
+                        t.dims(),
+                        s.var.dims()
+                    )));
                 }
                 s.buf = Some(t.detach());
                 Ok(true)
@@ -110,7 +119,12 @@ impl Optimizer for Sgd {
         let slots = vars
             .into_iter()
             .enumerate()
-            .map(|(i, var)| Slot { name: format!("var{i}"), decay: config.decay_bias_and_norm || var.rank() > 1, var, buf: None })
+            .map(|(i, var)| Slot {
+                name: format!("var{i}"),
+                decay: config.decay_bias_and_norm || var.rank() > 1,
+                var,
+                buf: None,
+            })
             .collect();
         Ok(Self { slots, config })
     }

@@ -29,7 +29,14 @@ pub struct ResNetConfig {
 
 impl ResNetConfig {
     fn he(name: &str, n: usize, in_channels: usize, classes: usize) -> Self {
-        Self { name: name.into(), widths: vec![16, 32, 64], blocks: vec![n; 3], strides: vec![1, 2, 2], in_channels, classes }
+        Self {
+            name: name.into(),
+            widths: vec![16, 32, 64],
+            blocks: vec![n; 3],
+            strides: vec![1, 2, 2],
+            in_channels,
+            classes,
+        }
     }
     /// ResNet-8: 16-32-64, one block per stage.
     pub fn resnet8(in_channels: usize, classes: usize) -> Self {
@@ -53,7 +60,14 @@ impl ResNetConfig {
     }
     /// The CIFAR ResNet-18: 64-128-256-512, two blocks per stage, 3x3 stem, no max-pool.
     pub fn resnet18(in_channels: usize, classes: usize) -> Self {
-        Self { name: "resnet18".into(), widths: vec![64, 128, 256, 512], blocks: vec![2; 4], strides: vec![1, 2, 2, 2], in_channels, classes }
+        Self {
+            name: "resnet18".into(),
+            widths: vec![64, 128, 256, 512],
+            blocks: vec![2; 4],
+            strides: vec![1, 2, 2, 2],
+            in_channels,
+            classes,
+        }
     }
 
     /// Names accepted by [`ResNetConfig::by_name`].
@@ -68,7 +82,12 @@ impl ResNetConfig {
             "resnet32" => Self::resnet32(in_channels, classes),
             "resnet56" => Self::resnet56(in_channels, classes),
             "resnet18" => Self::resnet18(in_channels, classes),
-            other => return Err(ModelError::Config(format!("unknown model `{other}`: expected one of {}", Self::NAMES.join(", ")))),
+            other => {
+                return Err(ModelError::Config(format!(
+                    "unknown model `{other}`: expected one of {}",
+                    Self::NAMES.join(", ")
+                )))
+            }
         })
     }
 
@@ -140,10 +159,18 @@ impl ResNet {
     }
 
     /// Like [`ResNet::new`] with an explicit dtype (f64 is for gradient checks).
-    pub fn with_dtype(config: ResNetConfig, seed: u64, dtype: DType, device: &Device, kernels: Kernels) -> Result<Self> {
+    pub fn with_dtype(
+        config: ResNetConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+        kernels: Kernels,
+    ) -> Result<Self> {
         config.validate()?;
         if kernels == Kernels::Fast && !device.is_cpu() {
-            return Err(ModelError::Config("Kernels::Fast runs on the CPU only; use Kernels::Candle (Kernels::for_device) on a GPU".into()));
+            return Err(ModelError::Config(
+                "Kernels::Fast runs on the CPU only; use Kernels::Candle (Kernels::for_device) on a GPU".into(),
+            ));
         }
         let mut params = Vec::new();
         let w0 = config.widths[0];
@@ -177,6 +204,12 @@ impl ResNet {
 
     /// Logits in any [`Mode`].
     pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.forward_with_features(x, mode)?.1)
+    }
+
+    /// `(pooled features (N, width), logits (N, classes))`: the features are the input of the
+    /// linear head (what last-layer gradient scores need).
+    pub fn forward_with_features(&self, x: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
         let k = self.kernels;
         let mut h = self.stem.forward(x, mode, true, k)?;
         for b in &self.blocks {
@@ -184,7 +217,7 @@ impl ResNet {
         }
         let pooled = h.mean((2, 3))?;
         let logits = self.head.forward(&pooled)?;
-        Ok(if mode == Mode::Eval { logits.detach() } else { logits })
+        Ok(if mode == Mode::Eval { (pooled.detach(), logits.detach()) } else { (pooled, logits) })
     }
 
     /// The configuration.

@@ -47,7 +47,11 @@ impl LrSchedule {
                 Some(list) => {
                     let milestones = list
                         .split(',')
-                        .map(|m| m.trim().parse::<f64>().map_err(|_| ModelError::Config(format!("bad milestone `{m}` in `{s}`"))))
+                        .map(|m| {
+                            m.trim()
+                                .parse::<f64>()
+                                .map_err(|_| ModelError::Config(format!("bad milestone `{m}` in `{s}`")))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     LrSchedule::Step { milestones, gamma: 0.2 }
                 }
@@ -67,7 +71,9 @@ impl LrSchedule {
         match self {
             LrSchedule::Step { milestones, gamma } => {
                 if milestones.iter().any(|m| !(0.0..=1.0).contains(m)) || !(gamma.is_finite() && *gamma > 0.0) {
-                    return Err(ModelError::Config(format!("step schedule needs milestones in [0, 1] and gamma > 0, got {milestones:?}, {gamma}")));
+                    return Err(ModelError::Config(format!(
+                        "step schedule needs milestones in [0, 1] and gamma > 0, got {milestones:?}, {gamma}"
+                    )));
                 }
             }
             LrSchedule::OneCycle { pct_start, div_factor, final_div_factor } => {
@@ -86,7 +92,9 @@ impl LrSchedule {
         let cos = |a: f64, b: f64, u: f64| b + (a - b) * 0.5 * (1.0 + (std::f64::consts::PI * u).cos());
         match self {
             LrSchedule::Constant => base,
-            LrSchedule::Step { milestones, gamma } => base * gamma.powi(milestones.iter().filter(|&&m| t >= m).count() as i32),
+            LrSchedule::Step { milestones, gamma } => {
+                base * gamma.powi(milestones.iter().filter(|&&m| t >= m).count() as i32)
+            }
             LrSchedule::Cosine => cos(base, 0.0, t),
             LrSchedule::OneCycle { pct_start, div_factor, final_div_factor } => {
                 let start = base / div_factor;

@@ -7,7 +7,14 @@ use dynaprune_model::{checkpoint, loss, Kernels, LrSchedule, Mode, ResNet, ResNe
 use rand::{Rng, SeedableRng};
 
 fn tiny(in_ch: usize, classes: usize) -> ResNetConfig {
-    ResNetConfig { name: "tiny".into(), widths: vec![2, 3], blocks: vec![1, 1], strides: vec![1, 2], in_channels: in_ch, classes }
+    ResNetConfig {
+        name: "tiny".into(),
+        widths: vec![2, 3],
+        blocks: vec![1, 1],
+        strides: vec![1, 2],
+        in_channels: in_ch,
+        classes,
+    }
 }
 
 fn data(n: usize, c: usize, hw: usize, classes: u32, seed: u64, dtype: DType) -> (Tensor, Tensor) {
@@ -48,7 +55,12 @@ fn gradients_match_finite_differences() {
                 };
                 let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
                 p.var.set(&Tensor::from_vec(base.clone(), p.var.dims(), &Device::Cpu).unwrap()).unwrap();
-                assert!((numeric - g[i]).abs() < 1e-5 * (1.0 + numeric.abs()), "{kernels:?} {}[{i}]: numeric {numeric} vs analytic {}", p.name, g[i]);
+                assert!(
+                    (numeric - g[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                    "{kernels:?} {}[{i}]: numeric {numeric} vs analytic {}",
+                    p.name,
+                    g[i]
+                );
                 checked += 1;
             }
         }
@@ -61,7 +73,11 @@ fn gradients_match_finite_differences() {
                 loss_of(&model, &Tensor::from_vec(v, x0.dims(), &Device::Cpu).unwrap(), &y).to_scalar::<f64>().unwrap()
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            assert!((numeric - gx[i]).abs() < 1e-5 * (1.0 + numeric.abs()), "{kernels:?} input[{i}]: {numeric} vs {}", gx[i]);
+            assert!(
+                (numeric - gx[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                "{kernels:?} input[{i}]: {numeric} vs {}",
+                gx[i]
+            );
         }
         assert!(checked > 20);
     }
@@ -112,15 +128,22 @@ fn a_tiny_resnet_overfits_a_batch_of_64() {
     let model = ResNet::new(cfg, 11, &Device::Cpu, Kernels::Fast).unwrap();
     let (x, y) = data(64, 1, 12, 10, 5, DType::F32);
     let losses = train_steps(&model, 60, &x, &y, 0.05);
-    let acc = loss::correct(&model.forward(&x, true).unwrap(), &y).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+    let acc =
+        loss::correct(&model.forward(&x, true).unwrap(), &y).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(acc, 1.0, "train accuracy after 60 steps (losses {:?} -> {:?})", losses[0], losses.last());
     // Eval mode (running statistics) agrees on most of it too.
-    let eval_acc = loss::correct(&model.forward(&x, false).unwrap(), &y).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+    let eval_acc =
+        loss::correct(&model.forward(&x, false).unwrap(), &y).unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(eval_acc > 0.8, "eval accuracy {eval_acc}");
 }
 
 fn weights(model: &ResNet) -> Vec<u32> {
-    model.params().iter().flat_map(|p| p.var.flatten_all().unwrap().to_vec1::<f32>().unwrap()).map(f32::to_bits).collect()
+    model
+        .params()
+        .iter()
+        .flat_map(|p| p.var.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .map(f32::to_bits)
+        .collect()
 }
 
 #[test]
@@ -148,7 +171,9 @@ fn checkpoints_roundtrip_and_reject_mismatches() {
     let a = ResNet::new(ResNetConfig::resnet8(1, 10), 1, &Device::Cpu, Kernels::Fast).unwrap();
     let mut opt = Sgd::from_params(a.params(), SgdConfig::default()).unwrap();
     for _ in 0..2 {
-        let l = loss::weighted_mean(&loss::cross_entropy_per_sample(&a.forward(&x, true).unwrap(), &y, 0.0).unwrap(), None).unwrap();
+        let l =
+            loss::weighted_mean(&loss::cross_entropy_per_sample(&a.forward(&x, true).unwrap(), &y, 0.0).unwrap(), None)
+                .unwrap();
         opt.backward_step(&l).unwrap();
     }
     checkpoint::save(&path, &a, Some(&opt)).unwrap();
@@ -156,10 +181,15 @@ fn checkpoints_roundtrip_and_reject_mismatches() {
     let mut opt_b = Sgd::from_params(b.params(), SgdConfig::default()).unwrap();
     checkpoint::load(&path, &b, Some(&mut opt_b)).unwrap();
     assert_eq!(weights(&a), weights(&b));
-    assert_eq!(a.forward(&x, false).unwrap().to_vec2::<f32>().unwrap(), b.forward(&x, false).unwrap().to_vec2::<f32>().unwrap());
+    assert_eq!(
+        a.forward(&x, false).unwrap().to_vec2::<f32>().unwrap(),
+        b.forward(&x, false).unwrap().to_vec2::<f32>().unwrap()
+    );
     // One more identical step from both keeps them identical (momentum restored too).
     for (m, o) in [(&a, &mut opt), (&b, &mut opt_b)] {
-        let l = loss::weighted_mean(&loss::cross_entropy_per_sample(&m.forward(&x, true).unwrap(), &y, 0.0).unwrap(), None).unwrap();
+        let l =
+            loss::weighted_mean(&loss::cross_entropy_per_sample(&m.forward(&x, true).unwrap(), &y, 0.0).unwrap(), None)
+                .unwrap();
         o.backward_step(&l).unwrap();
     }
     assert_eq!(weights(&a), weights(&b));
@@ -184,7 +214,11 @@ fn schedules_follow_progress() {
     assert!((custom.lr(1.0, 0.7) - 0.04).abs() < 1e-12);
     let oc = LrSchedule::parse("onecycle").unwrap();
     assert!((oc.lr(1.0, 0.0) - 0.04).abs() < 1e-12 && (oc.lr(1.0, 0.25) - 1.0).abs() < 1e-12 && oc.lr(1.0, 1.0) < 1e-5);
-    assert!(LrSchedule::parse("warp").is_err() && LrSchedule::parse("step:0.5,x").is_err() && LrSchedule::parse("step:1.5").is_err());
+    assert!(
+        LrSchedule::parse("warp").is_err()
+            && LrSchedule::parse("step:0.5,x").is_err()
+            && LrSchedule::parse("step:1.5").is_err()
+    );
     // Progress counts epochs, whatever the number of batches in them.
     assert_eq!(dynaprune_model::schedule::progress(1, 4, 9, 10), 0.5);
     assert_eq!(dynaprune_model::schedule::progress(1, 4, 4, 5), 0.5);

@@ -62,7 +62,8 @@ fn conv2d_non_square_stride_two_matches_finite_differences() {
     let x0 = rand_tensor(&[2, 2, 7, 6], 41, DType::F64);
     let w = rand_tensor(&[3, 2, 3, 3], 42, DType::F64);
     let r = rand_tensor(&[2, 3, 4, 3], 43, DType::F64);
-    let loss = |x: &Tensor| ops::conv2d(x, &w, 2, 1).unwrap().mul(&r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let loss =
+        |x: &Tensor| ops::conv2d(x, &w, 2, 1).unwrap().mul(&r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
     let xv = Var::from_tensor(&x0).unwrap();
     let g = ops::conv2d(&xv, &w, 2, 1).unwrap().mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
     let analytic: Vec<f64> = g.get(&xv).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -99,7 +100,8 @@ fn reference_bn(x: &Tensor, g: &Tensor, b: &Tensor, eps: f64, relu: bool) -> Ten
     let centred = xt.broadcast_sub(&mean).unwrap();
     let var = centred.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
     let norm = centred.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap();
-    let y = norm.broadcast_mul(&g.reshape((c, 1)).unwrap()).unwrap().broadcast_add(&b.reshape((c, 1)).unwrap()).unwrap();
+    let y =
+        norm.broadcast_mul(&g.reshape((c, 1)).unwrap()).unwrap().broadcast_add(&b.reshape((c, 1)).unwrap()).unwrap();
     let mut dims = x.dims().to_vec();
     dims.swap(0, 1);
     let y = y.reshape(dims).unwrap().transpose(0, 1).unwrap().contiguous().unwrap();
@@ -115,7 +117,8 @@ fn batch_norm_matches_candle_forward_and_backward() {
     for (i, shape) in [[8usize, 3, 5, 5], [3, 16, 7, 7], [64, 4, 2, 2]].iter().enumerate() {
         for relu in [false, true] {
             let seed = 100 + 10 * i as u64 + relu as u64;
-            let x = Var::from_tensor(&(rand_tensor(shape, seed, DType::F32) * 3.0).unwrap().affine(1.0, 0.5).unwrap()).unwrap();
+            let x = Var::from_tensor(&(rand_tensor(shape, seed, DType::F32) * 3.0).unwrap().affine(1.0, 0.5).unwrap())
+                .unwrap();
             let g = Var::from_tensor(&rand_tensor(&[shape[1]], seed + 1, DType::F32)).unwrap();
             let b = Var::from_tensor(&rand_tensor(&[shape[1]], seed + 2, DType::F32)).unwrap();
             let (ours, stats) = ops::batch_norm_train(&x, &g, &b, 1e-5, relu).unwrap();
@@ -155,7 +158,11 @@ fn add_relu_and_channel_affine_match_candle() {
     let shift = rand_tensor(&[3], 11, DType::F32);
     for relu in [false, true] {
         let y = ops::channel_affine(&a, &scale, &shift, relu).unwrap();
-        let mut want = a.broadcast_mul(&scale.reshape((1, 3, 1, 1)).unwrap()).unwrap().broadcast_add(&shift.reshape((1, 3, 1, 1)).unwrap()).unwrap();
+        let mut want = a
+            .broadcast_mul(&scale.reshape((1, 3, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&shift.reshape((1, 3, 1, 1)).unwrap())
+            .unwrap();
         if relu {
             want = want.relu().unwrap();
         }

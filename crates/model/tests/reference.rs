@@ -36,17 +36,39 @@ fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 }
 
 const X: [f32; 24] = [
-    0.5, -1.0, 2.0, 0.25, 1.5, 1.5, -0.5, 3.0, 0.0, 0.1, 0.2, 0.3, 1.0, -2.0, 0.5, 0.75, -1.5, 2.5, 0.5, -3.0, 1.0, 1.1, 1.2, 1.3,
+    0.5, -1.0, 2.0, 0.25, 1.5, 1.5, -0.5, 3.0, 0.0, 0.1, 0.2, 0.3, 1.0, -2.0, 0.5, 0.75, -1.5, 2.5, 0.5, -3.0, 1.0,
+    1.1, 1.2, 1.3,
 ];
 const TRAIN_Y: [f32; 24] = [
-    0.21692964, -1.0846483, 1.5185075, 0.0, -0.7396225, -0.7396225, -1.2603774, -0.3490563, -2.0372918, -1.6469392, -1.2565866,
-    -0.8662339, 0.6507889, -1.9523668, 0.21692964, 0.4338593, -1.520755, -0.47924504, -1.0, -1.9113212, 1.8662343, 2.256587,
-    2.6469398, 3.037292,
+    0.21692964,
+    -1.0846483,
+    1.5185075,
+    0.0,
+    -0.7396225,
+    -0.7396225,
+    -1.2603774,
+    -0.3490563,
+    -2.0372918,
+    -1.6469392,
+    -1.2565866,
+    -0.8662339,
+    0.6507889,
+    -1.9523668,
+    0.21692964,
+    0.4338593,
+    -1.520755,
+    -0.47924504,
+    -1.0,
+    -1.9113212,
+    1.8662343,
+    2.256587,
+    2.6469398,
+    3.037292,
 ];
 const EVAL_Y: [f32; 24] = [
-    0.4631567, -0.9994434, 1.9257568, 0.21939, -0.369312, -0.369312, -1.2392265, 0.2831238, 0.365197, 0.57258624, 0.7799755,
-    0.9873647, 0.95069003, -1.97451, 0.4631567, 0.70692337, -1.6741836, 0.06564519, -0.8042692, -2.3266194, 2.4390893, 2.6464787,
-    2.853868, 3.0612569,
+    0.4631567, -0.9994434, 1.9257568, 0.21939, -0.369312, -0.369312, -1.2392265, 0.2831238, 0.365197, 0.57258624,
+    0.7799755, 0.9873647, 0.95069003, -1.97451, 0.4631567, 0.70692337, -1.6741836, 0.06564519, -0.8042692, -2.3266194,
+    2.4390893, 2.6464787, 2.853868, 3.0612569,
 ];
 
 /// A 1x1 conv with an identity kernel followed by BatchNorm is exactly BatchNorm.
@@ -64,7 +86,8 @@ fn batch_norm_train_and_eval_match_pytorch() {
     for kernels in [Kernels::Fast, Kernels::Candle] {
         let (unit, _) = identity_bn(kernels);
         let x = Tensor::from_slice(&X, (2, 3, 2, 2), &Device::Cpu).unwrap();
-        let y: Vec<f32> = unit.forward(&x, Mode::Train, false, kernels).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> =
+            unit.forward(&x, Mode::Train, false, kernels).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         close(&y, &TRAIN_Y, 1e-5, "train output");
         let b = unit.buffers();
         close(&b[0].1.to_vec1::<f32>().unwrap(), &[0.025, 0.05, 0.065], 1e-6, "running mean");
@@ -79,7 +102,11 @@ fn batch_norm_train_and_eval_match_pytorch() {
 fn sgd_run(nesterov: bool) -> Vec<Vec<f32>> {
     let w = Var::from_tensor(&Tensor::new(&[[1.0f32, -2.0, 3.0]], &Device::Cpu).unwrap()).unwrap();
     let params = vec![Param { name: "w".into(), var: w.clone(), kind: ParamKind::LinearWeight }];
-    let mut opt = Sgd::from_params(&params, SgdConfig { lr: 0.1, momentum: 0.9, nesterov, weight_decay: 0.01, decay_bias_and_norm: false }).unwrap();
+    let mut opt = Sgd::from_params(
+        &params,
+        SgdConfig { lr: 0.1, momentum: 0.9, nesterov, weight_decay: 0.01, decay_bias_and_norm: false },
+    )
+    .unwrap();
     let mut out = Vec::new();
     for g in [[0.5f32, 0.5, -1.0], [1.0, -0.25, 0.0], [-0.5, 2.0, 0.125]] {
         // A loss whose gradient with respect to w is exactly g.
@@ -93,7 +120,8 @@ fn sgd_run(nesterov: bool) -> Vec<Vec<f32>> {
 
 #[test]
 fn sgd_momentum_nesterov_weight_decay_match_pytorch() {
-    let want_nesterov = [[0.9031, -2.0912, 3.1843], [0.6700741, -2.0786068, 3.2568197], [0.6448904, -2.4677057, 3.2950156]];
+    let want_nesterov =
+        [[0.9031, -2.0912, 3.1843], [0.6700741, -2.0786068, 3.2568197], [0.6448904, -2.4677057, 3.2950156]];
     let want_plain = [[0.949, -2.048, 3.097], [0.802151, -2.064152, 3.1812031], [0.7191848, -2.2766247, 3.2413046]];
     for (got, want) in sgd_run(true).iter().zip(&want_nesterov) {
         close(got, want, 1e-6, "nesterov");
@@ -109,9 +137,15 @@ fn no_decay_for_norm_and_bias_unless_asked() {
         let v = Var::from_tensor(&Tensor::new(&[1.0f32, 1.0], &Device::Cpu).unwrap()).unwrap();
         (v.clone(), vec![Param { name: "p".into(), var: v, kind }])
     };
-    for (kind, decays) in [(ParamKind::NormAffine, false), (ParamKind::LinearBias, false), (ParamKind::ConvWeight, true)] {
+    for (kind, decays) in
+        [(ParamKind::NormAffine, false), (ParamKind::LinearBias, false), (ParamKind::ConvWeight, true)]
+    {
         let (v, params) = mk(kind);
-        let mut opt = Sgd::from_params(&params, SgdConfig { lr: 1.0, momentum: 0.0, nesterov: false, weight_decay: 0.5, decay_bias_and_norm: false }).unwrap();
+        let mut opt = Sgd::from_params(
+            &params,
+            SgdConfig { lr: 1.0, momentum: 0.0, nesterov: false, weight_decay: 0.5, decay_bias_and_norm: false },
+        )
+        .unwrap();
         // A zero gradient (multiplying by a zero tensor keeps the parameter in the graph).
         let zero = Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap();
         let grads = (v.as_tensor() * zero).unwrap().sum_all().unwrap().backward().unwrap();
@@ -136,7 +170,10 @@ fn losses_match_pytorch() {
     let c = loss::correct(&logits, &labels).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(c, vec![1.0, 1.0]);
     let w = Tensor::new(&[2.0f32, 0.0], &Device::Cpu).unwrap();
-    let wm = loss::weighted_mean(&Tensor::new(&[1.0f32, 3.0], &Device::Cpu).unwrap(), Some(&w)).unwrap().to_scalar::<f32>().unwrap();
+    let wm = loss::weighted_mean(&Tensor::new(&[1.0f32, 3.0], &Device::Cpu).unwrap(), Some(&w))
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(wm, 1.0, "sum(w * l) / N");
     assert!(loss::cross_entropy_per_sample(&logits, &labels, 1.0).is_err());
 }

@@ -30,7 +30,12 @@ fn plan(c: &mut Criterion) {
         ];
         g.throughput(Throughput::Elements(n as u64));
         for (name, policy) in policies {
-            let mut pr = Pruner::builder(n).boxed_policy(policy).schedule(Schedule::new(usize::MAX)).buffer(buffer.clone()).build().unwrap();
+            let mut pr = Pruner::builder(n)
+                .boxed_policy(policy)
+                .schedule(Schedule::new(usize::MAX))
+                .buffer(buffer.clone())
+                .build()
+                .unwrap();
             let mut epoch = 0;
             g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
                 b.iter(|| {

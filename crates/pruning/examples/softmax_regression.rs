@@ -110,7 +110,13 @@ impl Model {
     }
 }
 
-fn train(name: &str, policy: Box<dyn Policy>, schedule: Schedule, train: &Data, test: &Data) -> Result<(), dynaprune::PruneError> {
+fn train(
+    name: &str,
+    policy: Box<dyn Policy>,
+    schedule: Schedule,
+    train: &Data,
+    test: &Data,
+) -> Result<(), dynaprune::PruneError> {
     let mut model = Model { w: [[0.0; DIM]; CLASSES], b: [0.0; CLASSES] };
     let mut pruner = Pruner::builder(train.x.len()).boxed_policy(policy).schedule(schedule).seed(1).build()?;
     let mut used = 0usize;
@@ -141,7 +147,11 @@ pub fn main() -> Result<(), dynaprune::PruneError> {
         ("uniform random", Box::new(UniformRandom::new(pf)?), sched),
         ("epsilon-greedy", Box::new(EpsilonGreedy::new(pf, 0.2)?), sched),
         ("ucb", Box::new(Ucb::new(pf, 1.0)?), sched),
-        ("infobatch", Box::new(InfoBatch::new(pf)?), Schedule::new(EPOCHS).anneal_fraction(1.0 - InfoBatch::DEFAULT_DELTA)?),
+        (
+            "infobatch",
+            Box::new(InfoBatch::new(pf)?),
+            Schedule::new(EPOCHS).anneal_fraction(1.0 - InfoBatch::DEFAULT_DELTA)?,
+        ),
     ];
     for (name, policy, schedule) in runs {
         train(name, policy, schedule, &train_set, &test_set)?;

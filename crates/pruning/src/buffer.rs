@@ -99,7 +99,9 @@ fn prefetch(records: &[SampleStats], index: Option<&usize>) {
     #[cfg(target_arch = "x86_64")]
     if let Some(r) = index.and_then(|&i| records.get(i)) {
         // SAFETY: `_mm_prefetch` is a hint; the pointer comes from a valid reference.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((r as *const SampleStats).cast()) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((r as *const SampleStats).cast())
+        };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (records, index);
@@ -260,10 +262,7 @@ mod tests {
     #[test]
     fn bad_observations_are_rejected_atomically() {
         let mut b = EmaBuffer::new(2, 0.9).unwrap();
-        assert_eq!(
-            b.observe(0, &[0, 2], &[1.0, 1.0]),
-            Err(PruneError::IndexOutOfRange { index: 2, len: 2 })
-        );
+        assert_eq!(b.observe(0, &[0, 2], &[1.0, 1.0]), Err(PruneError::IndexOutOfRange { index: 2, len: 2 }));
         assert_eq!(b.get(0), None, "a failed observe must not change the buffer");
         assert!(matches!(b.observe(0, &[0], &[f32::NAN]), Err(PruneError::NonFinite { .. })));
         assert!(matches!(b.observe(0, &[0], &[]), Err(PruneError::LengthMismatch { .. })));

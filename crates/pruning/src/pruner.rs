@@ -92,9 +92,9 @@ impl PrunerBuilder {
                 expected: "at most 2^32 - 1 samples",
             });
         }
-        let schedule = self
-            .schedule
-            .ok_or_else(|| PruneError::InvalidSchedule("no schedule given: call .schedule(Schedule::new(epochs))".into()))?;
+        let schedule = self.schedule.ok_or_else(|| {
+            PruneError::InvalidSchedule("no schedule given: call .schedule(Schedule::new(epochs))".into())
+        })?;
         schedule.validate()?;
         let buffer = match self.buffer {
             Some(b) => b,
@@ -292,7 +292,10 @@ impl Pruner {
             last_epoch: self.last_epoch.map(|e| e as u64),
             full_epochs: self.full_epochs,
             pruned_epochs: self.pruned_epochs,
-            selection: self.selection.as_ref().map(|s| (s.indices.iter().map(|&i| i as u32).collect(), s.weights.clone())),
+            selection: self
+                .selection
+                .as_ref()
+                .map(|s| (s.indices.iter().map(|&i| i as u32).collect(), s.weights.clone())),
             selection_notes: self.selection.as_ref().map(|s| s.notes.clone()).unwrap_or_default(),
             previous: self.previous.as_ref().map(|p| {
                 let mut v: Vec<u32> = Vec::new();

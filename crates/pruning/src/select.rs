@@ -8,7 +8,6 @@ use crate::error::{PruneError, Result};
 use crate::rng::Rng;
 use rand::Rng as _;
 
-
 /// Maps an `f32` to a `u32` whose unsigned order is the float's total order (-inf < ... < +inf).
 /// NaN must be filtered out before.
 #[inline]

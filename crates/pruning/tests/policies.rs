@@ -56,20 +56,25 @@ fn epsilon_one_is_uniform() {
     }
     // The greedy half of epsilon = 0.5 always contains the top scores.
     let half = EpsilonGreedy::new(0.6, 0.5).unwrap();
-    let sel: HashSet<usize> = half.select(&ctx(1), &b, &mut rng::stream(7, "t", 0)).unwrap().indices.into_iter().collect();
+    let sel: HashSet<usize> =
+        half.select(&ctx(1), &b, &mut rng::stream(7, "t", 0)).unwrap().indices.into_iter().collect();
     assert!((40..50).all(|i| sel.contains(&i)));
 }
 
 #[test]
 fn epsilon_decay_schedules() {
-    let p = EpsilonGreedy::new(0.5, 0.8).unwrap().with_decay(EpsilonDecay::Exponential { rate: 0.5, min: 0.1 }).unwrap();
+    let p =
+        EpsilonGreedy::new(0.5, 0.8).unwrap().with_decay(EpsilonDecay::Exponential { rate: 0.5, min: 0.1 }).unwrap();
     assert_eq!(p.epsilon_at(0, 10), 0.8);
     assert_eq!(p.epsilon_at(1, 10), 0.4);
     assert_eq!(p.epsilon_at(5, 10), 0.1);
     let l = EpsilonGreedy::new(0.5, 1.0).unwrap().with_decay(EpsilonDecay::Linear { to: 0.0 }).unwrap();
     assert_eq!(l.epsilon_at(0, 11), 1.0);
     assert!((l.epsilon_at(5, 11) - 0.5).abs() < 1e-12);
-    assert!(EpsilonGreedy::new(0.5, 0.2).unwrap().with_decay(EpsilonDecay::Exponential { rate: 1.5, min: 0.0 }).is_err());
+    assert!(EpsilonGreedy::new(0.5, 0.2)
+        .unwrap()
+        .with_decay(EpsilonDecay::Exponential { rate: 1.5, min: 0.0 })
+        .is_err());
 }
 
 #[test]
@@ -78,7 +83,19 @@ fn ucb_prefers_high_variance_at_equal_mean() {
     let mut b = EmaBuffer::new(20, 0.5).unwrap();
     for e in 0..20 {
         let idx: Vec<usize> = (0..20).collect();
-        let vals: Vec<f32> = (0..20).map(|i| if i < 10 { if (e + i) % 2 == 0 { 0.0 } else { 2.0 } } else { 1.0 }).collect();
+        let vals: Vec<f32> = (0..20)
+            .map(|i| {
+                if i < 10 {
+                    if (e + i) % 2 == 0 {
+                        0.0
+                    } else {
+                        2.0
+                    }
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         b.observe(e, &idx, &vals).unwrap();
     }
     let sel = Ucb::new(0.5, 1.0).unwrap().select(&ctx(3), &b, &mut rng::stream(0, "t", 0)).unwrap();
@@ -135,17 +152,19 @@ fn infobatch_keeps_every_above_mean_sample_and_matches_theory() {
 fn infobatch_target_mode_reports_capping() {
     let values: Vec<f32> = (0..100).map(|i| i as f32).collect();
     let b = buffer_with(&values);
-    let ok = InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.25, max_drop_probability: 0.9 })
-        .unwrap()
-        .with_statistic(Statistic::Mean);
+    let ok =
+        InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.25, max_drop_probability: 0.9 })
+            .unwrap()
+            .with_statistic(Statistic::Mean);
     let sel = ok.select(&ctx(1), &b, &mut rng::stream(0, "t", 0)).unwrap();
     assert_eq!(sel.indices.len(), 75);
     let note = |s: &Selection, k: &str| s.notes.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(note(&sel, "capped"), 0.0);
     assert!((note(&sel, "drop_probability") - 0.5).abs() < 1e-12);
-    let capped = InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.6, max_drop_probability: 0.9 })
-        .unwrap()
-        .with_statistic(Statistic::Mean);
+    let capped =
+        InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.6, max_drop_probability: 0.9 })
+            .unwrap()
+            .with_statistic(Statistic::Mean);
     let sel = capped.select(&ctx(1), &b, &mut rng::stream(0, "t", 0)).unwrap();
     assert_eq!(note(&sel, "capped"), 1.0);
     assert_eq!(note(&sel, "drop_probability"), 0.9);
@@ -157,7 +176,13 @@ fn infobatch_target_mode_reports_capping() {
 fn static_scores_windows() {
     let scores: Vec<f32> = (0..10).map(|i| i as f32).collect();
     let b = EmaBuffer::new(10, 0.9).unwrap();
-    let sel = |keep| StaticScores::new(scores.clone(), keep, 0.6).unwrap().select(&ctx(0), &b, &mut rng::stream(0, "t", 0)).unwrap().indices;
+    let sel = |keep| {
+        StaticScores::new(scores.clone(), keep, 0.6)
+            .unwrap()
+            .select(&ctx(0), &b, &mut rng::stream(0, "t", 0))
+            .unwrap()
+            .indices
+    };
     assert_eq!(sorted(sel(Keep::Highest)), vec![6, 7, 8, 9]);
     assert_eq!(sorted(sel(Keep::Lowest)), vec![0, 1, 2, 3]);
     assert_eq!(sorted(sel(Keep::Window { skip_fraction: 0.2 })), vec![4, 5, 6, 7]);
@@ -177,7 +202,12 @@ fn static_scores_windows() {
 
 #[test]
 fn static_policies_select_once_and_keep_it() {
-    let mut pr = Pruner::builder(100).policy(StaticRandom::new(0.5).unwrap()).schedule(Schedule::new(5)).seed(9).build().unwrap();
+    let mut pr = Pruner::builder(100)
+        .policy(StaticRandom::new(0.5).unwrap())
+        .schedule(Schedule::new(5))
+        .seed(9)
+        .build()
+        .unwrap();
     let first = sorted(pr.plan(0).unwrap().indices().to_vec());
     for e in 1..5 {
         pr.observe(&[0, 1], &[5.0, 6.0]).unwrap();
@@ -222,7 +252,14 @@ fn schedule_phases_and_accounting() {
     }
     assert_eq!(
         kept,
-        vec![(Phase::Warmup, 200), (Phase::Select, 50), (Phase::Select, 50), (Phase::Select, 50), (Phase::Anneal, 200), (Phase::Anneal, 200)]
+        vec![
+            (Phase::Warmup, 200),
+            (Phase::Select, 50),
+            (Phase::Select, 50),
+            (Phase::Select, 50),
+            (Phase::Anneal, 200),
+            (Phase::Anneal, 200)
+        ]
     );
     assert_eq!(pr.epochs_planned(), 6);
     let counts = pr.selection_counts();
@@ -239,15 +276,22 @@ fn errors_are_typed() {
     assert!(matches!(InfoBatch::new(1.0), Err(PruneError::InvalidKnob { name: "drop_probability", .. })));
     assert_eq!(Pruner::builder(0).schedule(Schedule::new(1)).build().unwrap_err(), PruneError::EmptyDataset);
     assert!(matches!(Pruner::builder(5).build(), Err(PruneError::InvalidSchedule(_))));
-    assert!(matches!(Pruner::builder(5).schedule(Schedule::new(3).warmup(2).anneal(2)).build(), Err(PruneError::InvalidSchedule(_))));
-    assert!(matches!(Pruner::builder(5).schedule(Schedule::new(3).interval(0)).build(), Err(PruneError::InvalidSchedule(_))));
+    assert!(matches!(
+        Pruner::builder(5).schedule(Schedule::new(3).warmup(2).anneal(2)).build(),
+        Err(PruneError::InvalidSchedule(_))
+    ));
+    assert!(matches!(
+        Pruner::builder(5).schedule(Schedule::new(3).interval(0)).build(),
+        Err(PruneError::InvalidSchedule(_))
+    ));
     let mut pr = Pruner::builder(5).schedule(Schedule::new(3)).build().unwrap();
     assert_eq!(pr.observe(&[5], &[1.0]).unwrap_err(), PruneError::IndexOutOfRange { index: 5, len: 5 });
     assert_eq!(pr.plan(3).unwrap_err(), PruneError::EpochOutOfRange { epoch: 3, epochs: 3 });
     pr.plan(1).unwrap();
     assert!(matches!(pr.plan(1), Err(PruneError::BadState(_))));
     // A prune fraction that would keep nothing is an error, not an empty epoch.
-    let mut tiny = Pruner::builder(2).policy(UniformRandom::new(0.8).unwrap()).schedule(Schedule::new(2)).build().unwrap();
+    let mut tiny =
+        Pruner::builder(2).policy(UniformRandom::new(0.8).unwrap()).schedule(Schedule::new(2)).build().unwrap();
     assert!(matches!(tiny.plan(0), Err(PruneError::InvalidKnob { name: "prune_fraction", .. })));
 }
 
@@ -265,7 +309,12 @@ fn run(pr: &mut Pruner, epochs: std::ops::Range<usize>) -> Vec<Vec<usize>> {
 }
 
 fn ucb_pruner() -> Pruner {
-    Pruner::builder(300).policy(Ucb::new(0.5, 1.0).unwrap()).schedule(Schedule::new(8).warmup(1).interval(2).anneal(1)).seed(5).build().unwrap()
+    Pruner::builder(300)
+        .policy(Ucb::new(0.5, 1.0).unwrap())
+        .schedule(Schedule::new(8).warmup(1).interval(2).anneal(1))
+        .seed(5)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -293,7 +342,8 @@ fn corrupt_state_is_rejected() {
     let mut flipped = bytes.clone();
     flipped[40] ^= 0xff;
     assert!(PrunerState::from_bytes(&flipped).is_err());
-    let other = Pruner::builder(300).policy(UniformRandom::new(0.5).unwrap()).schedule(Schedule::new(8)).seed(5).build();
+    let other =
+        Pruner::builder(300).policy(UniformRandom::new(0.5).unwrap()).schedule(Schedule::new(8)).seed(5).build();
     let st = PrunerState::from_bytes(&bytes).unwrap();
     assert!(matches!(other.unwrap().restore(st), Err(PruneError::BadState(_))));
 }

@@ -11,12 +11,22 @@ fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
         2 => Box::new(Ucb::new(pf, 1.0).unwrap()),
         3 => Box::new(InfoBatch::new(pf).unwrap()),
         4 => Box::new(StaticRandom::new(pf).unwrap()),
-        5 => Box::new(StaticScores::new((0..n).map(|i| ((i * 7919) % 101) as f32).collect(), Keep::Highest, pf).unwrap()),
+        5 => {
+            Box::new(StaticScores::new((0..n).map(|i| ((i * 7919) % 101) as f32).collect(), Keep::Highest, pf).unwrap())
+        }
         _ => Box::new(FullData),
     }
 }
 
-fn plans(kind: u8, pf: f64, n: usize, epochs: usize, warmup: usize, anneal: usize, seed: u64) -> Vec<(Phase, Vec<usize>, Option<Vec<f32>>)> {
+fn plans(
+    kind: u8,
+    pf: f64,
+    n: usize,
+    epochs: usize,
+    warmup: usize,
+    anneal: usize,
+    seed: u64,
+) -> Vec<(Phase, Vec<usize>, Option<Vec<f32>>)> {
     let mut pr = Pruner::builder(n)
         .boxed_policy(policy(kind, pf, n))
         .schedule(Schedule::new(epochs).warmup(warmup).anneal(anneal).interval(1 + (seed as usize % 2)))
@@ -27,7 +37,14 @@ fn plans(kind: u8, pf: f64, n: usize, epochs: usize, warmup: usize, anneal: usiz
     for e in 0..epochs {
         let p = pr.plan(e).unwrap();
         for b in p.batches(7) {
-            let losses: Vec<f32> = b.indices.iter().map(|&i| ((i as u64).wrapping_mul(2654435761).wrapping_add((e as u64).wrapping_mul(seed)) % 1000) as f32 / 100.0).collect();
+            let losses: Vec<f32> = b
+                .indices
+                .iter()
+                .map(|&i| {
+                    ((i as u64).wrapping_mul(2654435761).wrapping_add((e as u64).wrapping_mul(seed)) % 1000) as f32
+                        / 100.0
+                })
+                .collect();
             pr.observe(b.indices, &losses).unwrap();
         }
         let (i, w, s) = p.into_parts();

@@ -179,7 +179,15 @@ fn forward_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], e
 
 /// Training-mode BatchNorm (+ ReLU) of `x` `(N, C, S)`: returns `y` and the batch
 /// `(mean, biased variance)`.
-pub(crate) fn train_forward<T: Real>(x: &[T], c: usize, s: usize, gamma: &[T], beta: &[T], eps: f64, relu: bool) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+pub(crate) fn train_forward<T: Real>(
+    x: &[T],
+    c: usize,
+    s: usize,
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    relu: bool,
+) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     let (mean, var) = channel_moments(x, c, s);
     let (scale, shift) = forward_affine(gamma, beta, &mean, &var, eps);
     let y = affine(x, c, s, &scale, &shift, relu);
@@ -248,7 +256,15 @@ pub(crate) fn train_backward<T: Real>(
 }
 
 impl BatchNormTrainOp {
-    fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, g: &CpuStorage, gl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let _t = super::profile::Timer::start(super::profile::Phase::NormForward);
         let (_, c, s) = ncs(xl.dims())?;
         let x = contiguous_slice::<T>(x, xl, "batch norm input")?;
@@ -262,7 +278,14 @@ impl BatchNormTrainOp {
         Ok((T::storage(y), Shape::from(xl.dims())))
     }
 
-    fn bwd_impl<T: Real>(&self, x: &[T], gamma: &[T], beta: &[T], dy: &[T], dims: &[usize]) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
+    fn bwd_impl<T: Real>(
+        &self,
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        dy: &[T],
+        dims: &[usize],
+    ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
         let (_, c, s) = ncs(dims)?;
         let guard = self.stats.lock().expect("batch-norm statistics lock");
         let Some((mean, var)) = guard.as_ref() else { bail!("batch norm backward called before forward") };
@@ -275,7 +298,15 @@ impl CustomOp3 for BatchNormTrainOp {
         "dynaprune-batch-norm"
     }
 
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, g: &CpuStorage, gl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         match x {
             CpuStorage::F32(_) => self.fwd::<f32>(x, xl, g, gl, b, bl),
             CpuStorage::F64(_) => self.fwd::<f64>(x, xl, g, gl, b, bl),
@@ -283,7 +314,14 @@ impl CustomOp3 for BatchNormTrainOp {
         }
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let _t = super::profile::Timer::start(super::profile::Phase::NormBackward);
         let dy = dy.contiguous()?;
         let (xs, xl) = x.storage_and_layout();
@@ -295,7 +333,13 @@ impl CustomOp3 for BatchNormTrainOp {
         };
         macro_rules! run {
             ($t:ty) => {{
-                let (dx, dg, db) = self.bwd_impl::<$t>(cpu_slice(xc, xl)?, cpu_slice(gc, gl)?, cpu_slice(bc, bl)?, cpu_slice(dc, dl)?, x.dims())?;
+                let (dx, dg, db) = self.bwd_impl::<$t>(
+                    cpu_slice(xc, xl)?,
+                    cpu_slice(gc, gl)?,
+                    cpu_slice(bc, bl)?,
+                    cpu_slice(dc, dl)?,
+                    x.dims(),
+                )?;
                 (
                     Tensor::from_vec(dx, x.shape(), x.device())?,
                     Tensor::from_vec(dg, gamma.shape(), gamma.device())?,
@@ -319,7 +363,15 @@ pub(crate) struct ChannelAffineOp {
 }
 
 impl ChannelAffineOp {
-    fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, a: &CpuStorage, al: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (_, c, s) = ncs(xl.dims())?;
         let y = affine(
             contiguous_slice::<T>(x, xl, "input")?,
@@ -337,7 +389,15 @@ impl CustomOp3 for ChannelAffineOp {
     fn name(&self) -> &'static str {
         "dynaprune-channel-affine"
     }
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, a: &CpuStorage, al: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         match x {
             CpuStorage::F32(_) => self.fwd::<f32>(x, xl, a, al, b, bl),
             CpuStorage::F64(_) => self.fwd::<f64>(x, xl, a, al, b, bl),

@@ -367,7 +367,8 @@ fn backward_group<T: Real>(g: &Geometry, w: &[T], xs: &[T], dys: &[T], gn: usize
                         for ci in 0..g.cin {
                             for yy in 0..h {
                                 let src = ci * plane + (yy + pad) * wp + pad;
-                                dxi[ci * h * wd + yy * wd..ci * h * wd + (yy + 1) * wd].copy_from_slice(&dxpad[src..src + wd]);
+                                dxi[ci * h * wd + yy * wd..ci * h * wd + (yy + 1) * wd]
+                                    .copy_from_slice(&dxpad[src..src + wd]);
                             }
                         }
                     }
@@ -397,7 +398,8 @@ fn flip_transpose<T: Real>(g: &Geometry, w: &[T]) -> Vec<T> {
         for ci in 0..g.cin {
             for ky in 0..kh {
                 for kx in 0..kw {
-                    out[((ci * g.cout + co) * kh + ky) * kw + kx] = w[((co * g.cin + ci) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+                    out[((ci * g.cout + co) * kh + ky) * kw + kx] =
+                        w[((co * g.cin + ci) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
                 }
             }
         }
@@ -451,7 +453,8 @@ impl Conv2dOp {
     fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let _t = super::profile::Timer::start(super::profile::Phase::ConvForward);
         let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
-        let y = forward(&g, contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
+        let y =
+            forward(&g, contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
         Ok((T::storage(y), Shape::from(g.out_dims())))
     }
 }
@@ -480,12 +483,20 @@ impl CustomOp2 for Conv2dOp {
         let (dx, dw) = match (&*xs, &*ws, &*ds) {
             (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(dc)) => match xc {
                 CpuStorage::F32(_) => {
-                    let (dx, dw) = backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
-                    (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+                    let (dx, dw) =
+                        backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                    (
+                        dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
+                        Tensor::from_vec(dw, w.shape(), w.device())?,
+                    )
                 }
                 CpuStorage::F64(_) => {
-                    let (dx, dw) = backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
-                    (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+                    let (dx, dw) =
+                        backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                    (
+                        dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
+                        Tensor::from_vec(dw, w.shape(), w.device())?,
+                    )
                 }
                 other => bail!("dynaprune conv2d supports f32 and f64, got {:?}", other.dtype()),
             },

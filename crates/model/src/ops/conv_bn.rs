@@ -39,7 +39,16 @@ impl ConvBnOp {
         Self { stride, padding, eps, relu, stats, saved: Mutex::new(None) }
     }
 
-    fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, a: &CpuStorage, al: &Layout, wrap: fn(Vec<T>) -> Saved) -> Result<(CpuStorage, Shape)> {
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        wrap: fn(Vec<T>) -> Saved,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
         let affine = contiguous_slice::<T>(a, al, "conv-bn affine")?;
         if affine.len() != 2 * g.cout {
@@ -57,13 +66,23 @@ impl ConvBnOp {
         Ok((T::storage(y), Shape::from(g.out_dims())))
     }
 
-    fn bwd_impl<T: Real>(&self, z: &[T], x: &[T], w: &[T], affine: &[T], dy: &[T], g: &Geometry, need_dx: bool) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
+    fn bwd_impl<T: Real>(
+        &self,
+        z: &[T],
+        x: &[T],
+        w: &[T],
+        affine: &[T],
+        dy: &[T],
+        g: &Geometry,
+        need_dx: bool,
+    ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
         let (c, s) = (g.cout, g.p());
         let dz = {
             let _t = super::profile::Timer::start(super::profile::Phase::NormBackward);
             let guard = self.stats.lock().expect("batch-norm statistics lock");
             let Some((mean, var)) = guard.as_ref() else { bail!("conv-bn backward called before forward") };
-            let (dz, dgamma, dbeta) = train_backward(z, c, s, &affine[..c], &affine[c..], mean, var, dy, self.eps, self.relu);
+            let (dz, dgamma, dbeta) =
+                train_backward(z, c, s, &affine[..c], &affine[c..], mean, var, dy, self.eps, self.relu);
             (dz, [dgamma, dbeta].concat())
         };
         let _t = super::profile::Timer::start(super::profile::Phase::ConvBackward);
@@ -77,7 +96,15 @@ impl CustomOp3 for ConvBnOp {
         "dynaprune-conv-bn"
     }
 
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, a: &CpuStorage, al: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         match x {
             CpuStorage::F32(_) => self.fwd::<f32>(x, xl, w, wl, a, al, Saved::F32),
             CpuStorage::F64(_) => self.fwd::<f64>(x, xl, w, wl, a, al, Saved::F64),
@@ -85,7 +112,14 @@ impl CustomOp3 for ConvBnOp {
         }
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, affine: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        affine: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let g = Geometry::new(x.dims(), w.dims(), self.stride, self.padding)?;
         let (_, c, _) = ncs(dy.dims())?;
@@ -106,7 +140,15 @@ impl CustomOp3 for ConvBnOp {
         };
         macro_rules! run {
             ($z:expr) => {{
-                let (dx, dw, da) = self.bwd_impl($z, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(ac, al)?, cpu_slice(dc, dl)?, &g, need_dx)?;
+                let (dx, dw, da) = self.bwd_impl(
+                    $z,
+                    cpu_slice(xc, xl)?,
+                    cpu_slice(wc, wl)?,
+                    cpu_slice(ac, al)?,
+                    cpu_slice(dc, dl)?,
+                    &g,
+                    need_dx,
+                )?;
                 (
                     dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
                     Tensor::from_vec(dw, w.shape(), w.device())?,

@@ -43,7 +43,15 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
 /// `relu?(batch_norm(conv2d(x, w)))` in training mode, fused: `affine` packs the BatchNorm
 /// parameters as `(2, Cout)` = `[gamma; beta]`. Returns the output and a handle to the batch
 /// statistics. Differentiable in `x`, `w` and `affine`.
-pub fn conv_bn_train(x: &Tensor, w: &Tensor, affine: &Tensor, stride: usize, padding: usize, eps: f64, relu: bool) -> Result<(Tensor, BatchStatsHandle)> {
+pub fn conv_bn_train(
+    x: &Tensor,
+    w: &Tensor,
+    affine: &Tensor,
+    stride: usize,
+    padding: usize,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, BatchStatsHandle)> {
     let stats = BatchStats::default();
     let op = conv_bn::ConvBnOp::new(stride, padding, eps, relu, stats.clone());
     let y = x.contiguous()?.apply_op3(&w.contiguous()?, &affine.contiguous()?, op)?;
@@ -53,7 +61,13 @@ pub fn conv_bn_train(x: &Tensor, w: &Tensor, affine: &Tensor, stride: usize, pad
 /// Training-mode BatchNorm over `(N, C, ...)` with batch statistics, `relu` optionally fused.
 /// Returns the output and a handle to the batch `(mean, biased variance)` per channel, filled
 /// by the forward pass (for running statistics). Differentiable in `x`, `gamma` and `beta`.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, BatchStatsHandle)> {
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, BatchStatsHandle)> {
     let stats = BatchStats::default();
     let op = bn::BatchNormTrainOp { eps, relu, stats: stats.clone() };
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
@@ -80,4 +94,3 @@ pub fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor, relu: bool) ->
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, bn::AddReluOp)
 }
-

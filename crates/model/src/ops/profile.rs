@@ -22,7 +22,8 @@ pub enum Phase {
     Elementwise,
 }
 
-const NAMES: [&str; 5] = ["conv forward", "conv backward", "batch-norm forward", "batch-norm backward", "add+relu / affine"];
+const NAMES: [&str; 5] =
+    ["conv forward", "conv backward", "batch-norm forward", "batch-norm backward", "add+relu / affine"];
 static NANOS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// Turns the accounting on or off.

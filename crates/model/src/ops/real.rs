@@ -3,7 +3,18 @@
 use candle_core::{CpuStorage, DType};
 
 /// A float type the custom CPU kernels are generic over.
-pub trait Real: Copy + Send + Sync + 'static + PartialOrd + std::fmt::Debug + std::ops::AddAssign + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> {
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::AddAssign
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+{
     /// Zero.
     const ZERO: Self;
     /// One.

@@ -173,7 +173,11 @@ impl Policy for Ucb {
         let c = self.c as f32;
         let ucb = |r: &SampleStats| r.mean + c * r.std();
         if buffer.records().iter().any(|r| r.is_seen() && !ucb(r).is_finite()) {
-            return Err(PruneError::InvalidKnob { name: "ucb_c", value: self.c, expected: "a value that keeps mean + c * std finite" });
+            return Err(PruneError::InvalidKnob {
+                name: "ucb_c",
+                value: self.c,
+                expected: "a value that keeps mean + c * std finite",
+            });
         }
         Ok(Selection { indices: unseen_then_top(buffer, k, rng, ucb), ..Selection::default() })
     }

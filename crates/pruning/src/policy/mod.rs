@@ -10,7 +10,7 @@ mod dynamic;
 mod infobatch;
 mod static_scores;
 
-pub use dynamic::{EpsilonDecay, EpsilonGreedy, UniformRandom, Ucb};
+pub use dynamic::{EpsilonDecay, EpsilonGreedy, Ucb, UniformRandom};
 pub use infobatch::{InfoBatch, InfoBatchRate};
 pub use static_scores::{Keep, StaticRandom, StaticScores};
 

@@ -1,0 +1,113 @@
+//! What a run records: one row per epoch and a summary, with every time component separated.
+
+use serde::{Deserialize, Serialize};
+
+/// One epoch of a run: the tidy per-epoch CSV row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EpochRow {
+    /// The run's id (its output directory name unless given).
+    pub run_id: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Policy.
+    pub policy: String,
+    /// Nominal fraction removed per pruned epoch.
+    pub prune_fraction: f64,
+    /// Root seed.
+    pub seed: u64,
+    /// Epoch (from 0).
+    pub epoch: usize,
+    /// The schedule's phase: warmup, select, reuse, anneal, full.
+    pub phase: String,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Mean training loss over the epoch's samples (before each step).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's samples (before each step).
+    pub train_acc: f64,
+    /// Test loss (empty if not evaluated this epoch).
+    pub test_loss: Option<f64>,
+    /// Test accuracy (empty if not evaluated this epoch).
+    pub test_acc: Option<f64>,
+    /// Samples forwarded and back-propagated this epoch.
+    pub samples: usize,
+    /// Cumulative samples since the start of the run.
+    pub cumulative_samples: usize,
+    /// Fraction of the epoch's plan also in the previous epoch's plan.
+    pub overlap: Option<f64>,
+    /// Building the plan (selection and shuffle), seconds.
+    pub select_s: f64,
+    /// Waiting for batches, seconds.
+    pub data_s: f64,
+    /// Forward, backward and optimizer step, seconds.
+    pub compute_s: f64,
+    /// Per-sample score extraction and buffer updates, seconds.
+    pub observe_s: f64,
+    /// Test-set evaluation, seconds.
+    pub eval_s: f64,
+    /// Writing the checkpoint, seconds.
+    pub checkpoint_s: f64,
+    /// Wall clock of the whole epoch, seconds.
+    pub wall_s: f64,
+    /// Wall clock of the epoch minus evaluation and checkpointing: the training cost.
+    pub train_s: f64,
+    /// Cumulative training cost since the start of the run (excluding static scoring).
+    pub cumulative_train_s: f64,
+}
+
+/// The end-of-run summary (`summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// The run's id.
+    pub run_id: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Policy.
+    pub policy: String,
+    /// Nominal prune fraction.
+    pub prune_fraction: f64,
+    /// Root seed.
+    pub seed: u64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Test accuracy after the last epoch.
+    pub final_test_acc: f64,
+    /// Test loss after the last epoch.
+    pub final_test_loss: f64,
+    /// Best test accuracy over evaluated epochs.
+    pub best_test_acc: f64,
+    /// Samples trained on, all epochs.
+    pub samples: usize,
+    /// Samples a full-data run of the same length trains on.
+    pub full_data_samples: usize,
+    /// Training cost: sum of the epochs' `train_s`.
+    pub train_s: f64,
+    /// Static scoring cost charged to this run (0 for other rules).
+    pub static_scoring_s: f64,
+    /// What the static scores were, if any.
+    pub static_scoring: Option<String>,
+    /// `train_s + static_scoring_s`: the number the paper's comparison is about.
+    pub total_s: f64,
+    /// Everything, evaluation and checkpoints included.
+    pub wall_s: f64,
+    /// Time components summed over epochs: select, data, compute, observe, eval, checkpoint.
+    pub select_s: f64,
+    /// See `select_s`.
+    pub data_s: f64,
+    /// See `select_s`.
+    pub compute_s: f64,
+    /// See `select_s`.
+    pub observe_s: f64,
+    /// See `select_s`.
+    pub eval_s: f64,
+    /// See `select_s`.
+    pub checkpoint_s: f64,
+    /// Device the run used.
+    pub device: String,
+    /// Worker threads.
+    pub threads: usize,
+}

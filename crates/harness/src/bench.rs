@@ -1,0 +1,173 @@
+//! `dynaprune bench-train`: training and inference images/s of our CPU kernels and of stock
+//! Candle, for the same networks, measured in one process (one line per network, mode and
+//! kernels; `cargo xtask bench-train` runs it per thread count and adds PyTorch).
+//!
+//! Method (the same as `shared/anchors/torch_resnet_bench.py`): random inputs and labels, batch
+//! 128, SGD with Nesterov momentum and weight decay, `warmup` untimed steps, then the median
+//! (and best) of `iters` timed steps.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::Optimizer;
+use clap::Args;
+use dynaprune_model::{loss, ops, Kernels, Mode, ResNet, ResNetConfig, Sgd, SgdConfig};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::output;
+
+/// Flags of `dynaprune bench-train`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// `model:input` pairs; input is `fmnist` (1x28x28) or `cifar` (3x32x32).
+    #[arg(long, default_value = "resnet8:fmnist,resnet20:cifar,resnet18:cifar", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Kernels to measure: fast (ours), candle (stock).
+    #[arg(long, default_value = "fast,candle", value_delimiter = ',')]
+    pub kernels: Vec<String>,
+    /// Modes: train, infer.
+    #[arg(long, default_value = "train,infer", value_delimiter = ',')]
+    pub modes: Vec<String>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 8)]
+    pub iters: usize,
+    /// Also print where the time of our kernels goes (per op, forward and backward).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Append results as JSON lines to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Network.
+    pub model: String,
+    /// `fmnist` or `cifar`.
+    pub input: String,
+    /// `train` or `infer`.
+    pub mode: String,
+    /// `fast` or `candle`.
+    pub kernels: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Images per second at the median step time.
+    pub img_per_s: f64,
+    /// Images per second at the best step time.
+    pub best_img_per_s: f64,
+    /// Achieved GFLOP/s at the median (2 FLOPs per multiply-accumulate).
+    pub gflops: f64,
+}
+
+fn input_shape(input: &str) -> Result<(usize, usize)> {
+    match input {
+        "fmnist" => Ok((1, 28)),
+        "cifar" => Ok((3, 32)),
+        other => bail!("unknown input `{other}`: expected fmnist or cifar"),
+    }
+}
+
+fn time_steps(warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+    for _ in 0..warmup {
+        step()?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let t = Instant::now();
+        step()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times[0]))
+}
+
+/// Runs the benchmark and prints one line per measurement.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    let mut results = Vec::new();
+    for spec in &args.models {
+        let (model_name, input) =
+            spec.split_once(':').with_context(|| format!("--models entry `{spec}`: expected model:input"))?;
+        let (c, hw) = input_shape(input)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &Device::Cpu)?;
+        let y = Tensor::from_vec((0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(), args.batch, &Device::Cpu)?;
+        for k in &args.kernels {
+            let kernels = match k.as_str() {
+                "fast" => Kernels::Fast,
+                "candle" => Kernels::Candle,
+                other => bail!("unknown kernels `{other}`: expected fast or candle"),
+            };
+            let model = ResNet::new(ResNetConfig::by_name(model_name, c, 10)?, 0, &Device::Cpu, kernels)?;
+            for mode in &args.modes {
+                ops::profile::enable(args.breakdown && kernels == Kernels::Fast);
+                let _ = ops::profile::take();
+                let (med, best, flops) = match mode.as_str() {
+                    "train" => {
+                        let mut opt = Sgd::from_params(model.params(), SgdConfig { lr: 0.05, ..SgdConfig::default() })?;
+                        let (m, b) = time_steps(args.warmup, args.iters, || {
+                            let logits = model.forward(&x, true)?;
+                            let l = loss::weighted_mean(&loss::cross_entropy_per_sample(&logits, &y, 0.0)?, None)?;
+                            opt.backward_step(&l)?;
+                            Ok(())
+                        })?;
+                        (m, b, model.train_flops(hw, hw) as f64)
+                    }
+                    "infer" => {
+                        let (m, b) = time_steps(args.warmup, args.iters, || {
+                            model.forward_mode(&x, Mode::Eval)?.argmax(1)?;
+                            Ok(())
+                        })?;
+                        (m, b, 2.0 * model.forward_macs(hw, hw) as f64)
+                    }
+                    other => bail!("unknown mode `{other}`: expected train or infer"),
+                };
+                let r = BenchResult {
+                    model: model_name.into(),
+                    input: input.into(),
+                    mode: mode.clone(),
+                    kernels: k.clone(),
+                    threads,
+                    batch: args.batch,
+                    img_per_s: args.batch as f64 / med,
+                    best_img_per_s: args.batch as f64 / best,
+                    gflops: flops * args.batch as f64 / med / 1e9,
+                };
+                println!(
+                    "bench model={} input={} mode={} kernels={} threads={} batch={} img_per_s={:.1} best_img_per_s={:.1} gflops={:.1}",
+                    r.model, r.input, r.mode, r.kernels, r.threads, r.batch, r.img_per_s, r.best_img_per_s, r.gflops
+                );
+                if args.breakdown && kernels == Kernels::Fast {
+                    let steps = (args.warmup + args.iters) as f64;
+                    let parts: Vec<String> =
+                        ops::profile::take().iter().map(|(n, s)| format!("{n} {:.1} ms", 1e3 * s / steps)).collect();
+                    println!("  per step: {} | total {:.1} ms", parts.join(", "), 1e3 * med);
+                }
+                results.push(r);
+            }
+        }
+    }
+    ops::profile::enable(false);
+    if let Some(path) = &args.json {
+        let mut text = std::fs::read_to_string(path).unwrap_or_default();
+        for r in &results {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        output::write_atomic(path, text.as_bytes())?;
+    }
+    Ok(())
+}

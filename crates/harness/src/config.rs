@@ -1,0 +1,337 @@
+//! The run configuration: command-line flags (clap) that also serialise as the run's
+//! `config.json`, so every result folder says exactly how it was produced.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Datasets the harness trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetArg {
+    /// Fashion-MNIST (IDX files; Debian's `dataset-fashion-mnist` works as is).
+    FashionMnist,
+    /// CIFAR-10, binary version.
+    Cifar10,
+    /// CIFAR-100 (fine labels), binary version.
+    Cifar100,
+    /// Generated in memory from the seed (tests and the smoke preset; never for results).
+    Synthetic,
+}
+
+impl DatasetArg {
+    /// The name used on the command line and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetArg::FashionMnist => "fashion-mnist",
+            DatasetArg::Cifar10 => "cifar10",
+            DatasetArg::Cifar100 => "cifar100",
+            DatasetArg::Synthetic => "synthetic",
+        }
+    }
+}
+
+/// Every selection rule the harness can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyArg {
+    /// Full data, every epoch (the baseline).
+    Full,
+    /// Static: one random subset chosen before training.
+    StaticRandom,
+    /// Static: keep by EL2N score (Paul et al., 2021), computed before training.
+    El2n,
+    /// Static: keep by GraNd score at initialisation, full-parameter gradient norm.
+    Grand,
+    /// Static: keep by GraNd score at initialisation, last-layer approximation.
+    GrandLastLayer,
+    /// Static: keep by forgetting counts (Toneva et al., 2019) from a full-data run.
+    Forgetting,
+    /// Dynamic: a new uniformly random subset every selection.
+    Random,
+    /// Dynamic: epsilon-greedy on per-sample loss statistics (Raju et al., 2021).
+    EpsilonGreedy,
+    /// Dynamic: upper confidence bound on per-sample loss statistics (Raju et al., 2021).
+    Ucb,
+    /// Dynamic: InfoBatch soft pruning with loss rescaling and annealing (Qin et al., 2024).
+    Infobatch,
+}
+
+impl PolicyArg {
+    /// The name used on the command line and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyArg::Full => "full",
+            PolicyArg::StaticRandom => "static-random",
+            PolicyArg::El2n => "el2n",
+            PolicyArg::Grand => "grand",
+            PolicyArg::GrandLastLayer => "grand-last-layer",
+            PolicyArg::Forgetting => "forgetting",
+            PolicyArg::Random => "random",
+            PolicyArg::EpsilonGreedy => "epsilon-greedy",
+            PolicyArg::Ucb => "ucb",
+            PolicyArg::Infobatch => "infobatch",
+        }
+    }
+
+    /// The static scorer this policy needs, if any.
+    pub fn scorer(self) -> Option<ScorerArg> {
+        match self {
+            PolicyArg::El2n => Some(ScorerArg::El2n),
+            PolicyArg::Grand => Some(ScorerArg::Grand),
+            PolicyArg::GrandLastLayer => Some(ScorerArg::GrandLastLayer),
+            PolicyArg::Forgetting => Some(ScorerArg::Forgetting),
+            _ => None,
+        }
+    }
+
+    /// `true` for rules that re-select during training.
+    pub fn is_dynamic(self) -> bool {
+        matches!(self, PolicyArg::Random | PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch)
+    }
+}
+
+/// Static scorers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScorerArg {
+    /// Mean EL2N over k short full-data training runs.
+    El2n,
+    /// Per-sample gradient norm over all parameters at initialisation, mean over k inits.
+    Grand,
+    /// Per-sample gradient norm of the last (linear) layer at initialisation, mean over k inits.
+    GrandLastLayer,
+    /// Forgetting events during a full-data run (never learned = infinity).
+    Forgetting,
+}
+
+impl ScorerArg {
+    /// The name used on the command line and in file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScorerArg::El2n => "el2n",
+            ScorerArg::Grand => "grand",
+            ScorerArg::GrandLastLayer => "grand-last-layer",
+            ScorerArg::Forgetting => "forgetting",
+        }
+    }
+}
+
+/// Which per-sample value the dynamic policies observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreArg {
+    /// Per-sample cross-entropy of the training forward pass (default; reconstructed).
+    Loss,
+    /// Per-sample EL2N of the training forward pass.
+    El2n,
+}
+
+/// Augmentation recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentArg {
+    /// The dataset's default: CIFAR recipe for CIFAR, none for Fashion-MNIST.
+    Default,
+    /// No augmentation.
+    None,
+    /// 2-pixel crop + flip.
+    Light,
+    /// 4-pixel crop + flip (the CIFAR recipe).
+    Cifar,
+}
+
+/// How InfoBatch's drop probability is set from `--prune-fraction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InfobatchMode {
+    /// `r` adapts each selection so the expected removed fraction is `--prune-fraction` (capped
+    /// at `--infobatch-max-r`): comparable with the hard rules at the same prune fraction.
+    Target,
+    /// `r = --prune-fraction` as InfoBatch's own `ratio`: fewer samples are actually removed.
+    DropProb,
+}
+
+/// Flags of `dynaprune train` (and the training part of `dynaprune score`).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct TrainArgs {
+    /// Dataset.
+    #[arg(long, value_enum, default_value_t = DatasetArg::FashionMnist)]
+    pub dataset: DatasetArg,
+    /// Directory holding the dataset (or its parent). Default: `data/`, then Debian's
+    /// `/usr/share/datasets/fashion-mnist` for Fashion-MNIST.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Use only the first N training samples (0 = all): quick experiments and tests.
+    #[arg(long, default_value_t = 0)]
+    pub max_train_samples: usize,
+    /// Use only the first N test samples (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub max_test_samples: usize,
+    /// Model: resnet8, resnet14, resnet20, resnet32, resnet56, resnet18.
+    #[arg(long, default_value = "resnet8")]
+    pub model: String,
+    /// Multiplies every stage width.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Selection rule.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Full)]
+    pub policy: PolicyArg,
+    /// Fraction of the training set REMOVED per pruned epoch, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub prune_fraction: f64,
+    /// Full-data epochs before pruning starts (default: 1 for score-based dynamic rules, else 0).
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    /// Re-select every T epochs; epochs in between reuse (reshuffle) the last selection.
+    #[arg(long, default_value_t = 1)]
+    pub selection_interval: usize,
+    /// Full-data epochs at the end (default: InfoBatch's 1 - delta = 12.5% of the run for
+    /// infobatch, else 0).
+    #[arg(long)]
+    pub anneal_epochs: Option<usize>,
+    /// Epsilon-greedy's exploration fraction.
+    #[arg(long, default_value_t = 0.2)]
+    pub epsilon: f64,
+    /// Per-epoch multiplicative decay of epsilon (1 = constant).
+    #[arg(long, default_value_t = 1.0)]
+    pub epsilon_decay: f64,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 1.0)]
+    pub ucb_c: f64,
+    /// Decay of the per-sample exponential moving averages.
+    #[arg(long, default_value_t = 0.9)]
+    pub ema_decay: f64,
+    /// Which per-sample value dynamic rules observe.
+    #[arg(long, value_enum, default_value_t = ScoreArg::Loss)]
+    pub score: ScoreArg,
+    /// How InfoBatch's drop probability follows `--prune-fraction`.
+    #[arg(long, value_enum, default_value_t = InfobatchMode::Target)]
+    pub infobatch_mode: InfobatchMode,
+    /// Upper bound on InfoBatch's drop probability in target mode.
+    #[arg(long, default_value_t = 0.9)]
+    pub infobatch_max_r: f64,
+    /// Static rules: which part of the score ranking to keep (`highest`, `lowest`, or
+    /// `window:F` to skip the top F fraction first).
+    #[arg(long, default_value = "highest")]
+    pub static_keep: String,
+    /// Static rules: a score file written by `dynaprune score` (its cost is charged to this
+    /// run). Without it the scores are computed first, inside this run.
+    #[arg(long)]
+    pub scores: Option<PathBuf>,
+    /// Static scorers: independent models (EL2N) or initialisations (GraNd).
+    #[arg(long, default_value_t = 10)]
+    pub scorer_models: usize,
+    /// EL2N: training epochs per model (default: 10% of --epochs, at least 1; the Data Diet
+    /// recipe is 20 of 200).
+    #[arg(long)]
+    pub el2n_epochs: Option<usize>,
+    /// Forgetting: epochs of the full-data run (default: --epochs).
+    #[arg(long)]
+    pub forgetting_epochs: Option<usize>,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Learning-rate schedule over training progress: constant, cosine, onecycle, step or
+    /// step:<fractions>.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Plain (heavy-ball) momentum instead of Nesterov.
+    #[arg(long)]
+    pub no_nesterov: bool,
+    /// L2 weight decay (not on biases and BatchNorm).
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Label smoothing of the training loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Augmentation recipe.
+    #[arg(long, value_enum, default_value_t = AugmentArg::Default)]
+    pub augment: AugmentArg,
+    /// Root seed: fixes weights, data order, augmentation and selections.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output directory (config, per-epoch CSV, summary, checkpoints).
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Continue an interrupted run from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Evaluate on the test set every N epochs (the last epoch always).
+    #[arg(long, default_value_t = 1)]
+    pub eval_every: usize,
+    /// Stop after this many epochs of this invocation (the run stays resumable): for tests
+    /// and time-boxed jobs.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Progress display: auto (bar on a terminal), bar, or plain log lines.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+}
+
+impl TrainArgs {
+    /// Fills the defaults that depend on other flags and checks ranges.
+    pub fn resolve(&mut self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.prune_fraction) {
+            bail!("--prune-fraction must be in [0, 1) (the fraction of samples REMOVED), got {}", self.prune_fraction);
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be positive, got {}", self.lr);
+        }
+        if self.scorer_models == 0 {
+            bail!("--scorer-models must be at least 1");
+        }
+        if self.eval_every == 0 {
+            bail!("--eval-every must be at least 1");
+        }
+        if !["auto", "bar", "plain"].contains(&self.progress.as_str()) {
+            bail!("--progress must be auto, bar or plain, got `{}`", self.progress);
+        }
+        if self.warmup_epochs.is_none() {
+            let score_based = matches!(self.policy, PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch);
+            self.warmup_epochs = Some(usize::from(score_based && self.epochs > 1));
+        }
+        if self.anneal_epochs.is_none() {
+            self.anneal_epochs = Some(if self.policy == PolicyArg::Infobatch {
+                ((1.0 - dynaprune::InfoBatch::DEFAULT_DELTA) * self.epochs as f64).round() as usize
+            } else {
+                0
+            });
+        }
+        if self.el2n_epochs.is_none() {
+            self.el2n_epochs = Some(((self.epochs as f64 * 0.1).round() as usize).max(1));
+        }
+        if self.forgetting_epochs.is_none() {
+            self.forgetting_epochs = Some(self.epochs);
+        }
+        let w = self.warmup_epochs.unwrap_or(0);
+        let a = self.anneal_epochs.unwrap_or(0);
+        if w + a > self.epochs {
+            bail!("--warmup-epochs ({w}) + --anneal-epochs ({a}) exceed --epochs ({})", self.epochs);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! The pieces every training job shares (the main run, EL2N's short runs, the forgetting run):
+//! the data on its device, one epoch of SGD over a list of batches, and evaluation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::Optimizer;
+use dynaprune_data::{Augment, BatchAssembler, ChannelStats, ImageDataset, Splits};
+use dynaprune_model::{loss, schedule, LrSchedule, Mode, ResNet, Sgd, SgdConfig};
+
+use crate::config::{AugmentArg, DatasetArg, TrainArgs};
+use crate::seeds;
+
+/// The datasets, their normalisation and the batch assemblers.
+#[derive(Debug)]
+pub struct Env {
+    /// Training split.
+    pub train: Arc<ImageDataset>,
+    /// Test split.
+    pub test: Arc<ImageDataset>,
+    /// Training-split channel statistics (used to normalise both splits).
+    pub stats: ChannelStats,
+    /// Assembles augmented training batches.
+    pub train_batches: BatchAssembler,
+    /// Assembles un-augmented batches of the training split (scoring passes).
+    pub train_plain: BatchAssembler,
+    /// Assembles test batches.
+    pub test_batches: BatchAssembler,
+    /// The device.
+    pub device: Device,
+}
+
+/// The augmentation a run uses.
+pub fn augment_for(args: &TrainArgs) -> Augment {
+    match args.augment {
+        AugmentArg::None => Augment::NONE,
+        AugmentArg::Light => Augment::LIGHT,
+        AugmentArg::Cifar => Augment::CIFAR,
+        AugmentArg::Default => match args.dataset {
+            DatasetArg::Cifar10 | DatasetArg::Cifar100 => Augment::CIFAR,
+            _ => Augment::NONE,
+        },
+    }
+}
+
+impl Env {
+    /// Wraps loaded splits for `args`' device, augmentation and seed.
+    pub fn new(splits: Splits, args: &TrainArgs, device: &Device) -> Result<Self> {
+        let stats = splits.train.channel_stats();
+        let train = Arc::new(splits.train);
+        let test = Arc::new(splits.test);
+        let aug_seed = seeds::derive(args.seed, seeds::AUGMENT);
+        Ok(Self {
+            train_batches: BatchAssembler::new(train.clone(), &stats, augment_for(args), aug_seed, device.clone())?,
+            train_plain: BatchAssembler::new(train.clone(), &stats, Augment::NONE, 0, device.clone())?,
+            test_batches: BatchAssembler::new(test.clone(), &stats, Augment::NONE, 0, device.clone())?,
+            train,
+            test,
+            stats,
+            device: device.clone(),
+        })
+    }
+}
+
+/// The optimizer of a run.
+pub fn optimizer(model: &ResNet, args: &TrainArgs) -> Result<Sgd> {
+    Ok(Sgd::from_params(
+        model.params(),
+        SgdConfig {
+            lr: args.lr,
+            momentum: args.momentum,
+            nesterov: !args.no_nesterov && args.momentum > 0.0,
+            weight_decay: args.weight_decay,
+            decay_bias_and_norm: false,
+        },
+    )?)
+}
+
+/// What one training step reports per sample.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// Per-sample cross-entropy (before the step).
+    pub losses: Vec<f32>,
+    /// 1 where the prediction was right.
+    pub correct: Vec<f32>,
+    /// Per-sample EL2N, when asked for.
+    pub el2n: Option<Vec<f32>>,
+}
+
+/// Time and counts of one epoch of training.
+#[derive(Debug, Clone, Default)]
+pub struct EpochTotals {
+    /// Waiting for batches (assembly runs ahead in the background).
+    pub data_s: f64,
+    /// Forward, backward and optimizer step.
+    pub compute_s: f64,
+    /// Handing per-sample values to the caller (score updates).
+    pub observe_s: f64,
+    /// Samples trained on.
+    pub samples: usize,
+    /// Sum of per-sample losses.
+    pub loss_sum: f64,
+    /// Correct predictions.
+    pub correct: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+}
+
+/// Trains `model` for one epoch over `batches` (sample indices and optional loss weights),
+/// setting the learning rate from training progress. `observe` sees each batch's indices and
+/// per-sample outputs; its time is counted separately. `on_batch` is called after each batch
+/// (progress display).
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch(
+    env: &Env,
+    model: &ResNet,
+    opt: &mut Sgd,
+    args: &TrainArgs,
+    sched: &LrSchedule,
+    epoch: usize,
+    batches: Vec<(Vec<usize>, Option<Vec<f32>>)>,
+    want_el2n: bool,
+    mut observe: impl FnMut(&[usize], &StepOutput) -> Result<()>,
+    mut on_batch: impl FnMut(usize, usize, f64),
+) -> Result<EpochTotals> {
+    let n_batches = batches.len();
+    let mut t = EpochTotals::default();
+    let mut loader = env.train_batches.prefetch(epoch, batches, 2);
+    for b in 0..n_batches {
+        let t0 = Instant::now();
+        let batch = loader.next().context("the batch loader stopped early")??;
+        let t1 = Instant::now();
+        let lr = sched.lr(args.lr, schedule::progress(epoch, args.epochs, b, n_batches));
+        opt.set_learning_rate(lr);
+        let logits = model.forward(&batch.images, true)?;
+        let per = loss::cross_entropy_per_sample(&logits, &batch.labels, args.label_smoothing)?;
+        let weights = match &batch.weights {
+            Some(w) => Some(Tensor::from_slice(w, w.len(), &env.device)?),
+            None => None,
+        };
+        let l = loss::weighted_mean(&per, weights.as_ref())?;
+        let lv = l.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+        if !lv.is_finite() {
+            bail!(
+                "non-finite training loss ({lv}) at epoch {epoch}, batch {b} (learning rate {lr:.4}): training diverged. \
+                 Lower --lr, or check the data; the last good checkpoint is kept"
+            );
+        }
+        opt.backward_step(&l)?;
+        let out = StepOutput {
+            losses: per.to_vec1::<f32>()?,
+            correct: loss::correct(&logits, &batch.labels)?.to_vec1::<f32>()?,
+            el2n: if want_el2n { Some(loss::el2n(&logits, &batch.labels)?.to_vec1::<f32>()?) } else { None },
+        };
+        let t2 = Instant::now();
+        observe(&batch.indices, &out)?;
+        let t3 = Instant::now();
+        t.data_s += (t1 - t0).as_secs_f64();
+        t.compute_s += (t2 - t1).as_secs_f64();
+        t.observe_s += (t3 - t2).as_secs_f64();
+        t.samples += batch.len();
+        t.loss_sum += out.losses.iter().map(|&v| f64::from(v)).sum::<f64>();
+        t.correct += out.correct.iter().map(|&v| f64::from(v)).sum::<f64>();
+        t.lr = lr;
+        on_batch(b + 1, n_batches, t.loss_sum / t.samples.max(1) as f64);
+    }
+    Ok(t)
+}
+
+/// Batches of `0..n` in order.
+pub fn sequential_batches(n: usize, batch: usize) -> Vec<Vec<usize>> {
+    (0..n).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect()
+}
+
+/// Mean loss and accuracy of `model` (eval mode) on all of `assembler`'s dataset.
+pub fn evaluate(model: &ResNet, assembler: &BatchAssembler, batch: usize) -> Result<(f64, f64)> {
+    let n = assembler.dataset().len();
+    let (mut loss_sum, mut correct) = (0f64, 0f64);
+    let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> =
+        sequential_batches(n, batch).into_iter().map(|b| (b, None)).collect();
+    for b in assembler.prefetch(0, plan, 2) {
+        let b = b?;
+        let logits = model.forward_mode(&b.images, Mode::Eval)?;
+        loss_sum += loss::cross_entropy_per_sample(&logits, &b.labels, 0.0)?.sum_all()?.to_scalar::<f32>()? as f64;
+        correct += loss::correct(&logits, &b.labels)?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok((loss_sum / n.max(1) as f64, correct / n.max(1) as f64))
+}

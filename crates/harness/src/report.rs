@@ -1,0 +1,360 @@
+//! `dynaprune report`: merges finished runs into `runs.csv`, `REPORT.md` and SVG plots.
+//!
+//! Every number comes from a run's `summary.json`; the report states the commands, commits and
+//! machines the runs came from. Means and standard deviations are over seeds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use crate::accounting::Summary;
+use crate::output;
+use crate::svg::{Chart, Series, Style};
+use crate::train::RunConfig;
+
+/// Flags of `dynaprune report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Directory searched (recursively) for finished runs (`summary.json`).
+    #[arg(long)]
+    pub runs: PathBuf,
+    /// Where runs.csv, REPORT.md and the SVGs go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Report title.
+    #[arg(long, default_value = "dynaprune results")]
+    pub title: String,
+    /// A note placed under the title (e.g. how the grid was run, what is partial).
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// One finished run with its provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run directory.
+    pub dir: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Policy.
+    pub policy: String,
+    /// Nominal prune fraction.
+    pub prune_fraction: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Final test accuracy.
+    pub final_test_acc: f64,
+    /// Best test accuracy.
+    pub best_test_acc: f64,
+    /// Samples trained on.
+    pub samples: usize,
+    /// Samples of full data.
+    pub full_data_samples: usize,
+    /// Training time.
+    pub train_s: f64,
+    /// Static scoring time charged.
+    pub static_scoring_s: f64,
+    /// Training + scoring.
+    pub total_s: f64,
+    /// Selection time.
+    pub select_s: f64,
+    /// Data waiting time.
+    pub data_s: f64,
+    /// Compute time.
+    pub compute_s: f64,
+    /// Score update time.
+    pub observe_s: f64,
+    /// Evaluation time (not part of total).
+    pub eval_s: f64,
+    /// Commit.
+    pub commit: String,
+    /// Machine.
+    pub machine: String,
+    /// Command.
+    pub command: String,
+}
+
+fn find_summaries(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let p = entry?.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == "checkpoint" || n == "checkpoint.tmp" || n == "checkpoint.old") {
+                continue;
+            }
+            find_summaries(&p, out)?;
+        } else if p.file_name().is_some_and(|n| n == "summary.json") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Loads every finished run under `dir`, sorted by directory.
+pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
+    let mut files = Vec::new();
+    find_summaries(dir, &mut files)?;
+    files.sort();
+    let mut rows = Vec::new();
+    for f in files {
+        let s: Summary = serde_json::from_slice(&std::fs::read(&f)?)
+            .with_context(|| format!("{} is not a run summary", f.display()))?;
+        let run_dir = f.parent().unwrap_or(dir);
+        let cfg: Option<RunConfig> =
+            std::fs::read(run_dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let (commit, machine, command) = cfg
+            .map(|c| (c.provenance.commit, c.provenance.machine, c.provenance.command))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
+        rows.push(RunRow {
+            dir: run_dir.strip_prefix(dir).unwrap_or(run_dir).display().to_string(),
+            dataset: s.dataset,
+            model: s.model,
+            policy: s.policy,
+            prune_fraction: s.prune_fraction,
+            seed: s.seed,
+            epochs: s.epochs,
+            final_test_acc: s.final_test_acc,
+            best_test_acc: s.best_test_acc,
+            samples: s.samples,
+            full_data_samples: s.full_data_samples,
+            train_s: s.train_s,
+            static_scoring_s: s.static_scoring_s,
+            total_s: s.total_s,
+            select_s: s.select_s,
+            data_s: s.data_s,
+            compute_s: s.compute_s,
+            observe_s: s.observe_s,
+            eval_s: s.eval_s,
+            commit,
+            machine,
+            command,
+        });
+    }
+    Ok(rows)
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    (m, sd)
+}
+
+/// One (dataset, model, policy, prune fraction) cell, aggregated over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Policy.
+    pub policy: String,
+    /// Prune fraction.
+    pub prune_fraction: f64,
+    /// Seeds aggregated.
+    pub seeds: usize,
+    /// Test accuracy mean.
+    pub acc_mean: f64,
+    /// Test accuracy standard deviation.
+    pub acc_std: f64,
+    /// Training time mean.
+    pub train_s: f64,
+    /// Training + static scoring mean.
+    pub total_s: f64,
+    /// Fraction of full-data sample passes used.
+    pub sample_fraction: f64,
+    /// Full-data training time / this training time (same dataset and model).
+    pub speedup_train: f64,
+    /// Full-data total time / this total time (scoring included).
+    pub speedup_total: f64,
+}
+
+/// Aggregates runs into cells; speed-ups are relative to the `full` policy's mean time for the
+/// same dataset and model (NaN when no full-data run exists).
+pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
+    let mut groups: BTreeMap<(String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        groups
+            .entry((r.dataset.clone(), r.model.clone(), r.policy.clone(), (r.prune_fraction * 1e6).round() as u64))
+            .or_default()
+            .push(r);
+    }
+    let full: BTreeMap<(String, String), f64> = groups
+        .iter()
+        .filter(|((_, _, p, _), _)| p == "full")
+        .map(|((d, m, _, _), v)| ((d.clone(), m.clone()), mean_std(&v.iter().map(|r| r.train_s).collect::<Vec<_>>()).0))
+        .collect();
+    groups
+        .into_iter()
+        .map(|((d, m, p, _), v)| {
+            let (acc_mean, acc_std) = mean_std(&v.iter().map(|r| r.final_test_acc).collect::<Vec<_>>());
+            let train_s = mean_std(&v.iter().map(|r| r.train_s).collect::<Vec<_>>()).0;
+            let total_s = mean_std(&v.iter().map(|r| r.total_s).collect::<Vec<_>>()).0;
+            let frac =
+                mean_std(&v.iter().map(|r| r.samples as f64 / r.full_data_samples.max(1) as f64).collect::<Vec<_>>()).0;
+            let base = full.get(&(d.clone(), m.clone())).copied().unwrap_or(f64::NAN);
+            Cell {
+                dataset: d,
+                model: m,
+                prune_fraction: v[0].prune_fraction,
+                policy: p,
+                seeds: v.len(),
+                acc_mean,
+                acc_std,
+                train_s,
+                total_s,
+                sample_fraction: frac,
+                speedup_train: base / train_s,
+                speedup_total: base / total_s,
+            }
+        })
+        .collect()
+}
+
+fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.2}", 100.0 * v)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn x(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}x")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// Policies in the order the report lists them.
+const ORDER: [&str; 10] = [
+    "full",
+    "static-random",
+    "el2n",
+    "grand",
+    "grand-last-layer",
+    "forgetting",
+    "random",
+    "epsilon-greedy",
+    "ucb",
+    "infobatch",
+];
+
+fn policy_rank(p: &str) -> usize {
+    ORDER.iter().position(|o| *o == p).unwrap_or(ORDER.len())
+}
+
+/// Writes runs.csv, REPORT.md and one pair of SVGs per (dataset, model).
+pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
+    if rows.is_empty() {
+        bail!("no finished runs (summary.json) under {}", args.runs.display());
+    }
+    std::fs::create_dir_all(&args.out)?;
+    output::write_csv(&args.out.join("runs.csv"), rows)?;
+    let cells = cells(rows);
+    output::write_csv(&args.out.join("cells.csv"), &cells)?;
+    let mut md = format!("# {}\n\n", args.title);
+    if let Some(n) = &args.note {
+        md.push_str(n);
+        md.push_str("\n\n");
+    }
+    md.push_str(
+        "Test accuracy is the mean ± standard deviation over seeds of the accuracy after the last epoch. \
+         *Train* is the wall time of the training epochs (selection, data, compute and score updates; evaluation and \
+         checkpoints excluded); *total* adds the static scoring time charged to static methods. Speed-ups are relative to \
+         the full-data run of the same dataset and model. *Samples* is the fraction of full-data sample passes used.\n\n",
+    );
+    let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
+    for (d, m) in &pairs {
+        let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
+        cs.sort_by(|a, b| {
+            policy_rank(&a.policy).cmp(&policy_rank(&b.policy)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
+        });
+        md.push_str(&format!("## {d} / {m}\n\n"));
+        md.push_str("| method | prune fraction | seeds | test acc (%) | samples | train (s) | speed-up (train) | total (s) | speed-up (total) |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for c in &cs {
+            md.push_str(&format!(
+                "| {} | {:.2} | {} | {} ± {} | {:.0}% | {:.1} | {} | {:.1} | {} |\n",
+                c.policy,
+                c.prune_fraction,
+                c.seeds,
+                pct(c.acc_mean),
+                pct(c.acc_std),
+                100.0 * c.sample_fraction,
+                c.train_s,
+                x(c.speedup_train),
+                c.total_s,
+                x(c.speedup_total)
+            ));
+        }
+        let slug = format!("{d}-{m}").replace(['/', ' '], "_");
+        let methods: BTreeSet<&str> = cs.iter().map(|c| c.policy.as_str()).collect();
+        let mut methods: Vec<&str> = methods.into_iter().collect();
+        methods.sort_by_key(|p| policy_rank(p));
+        let mut acc = Chart {
+            title: format!("{d} / {m}: accuracy vs prune fraction"),
+            x_label: "prune fraction (removed per pruned epoch)".into(),
+            y_label: "test accuracy (%)".into(),
+            series: vec![],
+        };
+        let mut time = Chart {
+            title: format!("{d} / {m}: accuracy vs total time"),
+            x_label: "total time incl. static scoring (s)".into(),
+            y_label: "test accuracy (%)".into(),
+            series: vec![],
+        };
+        for p in &methods {
+            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| c.policy == *p).collect();
+            pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
+            let style = if *p == "full" { Style::Reference } else { Style::Line };
+            acc.series.push(Series {
+                name: p.to_string(),
+                points: pc.iter().map(|c| (c.prune_fraction, 100.0 * c.acc_mean)).collect(),
+                errors: Some(pc.iter().map(|c| 100.0 * c.acc_std).collect()),
+                style,
+            });
+            time.series.push(Series {
+                name: p.to_string(),
+                points: pc.iter().map(|c| (c.total_s, 100.0 * c.acc_mean)).collect(),
+                errors: Some(pc.iter().map(|c| 100.0 * c.acc_std).collect()),
+                style: Style::Points,
+            });
+        }
+        let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
+        output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
+        output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
+        md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
+    }
+    md.push_str("## Provenance\n\n");
+    let commits: BTreeSet<&str> = rows.iter().map(|r| r.commit.as_str()).collect();
+    let machines: BTreeSet<&str> = rows.iter().map(|r| r.machine.as_str()).collect();
+    md.push_str(&format!("- runs: {} (per-run rows in `runs.csv`, per-cell aggregates in `cells.csv`)\n", rows.len()));
+    md.push_str(&format!(
+        "- commits: {}\n",
+        commits.into_iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    ));
+    md.push_str(&format!("- machines: {}\n", machines.into_iter().collect::<Vec<_>>().join("; ")));
+    md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
+    md.push_str(&format!("- report command: `{}`\n", std::env::args().collect::<Vec<_>>().join(" ")));
+    output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
+}
+
+/// `dynaprune report`.
+pub fn run(args: &ReportArgs) -> Result<()> {
+    let rows = collect(&args.runs)?;
+    write(&rows, args)?;
+    println!("report: {} runs -> {}", rows.len(), args.out.join("REPORT.md").display());
+    Ok(())
+}

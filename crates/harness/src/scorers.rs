@@ -1,0 +1,278 @@
+//! Static scorers, each a real computation whose wall time is measured and charged to every run
+//! that uses its scores:
+//! - **EL2N** (Paul et al., 2021): mean over `k` models, each trained on full data for `e`
+//!   epochs (with the learning-rate schedule of the full run, stopped early as in the Data Diet
+//!   recipe), of `||softmax(f(x)) - onehot(y)||_2` in eval mode, without augmentation.
+//! - **GraNd** (same paper), two variants, labelled:
+//!   `grand` = the norm of the per-sample gradient of the loss with respect to *all* parameters,
+//!   at initialisation, mean over `k` initialisations (one backward pass per sample: expensive);
+//!   `grand-last-layer` = the common approximation with respect to the linear head only,
+//!   `||softmax - onehot|| * sqrt(||features||^2 + 1)` (one forward pass).
+//!   Both evaluate BatchNorm in inference mode (running statistics of a fresh network).
+//! - **Forgetting** (Toneva et al., 2019): a full-data run; a forgetting event is a sample
+//!   going from correctly to incorrectly classified between two consecutive presentations
+//!   (training forward passes); never-learned samples score +infinity.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+use dynaprune_model::{loss, LrSchedule, Mode, ResNet};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ScorerArg, TrainArgs};
+use crate::engine::{self, Env};
+use crate::{models, output, seeds};
+
+/// Scores and their provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoreInfo {
+    /// The scorer (`el2n`, `grand`, `grand-last-layer`, `forgetting`).
+    pub scorer: String,
+    /// A description of exactly what was computed.
+    pub label: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Model name.
+    pub model: String,
+    /// Root seed.
+    pub seed: u64,
+    /// Training samples scored.
+    pub samples: usize,
+    /// Models / initialisations averaged.
+    pub models: usize,
+    /// Training epochs per model (EL2N, forgetting), 0 for GraNd.
+    pub epochs: usize,
+    /// Wall-clock seconds the scoring took.
+    pub seconds: f64,
+}
+
+/// Computes `scorer`'s scores for the training split of `env`.
+pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f32>, ScoreInfo)> {
+    let start = Instant::now();
+    let n = env.train.len();
+    let (channels, classes) = (env.train.shape().channels, env.train.classes());
+    let k = args.scorer_models;
+    let build = |i: usize| {
+        models::build(
+            &args.model,
+            args.width,
+            channels,
+            classes,
+            seeds::derive_k(args.seed, seeds::SCORER, i as u64),
+            &env.device,
+        )
+    };
+    let (scores, label, models_used, epochs) = match scorer {
+        ScorerArg::El2n => {
+            let e = args.el2n_epochs.unwrap_or(1);
+            let mut sum = vec![0f64; n];
+            for i in 0..k {
+                let model = build(i)?;
+                train_full(env, &model, args, e, |_, _, _| Ok(()))?;
+                for (idx, v) in
+                    per_sample_eval(env, &model, args.batch_size, |logits, labels| Ok(loss::el2n(logits, labels)?))?
+                {
+                    sum[idx] += f64::from(v);
+                }
+            }
+            let label = format!("EL2N: mean over {k} models of the L2 norm of softmax minus one-hot, after {e} of {} epochs of full-data training, eval mode", args.epochs);
+            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, e)
+        }
+        ScorerArg::GrandLastLayer => {
+            let mut sum = vec![0f64; n];
+            for i in 0..k {
+                let model = build(i)?;
+                for (idx, v) in per_sample_last_layer_grad(env, &model, args.batch_size)? {
+                    sum[idx] += f64::from(v);
+                }
+            }
+            let label = format!("GraNd, last-layer approximation: mean over {k} initialisations of ||softmax - onehot|| * sqrt(||features||^2 + 1), eval-mode BatchNorm");
+            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, 0)
+        }
+        ScorerArg::Grand => {
+            let mut sum = vec![0f64; n];
+            for i in 0..k {
+                let model = build(i)?;
+                let norms = per_sample_full_grad(env, &model)?;
+                for (s, v) in sum.iter_mut().zip(norms) {
+                    *s += f64::from(v);
+                }
+            }
+            let label = format!("GraNd, full parameter gradient: mean over {k} initialisations of the per-sample gradient norm over all parameters, eval-mode BatchNorm");
+            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, 0)
+        }
+        ScorerArg::Forgetting => {
+            let e = args.forgetting_epochs.unwrap_or(args.epochs);
+            let model = build(0)?;
+            let mut prev: Vec<Option<bool>> = vec![None; n];
+            let mut learned = vec![false; n];
+            let mut events = vec![0u32; n];
+            train_full(env, &model, args, e, |indices, out, _| {
+                for (&i, &c) in indices.iter().zip(&out.correct) {
+                    let now = c > 0.5;
+                    if prev[i] == Some(true) && !now {
+                        events[i] += 1;
+                    }
+                    learned[i] |= now;
+                    prev[i] = Some(now);
+                }
+                Ok(())
+            })?;
+            let scores = events.iter().zip(&learned).map(|(&c, &l)| if l { c as f32 } else { f32::INFINITY }).collect();
+            let label = format!("forgetting events over a {e}-epoch full-data run (correct -> incorrect between consecutive presentations); never learned = inf");
+            (scores, label, 1, e)
+        }
+    };
+    let info = ScoreInfo {
+        scorer: scorer.as_str().to_string(),
+        label,
+        dataset: args.dataset.as_str().to_string(),
+        model: args.model.clone(),
+        seed: args.seed,
+        samples: n,
+        models: models_used,
+        epochs,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((scores, info))
+}
+
+/// Full-data training of `model` for `epochs` epochs with the run's optimizer settings and
+/// learning-rate schedule (over the run's `--epochs`, so a short run is an early stop of it).
+fn train_full(
+    env: &Env,
+    model: &ResNet,
+    args: &TrainArgs,
+    epochs: usize,
+    mut observe: impl FnMut(&[usize], &engine::StepOutput, usize) -> Result<()>,
+) -> Result<()> {
+    let mut opt = engine::optimizer(model, args)?;
+    let sched = LrSchedule::parse(&args.schedule)?;
+    let n = env.train.len();
+    for epoch in 0..epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        use rand::seq::SliceRandom;
+        order.shuffle(&mut dynaprune::rng::stream(args.seed, "scorer-order", epoch as u64));
+        let batches = order.chunks(args.batch_size).map(|c| (c.to_vec(), None)).collect();
+        engine::train_epoch(
+            env,
+            model,
+            &mut opt,
+            args,
+            &sched,
+            epoch,
+            batches,
+            false,
+            |idx, out| observe(idx, out, epoch),
+            |_, _, _| {},
+        )?;
+    }
+    Ok(())
+}
+
+/// `(sample index, value)` of a per-sample function of the logits over the whole training set
+/// (eval mode, no augmentation).
+fn per_sample_eval(
+    env: &Env,
+    model: &ResNet,
+    batch: usize,
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<(usize, f32)>> {
+    let plan = engine::sequential_batches(env.train.len(), batch).into_iter().map(|b| (b, None)).collect();
+    let mut out = Vec::with_capacity(env.train.len());
+    for b in env.train_plain.prefetch(0, plan, 2) {
+        let b = b?;
+        let logits = model.forward_mode(&b.images, Mode::Eval)?;
+        let v = f(&logits, &b.labels)?.to_vec1::<f32>()?;
+        out.extend(b.indices.iter().copied().zip(v));
+    }
+    Ok(out)
+}
+
+/// Last-layer gradient norms: for cross-entropy, the gradient with respect to the head's weight
+/// is `(p - y) h^T` and to its bias `p - y`, so the norm is `||p - y|| * sqrt(||h||^2 + 1)`.
+fn per_sample_last_layer_grad(env: &Env, model: &ResNet, batch: usize) -> Result<Vec<(usize, f32)>> {
+    let plan = engine::sequential_batches(env.train.len(), batch).into_iter().map(|b| (b, None)).collect();
+    let mut out = Vec::with_capacity(env.train.len());
+    for b in env.train_plain.prefetch(0, plan, 2) {
+        let b = b?;
+        let (h, logits) = model.forward_with_features(&b.images, Mode::Eval)?;
+        let err = loss::el2n(&logits, &b.labels)?;
+        let hn = (h.sqr()?.sum(1)? + 1.0)?.sqrt()?;
+        let v = (err * hn)?.to_vec1::<f32>()?;
+        out.extend(b.indices.iter().copied().zip(v));
+    }
+    Ok(out)
+}
+
+/// Full per-sample gradient norms: one forward/backward pass per sample, in parallel over
+/// samples.
+fn per_sample_full_grad(env: &Env, model: &ResNet) -> Result<Vec<f32>> {
+    let n = env.train.len();
+    (0..n)
+        .into_par_iter()
+        .map(|i| -> Result<f32> {
+            let b = env.train_plain.assemble(0, &[i], None)?;
+            let logits = model.forward_mode(&b.images, Mode::EvalWithGrad)?;
+            let l = loss::cross_entropy_per_sample(&logits, &b.labels, 0.0)?.sum_all()?;
+            let grads = l.backward()?;
+            let mut sq = 0f64;
+            for p in model.params() {
+                if let Some(g) = grads.get(&p.var) {
+                    sq += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+                }
+            }
+            Ok(sq.sqrt() as f32)
+        })
+        .collect()
+}
+
+/// Writes scores as `index,score` CSV plus a `.json` sidecar with their provenance, atomically.
+pub fn save(path: &Path, scores: &[f32], info: &ScoreInfo) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["index", "score"])?;
+    for (i, s) in scores.iter().enumerate() {
+        w.write_record([i.to_string(), s.to_string()])?;
+    }
+    output::write_atomic(path, &w.into_inner().context("serialising scores")?)?;
+    output::write_json(&path.with_extension("json"), info)
+}
+
+/// Reads scores written by [`save`] (and their sidecar).
+pub fn load(path: &Path) -> Result<(Vec<f32>, ScoreInfo)> {
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("cannot read score file {}", path.display()))?;
+    let mut scores = Vec::new();
+    for (row, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), row + 2))?;
+        let (Some(i), Some(s)) = (rec.get(0), rec.get(1)) else {
+            anyhow::bail!("{}: row {} must have `index,score`", path.display(), row + 2)
+        };
+        let i: usize = i.parse().with_context(|| format!("{}: row {}: bad index `{i}`", path.display(), row + 2))?;
+        if i != scores.len() {
+            anyhow::bail!(
+                "{}: row {}: expected index {}, found {i} (rows must be in index order)",
+                path.display(),
+                row + 2,
+                scores.len()
+            );
+        }
+        let v: f32 = s.parse().with_context(|| format!("{}: row {}: bad score `{s}`", path.display(), row + 2))?;
+        if v.is_nan() {
+            anyhow::bail!("{}: row {}: score is NaN", path.display(), row + 2);
+        }
+        scores.push(v);
+    }
+    let side = path.with_extension("json");
+    let info: ScoreInfo = serde_json::from_slice(
+        &std::fs::read(&side)
+            .with_context(|| format!("cannot read {} (the score file's provenance and cost)", side.display()))?,
+    )
+    .with_context(|| format!("{} is not a score sidecar", side.display()))?;
+    if info.samples != scores.len() {
+        anyhow::bail!("{} says {} samples but {} has {}", side.display(), info.samples, path.display(), scores.len());
+    }
+    Ok((scores, info))
+}

@@ -1,0 +1,274 @@
+//! End-to-end runs on small generated data: every policy trains, accounting adds up, pruning
+//! really forwards fewer samples, resume reproduces the uninterrupted run, divergence and bad
+//! input give clear errors, static scores are computed and charged.
+
+use std::path::Path;
+
+use clap::Parser;
+use dynaprune_harness::accounting::{EpochRow, Summary};
+use dynaprune_harness::config::TrainArgs;
+use dynaprune_harness::train::{train, Outcome};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+fn args(out: &Path, extra: &[&str]) -> TrainArgs {
+    let base = [
+        "dynaprune",
+        "--dataset",
+        "synthetic",
+        "--max-train-samples",
+        "384",
+        "--max-test-samples",
+        "128",
+        "--model",
+        "resnet8",
+        "--width",
+        "0.5",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--progress",
+        "plain",
+        "--scorer-models",
+        "2",
+    ];
+    // Flags given in `extra` replace the base ones (clap rejects repeated flags).
+    let mut v: Vec<String> = vec![base[0].to_string()];
+    v.push("--out".into());
+    v.push(out.display().to_string());
+    for pair in base[1..].chunks(2) {
+        if !extra.contains(&pair[0]) {
+            v.extend(pair.iter().map(|s| s.to_string()));
+        }
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(v).args
+}
+
+fn done(o: Outcome) -> Summary {
+    match o {
+        Outcome::Done(s) => s,
+        Outcome::Stopped(e) => panic!("stopped at {e}"),
+    }
+}
+
+fn rows(dir: &Path) -> Vec<EpochRow> {
+    csv::Reader::from_path(dir.join("epochs.csv")).unwrap().deserialize().collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn every_policy_trains_end_to_end_and_accounting_adds_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policies = [
+        "full",
+        "static-random",
+        "el2n",
+        "grand",
+        "grand-last-layer",
+        "forgetting",
+        "random",
+        "epsilon-greedy",
+        "ucb",
+        "infobatch",
+    ];
+    for p in policies {
+        let dir = tmp.path().join(p);
+        let s = done(
+            train(args(&dir, &["--policy", p, "--epochs", "2", "--el2n-epochs", "1", "--forgetting-epochs", "1"]))
+                .unwrap(),
+        );
+        assert_eq!(s.policy, p);
+        assert!(s.final_test_acc.is_finite() && (0.0..=1.0).contains(&s.final_test_acc), "{p}: {}", s.final_test_acc);
+        let r = rows(&dir);
+        assert_eq!(r.len(), 2, "{p}");
+        // Accounting adds up: components within the epoch's wall clock, cumulative sums match.
+        let mut cum = 0;
+        for row in &r {
+            let parts = row.select_s + row.data_s + row.compute_s + row.observe_s;
+            assert!(parts <= row.train_s + 1e-6 && row.train_s <= row.wall_s + 1e-6, "{p}: {row:?}");
+            assert!(row.train_s + row.eval_s + row.checkpoint_s <= row.wall_s + 1e-3, "{p}: {row:?}");
+            cum += row.samples;
+            assert_eq!(row.cumulative_samples, cum);
+        }
+        assert_eq!(s.samples, cum);
+        assert!((s.train_s - r.iter().map(|x| x.train_s).sum::<f64>()).abs() < 1e-9);
+        assert!((s.total_s - s.train_s - s.static_scoring_s).abs() < 1e-9);
+        let is_static_scored = ["el2n", "grand", "grand-last-layer", "forgetting"].contains(&p);
+        assert_eq!(s.static_scoring_s > 0.0, is_static_scored, "{p}: static scoring cost {}", s.static_scoring_s);
+        if is_static_scored {
+            assert!(dir.join("scores.csv").exists() && dir.join("scores.json").exists());
+            assert!(s.static_scoring.as_deref().unwrap().contains(if p.starts_with("grand") {
+                "GraNd"
+            } else if p == "el2n" {
+                "EL2N"
+            } else {
+                "forgetting"
+            }));
+        }
+        let counts = std::fs::read_to_string(dir.join("selection_counts.csv")).unwrap();
+        assert_eq!(counts.lines().count(), 385, "{p}: header + one row per training sample");
+        assert!(dir.join("config.json").exists() && dir.join("checkpoint/state.json").exists());
+    }
+}
+
+#[test]
+fn a_pruned_run_forwards_fewer_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = done(train(args(&tmp.path().join("full"), &["--policy", "full"])).unwrap());
+    let ucb = done(train(args(&tmp.path().join("ucb"), &["--policy", "ucb", "--prune-fraction", "0.5"])).unwrap());
+    assert_eq!(full.samples, 3 * 384);
+    // One full warm-up epoch, then two epochs of exactly half.
+    assert_eq!(ucb.samples, 384 + 2 * 192);
+    let r = rows(&tmp.path().join("ucb"));
+    assert_eq!(r.iter().map(|x| x.phase.as_str()).collect::<Vec<_>>(), ["warmup", "select", "select"]);
+    assert_eq!(r.iter().map(|x| x.samples).collect::<Vec<_>>(), [384, 192, 192]);
+}
+
+#[test]
+fn resume_reproduces_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let resumed = tmp.path().join("resumed");
+    let extra = ["--policy", "epsilon-greedy", "--augment", "light"];
+    let a = done(train(args(&straight, &extra)).unwrap());
+    let mut first = args(&resumed, &extra);
+    first.stop_after = Some(1);
+    assert!(matches!(train(first).unwrap(), Outcome::Stopped(1)));
+    // Without --resume an interrupted run is not overwritten.
+    let e = train(args(&resumed, &extra)).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
+    let mut again = args(&resumed, &extra);
+    again.resume = true;
+    let b = done(train(again).unwrap());
+    assert_eq!(a.final_test_acc.to_bits(), b.final_test_acc.to_bits(), "bit-identical final accuracy");
+    assert_eq!(a.final_test_loss.to_bits(), b.final_test_loss.to_bits());
+    let (ra, rb) = (rows(&straight), rows(&resumed));
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!(
+            (x.train_loss.to_bits(), x.samples, x.test_acc),
+            (y.train_loss.to_bits(), y.samples, y.test_acc),
+            "epoch {}",
+            x.epoch
+        );
+    }
+    assert_eq!(
+        std::fs::read(straight.join("selection_counts.csv")).unwrap(),
+        std::fs::read(resumed.join("selection_counts.csv")).unwrap()
+    );
+    // Resuming with different flags is refused.
+    let mut other = args(&tmp.path().join("x"), &extra);
+    other.stop_after = Some(1);
+    train(other).unwrap();
+    let mut changed = args(&tmp.path().join("x"), &["--policy", "ucb"]);
+    changed.resume = true;
+    assert!(train(changed).unwrap_err().to_string().contains("flags differ"));
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nan");
+    let e = format!(
+        "{:#}",
+        train(args(&dir, &["--policy", "full", "--epochs", "2", "--lr", "1e12", "--schedule", "constant"]))
+            .unwrap_err()
+    );
+    assert!(e.contains("non-finite training loss") && e.contains("--lr"), "{e}");
+    assert!(!dir.join("summary.json").exists(), "a diverged run is not reported as finished");
+    // Whatever completed before the divergence is still a complete, loadable checkpoint.
+    if dir.join("checkpoint").exists() {
+        assert!(dir.join("checkpoint/model.safetensors").exists() && dir.join("checkpoint/state.json").exists());
+    }
+}
+
+/// A slice of the real Fashion-MNIST (Debian's package, installed by `.ci/run`).
+#[test]
+fn trains_on_a_slice_of_real_fashion_mnist() {
+    if !Path::new("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists() {
+        eprintln!("SKIPPED: /usr/share/datasets/fashion-mnist not found (apt-get install dataset-fashion-mnist)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fmnist");
+    let a = args(
+        &dir,
+        &[
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            "/usr/share/datasets/fashion-mnist",
+            "--max-train-samples",
+            "2000",
+            "--max-test-samples",
+            "500",
+            "--width",
+            "1",
+            "--policy",
+            "ucb",
+            "--epochs",
+            "3",
+        ],
+    );
+    let s = done(train(a).unwrap());
+    assert_eq!(s.samples, 2000 + 2 * 1000);
+    assert!(
+        s.final_test_acc > 0.5,
+        "three short epochs on 2,000 images reach well above chance (10%): {}",
+        s.final_test_acc
+    );
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = args(&tmp.path().join("a"), &["--dataset", "cifar10"]);
+    a.data_dir = Some(tmp.path().join("nowhere"));
+    let e = format!("{:#}", train(a).unwrap_err());
+    assert!(e.contains("nowhere") && e.contains("cargo xtask fetch cifar10"), "{e}");
+    let e = format!("{:#}", train(args(&tmp.path().join("b"), &["--prune-fraction", "1.0"])).unwrap_err());
+    assert!(e.contains("--prune-fraction"), "{e}");
+    let e = format!("{:#}", train(args(&tmp.path().join("c"), &["--model", "resnet7"])).unwrap_err());
+    assert!(e.contains("resnet7") && e.contains("resnet18"), "{e}");
+    let e = format!("{:#}", train(args(&tmp.path().join("d"), &["--device", "tpu"])).unwrap_err());
+    assert!(e.contains("--device tpu"), "{e}");
+    let e = format!(
+        "{:#}",
+        train(args(&tmp.path().join("e"), &["--warmup-epochs", "2", "--anneal-epochs", "2"])).unwrap_err()
+    );
+    assert!(e.contains("exceed --epochs"), "{e}");
+    let e = format!(
+        "{:#}",
+        train(args(&tmp.path().join("f"), &["--policy", "el2n", "--scores", "/nonexistent/s.csv"])).unwrap_err()
+    );
+    assert!(e.contains("/nonexistent/s.csv"), "{e}");
+    let e = format!("{:#}", train(args(&tmp.path().join("g"), &["--schedule", "warp"])).unwrap_err());
+    assert!(e.contains("warp"), "{e}");
+}
+
+#[test]
+fn score_files_are_reused_and_their_cost_charged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = done(train(args(&tmp.path().join("a"), &["--policy", "grand-last-layer"])).unwrap());
+    let scores = tmp.path().join("a/scores.csv");
+    let reuse = done(
+        train(args(&tmp.path().join("b"), &["--policy", "grand-last-layer", "--scores", scores.to_str().unwrap()]))
+            .unwrap(),
+    );
+    assert_eq!(
+        first.static_scoring_s, reuse.static_scoring_s,
+        "the cost recorded with the scores is charged to every run using them"
+    );
+    assert!(!tmp.path().join("b/scores.csv").exists());
+    let e = format!(
+        "{:#}",
+        train(args(&tmp.path().join("c"), &["--policy", "el2n", "--scores", scores.to_str().unwrap()])).unwrap_err()
+    );
+    assert!(e.contains("grand-last-layer") && e.contains("el2n"), "{e}");
+}

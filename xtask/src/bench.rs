@@ -1,0 +1,148 @@
+//! `cargo xtask bench-train`: our kernels vs stock Candle vs PyTorch, training and inference
+//! images/s at batch 128, per thread count, measured in one invocation on one machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// One line of `dynaprune bench-train --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ours {
+    /// Network.
+    pub model: String,
+    /// Input.
+    pub input: String,
+    /// Mode.
+    pub mode: String,
+    /// Kernels.
+    pub kernels: String,
+    /// Threads.
+    pub threads: usize,
+    /// Median images/s.
+    pub img_per_s: f64,
+    /// Best images/s.
+    pub best_img_per_s: f64,
+    /// Achieved GFLOP/s.
+    pub gflops: f64,
+}
+
+/// Options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `dynaprune` binary.
+    pub binary: PathBuf,
+    /// Thread counts.
+    pub threads: Vec<usize>,
+    /// `model:input` pairs.
+    pub models: Vec<String>,
+    /// Timed steps.
+    pub iters: usize,
+    /// Python with torch (if any) and the reference script.
+    pub torch: Option<(String, PathBuf)>,
+    /// Write the table here too.
+    pub out: Option<PathBuf>,
+}
+
+/// The reference script, if present: `$DYNAPRUNE_TORCH_BENCH`, else `../shared/anchors/`.
+pub fn find_torch_script(repo: &Path) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("DYNAPRUNE_TORCH_BENCH") {
+        return Some(PathBuf::from(p));
+    }
+    let p = repo.join("../shared/anchors/torch_resnet_bench.py");
+    p.exists().then_some(p)
+}
+
+/// A Python that can `import torch`: `$DYNAPRUNE_TORCH_PYTHON`, else `python3`.
+pub fn find_torch_python() -> Option<String> {
+    let py = std::env::var("DYNAPRUNE_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+fn torch_run(
+    py: &str,
+    script: &Path,
+    model: &str,
+    input: &str,
+    threads: usize,
+    iters: usize,
+) -> Result<BTreeMap<String, f64>> {
+    let out = Command::new(py)
+        .arg(script)
+        .args(["--model", model, "--input", input, "--threads", &threads.to_string(), "--iters", &iters.to_string()])
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let mut r = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("torch ")) {
+        let field =
+            |k: &str| line.split_whitespace().find_map(|t| t.strip_prefix(&format!("{k}=")).map(str::to_string));
+        if let (Some(mode), Some(v)) = (field("mode"), field("img_per_s").and_then(|v| v.parse().ok())) {
+            r.insert(mode, v);
+        }
+    }
+    Ok(r)
+}
+
+/// Runs everything and prints one line per network, mode and thread count.
+pub fn run(o: &Options) -> Result<()> {
+    let json = std::env::temp_dir().join(format!("dynaprune-bench-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&json);
+    let mut lines = Vec::new();
+    for &t in &o.threads {
+        for spec in &o.models {
+            let status = Command::new(&o.binary)
+                .args(["bench-train", "--models", spec, "--iters", &o.iters.to_string(), "--json"])
+                .arg(&json)
+                .env("RAYON_NUM_THREADS", t.to_string())
+                .env("CANDLE_NUM_THREADS", t.to_string())
+                .status()?;
+            if !status.success() {
+                bail!("dynaprune bench-train failed for {spec} with {t} threads");
+            }
+            let (model, input) = spec.split_once(':').context("model:input")?;
+            let torch = match &o.torch {
+                Some((py, script)) => Some(torch_run(py, script, model, input, t, o.iters)?),
+                None => None,
+            };
+            let ours: Vec<Ours> =
+                std::fs::read_to_string(&json)?.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            for mode in ["train", "infer"] {
+                let pick = |k: &str| {
+                    ours.iter().rev().find(|r| {
+                        r.model == model && r.input == input && r.mode == mode && r.kernels == k && r.threads == t
+                    })
+                };
+                let (Some(fast), candle) = (pick("fast"), pick("candle")) else { continue };
+                let mut line = format!(
+                    "{model} {input} {mode} threads={t} ours={:.1} (best {:.1}, {:.1} GFLOP/s)",
+                    fast.img_per_s, fast.best_img_per_s, fast.gflops
+                );
+                if let Some(c) = candle {
+                    line.push_str(&format!(
+                        " candle={:.1} speedup_vs_candle={:.2}x",
+                        c.img_per_s,
+                        fast.img_per_s / c.img_per_s
+                    ));
+                }
+                match torch.as_ref().and_then(|m| m.get(mode)) {
+                    Some(tv) => line.push_str(&format!(" torch={tv:.1} ratio={:.2}x", fast.img_per_s / tv)),
+                    None => line.push_str(" torch=n/a"),
+                }
+                println!("{line}");
+                lines.push(line);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&json);
+    if let Some(out) = &o.out {
+        std::fs::write(out, lines.join("\n") + "\n").with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! `cargo xtask reproduce`: the comparison grid. Each cell runs the `dynaprune` binary as a
+//! subprocess in its own output folder; finished cells are skipped and interrupted ones resumed;
+//! static scores are computed once per (dataset, model, seed) and their cost is charged to every
+//! cell that uses them; `--shard i/n` runs a deterministic slice; the report is regenerated from
+//! whatever runs exist.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// A grid preset.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    /// Name (`smoke`, `quick`, `cpu`, `paper`).
+    pub name: &'static str,
+    /// What it is for.
+    pub about: &'static str,
+    /// Datasets.
+    pub datasets: Vec<&'static str>,
+    /// Model.
+    pub model: &'static str,
+    /// Epochs per run.
+    pub epochs: usize,
+    /// Methods (policies).
+    pub methods: Vec<String>,
+    /// Prune fractions (ignored for `full`).
+    pub prune_fractions: Vec<f64>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Flags passed to every `dynaprune train` / `score`.
+    pub flags: Vec<&'static str>,
+}
+
+/// All methods of the paper plus InfoBatch.
+pub const ALL_METHODS: [&str; 10] = [
+    "full",
+    "static-random",
+    "el2n",
+    "grand",
+    "grand-last-layer",
+    "forgetting",
+    "random",
+    "epsilon-greedy",
+    "ucb",
+    "infobatch",
+];
+
+/// The presets.
+pub fn preset(name: &str) -> Result<Preset> {
+    Ok(match name {
+        "smoke" => Preset {
+            name: "smoke",
+            about: "seconds; generated data; CI runs it",
+            datasets: vec!["synthetic"],
+            model: "resnet8",
+            epochs: 2,
+            methods: ["full", "ucb"].map(String::from).to_vec(),
+            prune_fractions: vec![0.5],
+            seeds: vec![0],
+            flags: vec!["--width", "0.5", "--max-train-samples", "256", "--max-test-samples", "128", "--batch-size", "64", "--lr", "0.05"],
+        },
+        "quick" => Preset {
+            name: "quick",
+            about: "a newcomer's first real result: Fashion-MNIST, ResNet-8, the main static and dynamic methods at 50%, 1 seed (about 15-20 minutes on 2 cores)",
+            datasets: vec!["fashion-mnist"],
+            model: "resnet8",
+            epochs: 4,
+            methods: ["full", "static-random", "el2n", "random", "ucb", "infobatch"].map(String::from).to_vec(),
+            prune_fractions: vec![0.5],
+            seeds: vec![0],
+            flags: vec!["--scorer-models", "2"],
+        },
+        "cpu" => Preset {
+            name: "cpu",
+            about: "Fashion-MNIST, ResNet-8, every method, prune fractions 0.3/0.5/0.7, 3 seeds (hours on 2 cores)",
+            datasets: vec!["fashion-mnist"],
+            model: "resnet8",
+            epochs: 10,
+            methods: ALL_METHODS.map(String::from).to_vec(),
+            prune_fractions: vec![0.3, 0.5, 0.7],
+            seeds: vec![0, 1, 2],
+            flags: vec!["--scorer-models", "3"],
+        },
+        "paper" => Preset {
+            name: "paper",
+            about: "CIFAR-10 and CIFAR-100, ResNet-18, 200 epochs, CUDA (the paper's setting; needs a GPU and `cargo xtask fetch cifar10 cifar100`)",
+            datasets: vec!["cifar10", "cifar100"],
+            model: "resnet18",
+            epochs: 200,
+            methods: ALL_METHODS.map(String::from).to_vec(),
+            prune_fractions: vec![0.3, 0.5, 0.7],
+            seeds: vec![0, 1, 2],
+            flags: vec!["--device", "cuda", "--lr", "0.1", "--schedule", "cosine", "--scorer-models", "10"],
+        },
+        other => bail!("unknown preset `{other}`: expected smoke, quick, cpu or paper"),
+    })
+}
+
+/// One training run of the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Dataset.
+    pub dataset: String,
+    /// Method.
+    pub method: String,
+    /// Prune fraction (0 for full data).
+    pub prune_fraction: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Cell {
+    /// The cell's folder under `runs/`.
+    pub fn dir(&self, runs: &Path) -> PathBuf {
+        runs.join(&self.dataset).join(format!("{}-pf{:.2}-s{}", self.method, self.prune_fraction, self.seed))
+    }
+    /// The static scorer the cell needs.
+    pub fn scorer(&self) -> Option<&str> {
+        ["el2n", "grand", "grand-last-layer", "forgetting"].into_iter().find(|s| *s == self.method)
+    }
+}
+
+/// Every cell of a preset, in a canonical order (dataset, seed, method, prune fraction).
+pub fn cells(p: &Preset) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for d in &p.datasets {
+        for &seed in &p.seeds {
+            for m in &p.methods {
+                let fractions = if m == "full" { vec![0.0] } else { p.prune_fractions.clone() };
+                for pf in fractions {
+                    out.push(Cell { dataset: d.to_string(), method: m.to_string(), prune_fraction: pf, seed });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parses `i/n` (1-based `i`).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s.split_once('/').with_context(|| format!("--shard {s}: expected i/n, e.g. 2/4"))?;
+    let (i, n): (usize, usize) = (i.trim().parse().context("--shard: i")?, n.trim().parse().context("--shard: n")?);
+    if n == 0 || i == 0 || i > n {
+        bail!("--shard {s}: need 1 <= i <= n");
+    }
+    Ok((i, n))
+}
+
+/// The cells of shard `i` of `n`: every `n`-th cell starting at `i - 1` (a partition).
+pub fn shard(cells: Vec<Cell>, i: usize, n: usize) -> Vec<Cell> {
+    cells.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, c)| c).collect()
+}
+
+/// Options of a grid run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `dynaprune` binary.
+    pub binary: PathBuf,
+    /// `results/<preset>`.
+    pub out: PathBuf,
+    /// Shard.
+    pub shard: (usize, usize),
+    /// Threads per run.
+    pub threads: Option<usize>,
+    /// Print the commands without running them.
+    pub dry_run: bool,
+    /// The command line that started the grid (for the report).
+    pub command: String,
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {what}: {cmd:?}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}): {cmd:?}");
+    }
+    Ok(())
+}
+
+fn common_flags(p: &Preset, dataset: &str, seed: u64, threads: Option<usize>) -> Vec<String> {
+    let mut f: Vec<String> = vec![
+        "--dataset".into(),
+        dataset.into(),
+        "--model".into(),
+        p.model.into(),
+        "--epochs".into(),
+        p.epochs.to_string(),
+    ];
+    f.extend(["--seed".into(), seed.to_string(), "--progress".into(), "plain".into()]);
+    if let Some(t) = threads {
+        f.extend(["--threads".into(), t.to_string()]);
+    }
+    f.extend(p.flags.iter().map(|s| s.to_string()));
+    f
+}
+
+/// Runs the grid (or this shard of it) and writes the report.
+pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
+    let all = cells(p);
+    let total_cells = all.len();
+    let mine = shard(all, o.shard.0, o.shard.1);
+    let runs = o.out.join("runs");
+    let scores = o.out.join("scores");
+    eprintln!(
+        "preset {} ({}): {} of {total_cells} cells in shard {}/{}",
+        p.name,
+        p.about,
+        mine.len(),
+        o.shard.0,
+        o.shard.1
+    );
+    let start = Instant::now();
+    let mut timed = 0usize;
+    for (k, cell) in mine.iter().enumerate() {
+        let dir = cell.dir(&runs);
+        let label = format!(
+            "[{}/{}] {} {} pf={:.2} seed={}",
+            k + 1,
+            mine.len(),
+            cell.dataset,
+            cell.method,
+            cell.prune_fraction,
+            cell.seed
+        );
+        if dir.join("summary.json").exists() {
+            eprintln!("{label}: done already, skipped");
+            continue;
+        }
+        let t0 = Instant::now();
+        let mut flags = common_flags(p, &cell.dataset, cell.seed, o.threads);
+        if let Some(scorer) = cell.scorer() {
+            let file = scores.join(format!("{}-{}-seed{}-{scorer}.csv", cell.dataset, p.model, cell.seed));
+            if !file.exists() {
+                eprintln!(
+                    "{label}: computing {scorer} scores once for ({}, {}, seed {}) -> {}",
+                    cell.dataset,
+                    p.model,
+                    cell.seed,
+                    file.display()
+                );
+                let mut c = Command::new(&o.binary);
+                c.arg("score").arg("--scorer").arg(scorer).arg("--scores-out").arg(&file).args(&flags);
+                if o.dry_run {
+                    println!("{c:?}");
+                } else {
+                    run(&mut c, "scoring")?;
+                }
+            }
+            flags.extend(["--scores".into(), file.display().to_string()]);
+        }
+        let mut c = Command::new(&o.binary);
+        c.arg("train").arg("--policy").arg(&cell.method).arg("--out").arg(&dir).args(&flags);
+        if cell.method != "full" {
+            c.arg("--prune-fraction").arg(cell.prune_fraction.to_string());
+        }
+        if dir.join("checkpoint").exists() || dir.join("checkpoint.old").exists() {
+            c.arg("--resume");
+            eprintln!("{label}: resuming");
+        } else {
+            eprintln!("{label}: starting");
+        }
+        if o.dry_run {
+            println!("{c:?}");
+            continue;
+        }
+        run(&mut c, "training run")?;
+        timed += 1;
+        let per = start.elapsed().as_secs_f64() / timed as f64;
+        let left = mine[k + 1..].iter().filter(|c| !c.dir(&runs).join("summary.json").exists()).count();
+        eprintln!(
+            "{label}: finished in {:.0}s; about {:.0} min left for this shard",
+            t0.elapsed().as_secs_f64(),
+            per * left as f64 / 60.0
+        );
+    }
+    if o.dry_run {
+        return Ok(());
+    }
+    report(p.name, &o.binary, &o.out, &o.command, total_cells)
+}
+
+/// Regenerates `results/<preset>/REPORT.md` from whatever finished runs exist.
+pub fn report(name: &str, binary: &Path, out: &Path, command: &str, total_cells: usize) -> Result<()> {
+    let runs = out.join("runs");
+    if !runs.exists() {
+        bail!("no runs in {} yet: run `cargo xtask reproduce --preset {name}` first", runs.display());
+    }
+    let finished = count_summaries(&runs);
+    let note = format!(
+        "Preset `{name}`: {finished} of {total_cells} grid cells finished. Grid command: `{command}`. \
+         Regenerate with `cargo xtask report --preset {name}`."
+    );
+    let mut c = Command::new(binary);
+    c.arg("report")
+        .arg("--runs")
+        .arg(&runs)
+        .arg("--out")
+        .arg(out)
+        .arg("--title")
+        .arg(format!("dynaprune: preset {name}"))
+        .arg("--note")
+        .arg(note);
+    run(&mut c, "report")
+}
+
+fn count_summaries(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                n += count_summaries(&p);
+            } else if p.file_name().is_some_and(|f| f == "summary.json") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
