@@ -42,8 +42,21 @@ pub struct Options {
     pub iters: usize,
     /// Python with torch (if any) and the reference script.
     pub torch: Option<(String, PathBuf)>,
+    /// Rounds: every measurement is repeated this many times, interleaved (ours, Candle,
+    /// PyTorch, ours, ...), and the median over rounds is reported, so that a noisy neighbour
+    /// on a shared machine does not decide a ratio.
+    pub rounds: usize,
     /// Write the table here too.
     pub out: Option<PathBuf>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 /// The reference script, if present: `$DYNAPRUNE_TORCH_BENCH`, else `../shared/anchors/`.
@@ -93,47 +106,76 @@ fn torch_run(
 /// Runs everything and prints one line per network, mode and thread count.
 pub fn run(o: &Options) -> Result<()> {
     let json = std::env::temp_dir().join(format!("dynaprune-bench-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&json);
     let mut lines = Vec::new();
     for &t in &o.threads {
         for spec in &o.models {
-            let status = Command::new(&o.binary)
-                .args(["bench-train", "--models", spec, "--iters", &o.iters.to_string(), "--json"])
-                .arg(&json)
-                .env("RAYON_NUM_THREADS", t.to_string())
-                .env("CANDLE_NUM_THREADS", t.to_string())
-                .status()?;
-            if !status.success() {
-                bail!("dynaprune bench-train failed for {spec} with {t} threads");
-            }
             let (model, input) = spec.split_once(':').context("model:input")?;
-            let torch = match &o.torch {
-                Some((py, script)) => Some(torch_run(py, script, model, input, t, o.iters)?),
-                None => None,
-            };
-            let ours: Vec<Ours> =
-                std::fs::read_to_string(&json)?.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-            for mode in ["train", "infer"] {
-                let pick = |k: &str| {
-                    ours.iter().rev().find(|r| {
-                        r.model == model && r.input == input && r.mode == mode && r.kernels == k && r.threads == t
-                    })
-                };
-                let (Some(fast), candle) = (pick("fast"), pick("candle")) else { continue };
-                let mut line = format!(
-                    "{model} {input} {mode} threads={t} ours={:.1} (best {:.1}, {:.1} GFLOP/s)",
-                    fast.img_per_s, fast.best_img_per_s, fast.gflops
-                );
-                if let Some(c) = candle {
-                    line.push_str(&format!(
-                        " candle={:.1} speedup_vs_candle={:.2}x",
-                        c.img_per_s,
-                        fast.img_per_s / c.img_per_s
-                    ));
+            let mut ours: Vec<Ours> = Vec::new();
+            let mut torch: Vec<BTreeMap<String, f64>> = Vec::new();
+            for _ in 0..o.rounds.max(1) {
+                let _ = std::fs::remove_file(&json);
+                // Each kernel set in its own process, each in the thread configuration it runs
+                // best in: stock Candle with its own elementwise pool of `t` threads, ours as
+                // `dynaprune train` runs.
+                for kernels in ["fast", "candle"] {
+                    let mut c = Command::new(&o.binary);
+                    c.args([
+                        "bench-train",
+                        "--kernels",
+                        kernels,
+                        "--models",
+                        spec,
+                        "--iters",
+                        &o.iters.to_string(),
+                        "--json",
+                    ])
+                    .arg(&json);
+                    c.env("RAYON_NUM_THREADS", t.to_string());
+                    if kernels == "candle" {
+                        c.env("CANDLE_NUM_THREADS", t.to_string());
+                    }
+                    if !c.status()?.success() {
+                        bail!("dynaprune bench-train --kernels {kernels} failed for {spec} with {t} threads");
+                    }
                 }
-                match torch.as_ref().and_then(|m| m.get(mode)) {
-                    Some(tv) => line.push_str(&format!(" torch={tv:.1} ratio={:.2}x", fast.img_per_s / tv)),
-                    None => line.push_str(" torch=n/a"),
+                ours.extend(
+                    std::fs::read_to_string(&json)?.lines().filter_map(|l| serde_json::from_str::<Ours>(l).ok()),
+                );
+                if let Some((py, script)) = &o.torch {
+                    torch.push(torch_run(py, script, model, input, t, o.iters)?);
+                }
+            }
+            for mode in ["train", "infer"] {
+                let pick = |k: &str, f: fn(&Ours) -> f64| {
+                    median(
+                        ours.iter()
+                            .filter(|r| {
+                                r.model == model
+                                    && r.input == input
+                                    && r.mode == mode
+                                    && r.kernels == k
+                                    && r.threads == t
+                            })
+                            .map(f)
+                            .collect(),
+                    )
+                };
+                let (fast, best, gflops) =
+                    (pick("fast", |r| r.img_per_s), pick("fast", |r| r.best_img_per_s), pick("fast", |r| r.gflops));
+                if !fast.is_finite() {
+                    continue;
+                }
+                let candle = pick("candle", |r| r.img_per_s);
+                let mut line =
+                    format!("{model} {input} {mode} threads={t} ours={fast:.1} (best {best:.1}, {gflops:.1} GFLOP/s)");
+                if candle.is_finite() {
+                    line.push_str(&format!(" candle={candle:.1} speedup_vs_candle={:.2}x", fast / candle));
+                }
+                let tv = median(torch.iter().filter_map(|m| m.get(mode).copied()).collect());
+                if tv.is_finite() {
+                    line.push_str(&format!(" torch={tv:.1} ratio={:.2}x", fast / tv));
+                } else {
+                    line.push_str(" torch=n/a");
                 }
                 println!("{line}");
                 lines.push(line);

@@ -83,6 +83,9 @@ enum Cmd {
         /// Skip PyTorch even if it is importable.
         #[arg(long)]
         no_torch: bool,
+        /// Interleaved repetitions; medians over rounds are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Also write the lines to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -174,7 +177,7 @@ fn main() -> Result<()> {
             let binary = build_binary(&repo)?;
             reproduce::report(p.name, &binary, &out, &command_line, reproduce::cells(&p).len())?;
         }
-        Cmd::BenchTrain { threads, models, iters, no_torch, out } => {
+        Cmd::BenchTrain { threads, models, iters, no_torch, rounds, out } => {
             let binary = build_binary(&repo)?;
             let torch = if no_torch {
                 None
@@ -195,7 +198,7 @@ fn main() -> Result<()> {
                     }
                 }
             };
-            bench::run(&bench::Options { binary, threads, models, iters, torch, out })?;
+            bench::run(&bench::Options { binary, threads, models, iters, torch, rounds, out })?;
         }
         Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,

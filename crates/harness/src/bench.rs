@@ -96,6 +96,7 @@ fn time_steps(warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>)
 /// Runs the benchmark and prints one line per measurement.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
+    // The thread pool was configured from RAYON_NUM_THREADS by the binary.
     let mut results = Vec::new();
     for spec in &args.models {
         let (model_name, input) =

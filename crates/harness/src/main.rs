@@ -41,39 +41,74 @@ enum Command {
     BenchTrain(bench::BenchArgs),
 }
 
-fn set_threads(threads: Option<usize>) -> Result<()> {
-    // Candle's elementwise pool spins between ops; on small machines that spinning competes with
-    // the compute threads. A short spin limit keeps the pool responsive without burning a core.
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        // SAFETY (edition 2021: safe call): no other thread exists yet.
-        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000");
+/// Sets up the threads before anything else runs: one rayon pool of `threads` workers (default:
+/// all cores) that every parallel kernel shares, and, for our kernels (`tuned`), Candle's own
+/// elementwise pool reduced to the calling thread. On small machines the extra spinning pool and
+/// the main thread compete with the compute workers; measured on 2 cores this costs 10-20% of
+/// training throughput (see README, "Performance").
+fn configure_threads(threads: Option<usize>, tuned: bool) -> Result<()> {
+    let from_env = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+    let n = threads.or(from_env).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if n == 0 {
+        anyhow::bail!("--threads must be at least 1");
     }
-    if let Some(n) = threads {
-        if n == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("configuring the thread pool")?;
+    // Edition 2021: `set_var` is safe to call; no other thread exists yet.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    if tuned && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("configuring the thread pool")?;
     Ok(())
 }
 
+/// mimalloc reads its options from the environment when the process starts, before `main`.
+/// We want `MIMALLOC_PURGE_DELAY=-1` (never return freed memory to the OS): a training step
+/// frees and reallocates the same large buffers, and letting mimalloc purge them between steps
+/// made the kernel zero-fill fresh pages (`clear_page`) for 12-14% of CPU time in profiles of
+/// ResNet-20 training (0.9% with the setting). Setting the option at run time does not have the
+/// same effect, so if it is not in the environment we put it there and re-execute ourselves once.
+#[cfg(unix)]
+fn ensure_allocator_env() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    // Edition 2021: `set_var` is safe to call; no other thread exists yet.
+    std::env::set_var("MIMALLOC_PURGE_DELAY", "-1");
+    let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
+    // `exec` only returns on failure: carry on with the default allocator settings.
+    eprintln!("note: could not re-execute with MIMALLOC_PURGE_DELAY=-1 ({err}); continuing");
+}
+
+#[cfg(not(unix))]
+fn ensure_allocator_env() {}
+
 fn main() -> Result<()> {
+    ensure_allocator_env();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Train(args) => {
-            set_threads(args.threads)?;
-            match train::train(args)? {
-                Outcome::Done(s) => println!(
-                    "done: {} {} prune {:.2}: test acc {:.4}, train {:.1}s + static scoring {:.1}s = {:.1}s, {} of {} sample passes",
-                    s.dataset, s.policy, s.prune_fraction, s.final_test_acc, s.train_s, s.static_scoring_s, s.total_s, s.samples, s.full_data_samples
-                ),
-                Outcome::Stopped(e) => println!("stopped after epoch {e} (--stop-after); continue with --resume"),
-            }
-        }
+    let (threads, tuned) = match &cli.command {
+        Command::Train(a) => (a.threads, true),
+        Command::Score { train, .. } => (train.threads, true),
+        Command::Report(_) => (None, true),
+        Command::BenchTrain(b) => (None, !b.kernels.iter().any(|k| k == "candle")),
+    };
+    configure_threads(threads, tuned)?;
+    // Run on a pool worker, so the thread that drives training is one of the compute threads
+    // instead of an extra one competing with them.
+    rayon::scope(|_| run(cli.command))
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(args) => match train::train(args)? {
+            Outcome::Done(s) => println!(
+                "done: {} {} prune {:.2}: test acc {:.4}, train {:.1}s + static scoring {:.1}s = {:.1}s, {} of {} sample passes",
+                s.dataset, s.policy, s.prune_fraction, s.final_test_acc, s.train_s, s.static_scoring_s, s.total_s, s.samples, s.full_data_samples
+            ),
+            Outcome::Stopped(e) => println!("stopped after epoch {e} (--stop-after); continue with --resume"),
+        },
         Command::Score { scorer, scores_out, mut train } => {
-            set_threads(train.threads)?;
             train.resolve()?;
             let device = dynaprune_model::device::parse(&train.device)?;
             let env = engine::Env::new(datasets::load(&train)?, &train, &device)?;
@@ -82,10 +117,7 @@ fn main() -> Result<()> {
             println!("{}: {} scores in {:.1}s -> {}", info.scorer, s.len(), info.seconds, scores_out.display());
         }
         Command::Report(args) => report::run(&args)?,
-        Command::BenchTrain(args) => {
-            set_threads(None)?;
-            bench::run(&args)?
-        }
+        Command::BenchTrain(args) => bench::run(&args)?,
     }
     Ok(())
 }
