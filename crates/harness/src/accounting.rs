@@ -106,6 +106,13 @@ pub struct Summary {
     pub eval_s: f64,
     /// See `select_s`.
     pub checkpoint_s: f64,
+    /// Epochs that trained on a pruned subset.
+    #[serde(default)]
+    pub pruned_epochs: usize,
+    /// `selection_histogram[k]` = number of samples selected in exactly `k` of the pruned epochs
+    /// (the paper's "sometimes samples": who is always, never or sometimes trained on).
+    #[serde(default)]
+    pub selection_histogram: Vec<usize>,
     /// Device the run used.
     pub device: String,
     /// Worker threads.

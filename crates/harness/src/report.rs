@@ -73,6 +73,14 @@ pub struct RunRow {
     pub observe_s: f64,
     /// Evaluation time (not part of total).
     pub eval_s: f64,
+    /// Pruned epochs.
+    pub pruned_epochs: usize,
+    /// Samples never selected in a pruned epoch.
+    pub never_selected: usize,
+    /// Samples selected in every pruned epoch.
+    pub always_selected: usize,
+    /// Training samples.
+    pub train_samples: usize,
     /// Commit.
     pub commit: String,
     /// Machine.
@@ -111,7 +119,14 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         let (commit, machine, command) = cfg
             .map(|c| (c.provenance.commit, c.provenance.machine, c.provenance.command))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
+        let hist = &s.selection_histogram;
+        let (never, always) =
+            if s.pruned_epochs > 0 && !hist.is_empty() { (hist[0], *hist.last().expect("non-empty")) } else { (0, 0) };
         rows.push(RunRow {
+            pruned_epochs: s.pruned_epochs,
+            never_selected: never,
+            always_selected: always,
+            train_samples: hist.iter().sum(),
             dir: run_dir.strip_prefix(dir).unwrap_or(run_dir).display().to_string(),
             dataset: s.dataset,
             model: s.model,
@@ -336,6 +351,41 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
         output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
         md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
+    }
+    // The paper's "sometimes samples": how selection spreads over the training set.
+    let dynamic: Vec<&RunRow> = rows
+        .iter()
+        .filter(|r| {
+            r.pruned_epochs > 1
+                && r.train_samples > 0
+                && ["random", "epsilon-greedy", "ucb", "infobatch"].contains(&r.policy.as_str())
+        })
+        .collect();
+    if !dynamic.is_empty() {
+        md.push_str("## Sometimes samples\n\nFor dynamic rules: the share of training samples selected in none, some, or all of the pruned epochs (one row per run).\n\n");
+        md.push_str("| dataset | method | prune fraction | seed | pruned epochs | never (%) | sometimes (%) | always (%) |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+        let mut d = dynamic;
+        d.sort_by(|a, b| {
+            (&a.dataset, policy_rank(&a.policy), a.seed)
+                .cmp(&(&b.dataset, policy_rank(&b.policy), b.seed))
+                .then(a.prune_fraction.total_cmp(&b.prune_fraction))
+        });
+        for r in d {
+            let n = r.train_samples as f64;
+            let (never, always) = (r.never_selected as f64 / n, r.always_selected as f64 / n);
+            md.push_str(&format!(
+                "| {} | {} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+                r.dataset,
+                r.policy,
+                r.prune_fraction,
+                r.seed,
+                r.pruned_epochs,
+                100.0 * never,
+                100.0 * (1.0 - never - always),
+                100.0 * always
+            ));
+        }
+        md.push('\n');
     }
     md.push_str("## Provenance\n\n");
     let commits: BTreeSet<&str> = rows.iter().map(|r| r.commit.as_str()).collect();

@@ -324,7 +324,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     output::write_csv(&out.join("selection_counts.csv"), &count_rows)?;
 
     let summary =
-        summarize(&args, &id, &rows, n_train, static_s, static_label, &device, pruner.pruned_epochs_planned())?;
+        summarize(&args, &id, &rows, n_train, static_s, static_label, &device, pruner.pruned_epochs_planned(), pruned)?;
     output::write_json(&summary_path, &summary)?;
     Ok(Outcome::Done(summary))
 }
@@ -338,7 +338,8 @@ fn summarize(
     static_s: f64,
     static_label: Option<String>,
     device: &candle_core::Device,
-    _pruned_epochs: usize,
+    pruned_epochs: usize,
+    pruned_counts: &[u32],
 ) -> Result<Summary> {
     let last = rows.last().context("no epoch ran")?;
     let sum = |f: fn(&EpochRow) -> f64| rows.iter().map(f).sum::<f64>();
@@ -367,6 +368,14 @@ fn summarize(
         observe_s: sum(|r| r.observe_s),
         eval_s: sum(|r| r.eval_s),
         checkpoint_s: sum(|r| r.checkpoint_s),
+        pruned_epochs,
+        selection_histogram: {
+            let mut h = vec![0usize; pruned_epochs + 1];
+            for &c in pruned_counts {
+                h[(c as usize).min(pruned_epochs)] += 1;
+            }
+            h
+        },
         device: format!("{device:?}"),
         threads: rayon::current_num_threads(),
     })

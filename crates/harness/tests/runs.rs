@@ -129,6 +129,12 @@ fn a_pruned_run_forwards_fewer_samples() {
     let r = rows(&tmp.path().join("ucb"));
     assert_eq!(r.iter().map(|x| x.phase.as_str()).collect::<Vec<_>>(), ["warmup", "select", "select"]);
     assert_eq!(r.iter().map(|x| x.samples).collect::<Vec<_>>(), [384, 192, 192]);
+    // "Sometimes samples": each sample was selected in 0, 1 or 2 of the 2 pruned epochs.
+    assert_eq!(ucb.pruned_epochs, 2);
+    assert_eq!(ucb.selection_histogram.len(), 3);
+    assert_eq!(ucb.selection_histogram.iter().sum::<usize>(), 384);
+    let h = &ucb.selection_histogram;
+    assert_eq!(h[1] + 2 * h[2], 2 * 192, "selections add up to the samples trained on");
 }
 
 #[test]
