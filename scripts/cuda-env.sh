@@ -17,8 +17,12 @@
 #   and needs a driver for CUDA >= 13.2.
 # At run time on a GPU machine use that machine's driver libcuda and only
 # LD_LIBRARY_PATH=DIR/cu13/lib.
+# - The driver must be at least as new as the toolkit: candle's kernels are PTX, which a driver
+#   refuses to load when a newer nvcc wrote it. CUDA_TOOLKIT_VERSION overrides the pin, e.g.
+#   CUDA_TOOLKIT_VERSION=13.0.2 for a driver of the 580 series (CUDA 13.0), which is what the
+#   lent H200 machines ran (scripts/gpu-check/prepare.sh does this).
 set -euo pipefail
-CUDA_TOOLKIT_VERSION=13.2.2
+CUDA_TOOLKIT_VERSION=${CUDA_TOOLKIT_VERSION:-13.2.2}
 dir=${1:-$HOME/.cache/dynaprune-cuda13}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)

@@ -46,8 +46,29 @@ pub struct Options {
     /// PyTorch, ours, ...), and the median over rounds is reported, so that a noisy neighbour
     /// on a shared machine does not decide a ratio.
     pub rounds: usize,
-    /// Write the table here too.
+    /// Write the table here too, under a provenance header (command, binary version and commit,
+    /// machine, date).
     pub out: Option<PathBuf>,
+    /// The command line, for that header.
+    pub command: String,
+}
+
+/// `# key: value` lines saying what produced a benchmark table: the command, the binary's
+/// version line (which names the commit it was built from), the machine and the time.
+pub fn provenance_header(command: &str, binary: &Path) -> String {
+    let version = Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("# command: {command}\n# binary: {version}\n# machine: {cpu}, {cores} cores\n# started (unix seconds): {unix}\n")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -105,6 +126,8 @@ fn torch_run(
 
 /// Runs everything and prints one line per network, mode and thread count.
 pub fn run(o: &Options) -> Result<()> {
+    let header = provenance_header(&o.command, &o.binary);
+    print!("{header}");
     let json = std::env::temp_dir().join(format!("dynaprune-bench-{}.jsonl", std::process::id()));
     let mut lines = Vec::new();
     for &t in &o.threads {
@@ -184,7 +207,9 @@ pub fn run(o: &Options) -> Result<()> {
     }
     let _ = std::fs::remove_file(&json);
     if let Some(out) = &o.out {
-        std::fs::write(out, lines.join("\n") + "\n").with_context(|| format!("writing {}", out.display()))?;
+        let tmp = out.with_extension("part");
+        std::fs::write(&tmp, header + &lines.join("\n") + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     }
     Ok(())
 }

@@ -198,7 +198,7 @@ fn main() -> Result<()> {
                     }
                 }
             };
-            bench::run(&bench::Options { binary, threads, models, iters, torch, rounds, out })?;
+            bench::run(&bench::Options { binary, threads, models, iters, torch, rounds, out, command: command_line })?;
         }
         Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,

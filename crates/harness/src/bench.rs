@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Append results as JSON lines to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Device: cpu, cuda or cuda:N. Off the CPU only `--kernels candle` exists, and every timed
+    /// step ends with a device synchronisation.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// One measurement.
@@ -59,6 +63,9 @@ pub struct BenchResult {
     pub mode: String,
     /// `fast` or `candle`.
     pub kernels: String,
+    /// `cpu`, `cuda`, ... (absent in files written before the flag existed).
+    #[serde(default = "cpu")]
+    pub device: String,
     /// Worker threads.
     pub threads: usize,
     /// Batch size.
@@ -71,6 +78,10 @@ pub struct BenchResult {
     pub gflops: f64,
 }
 
+fn cpu() -> String {
+    "cpu".into()
+}
+
 fn input_shape(input: &str) -> Result<(usize, usize)> {
     match input {
         "fmnist" => Ok((1, 28)),
@@ -79,14 +90,22 @@ fn input_shape(input: &str) -> Result<(usize, usize)> {
     }
 }
 
-fn time_steps(warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+fn time_steps(
+    device: &Device,
+    warmup: usize,
+    iters: usize,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<(f64, f64)> {
     for _ in 0..warmup {
         step()?;
     }
+    device.synchronize()?;
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let t = Instant::now();
         step()?;
+        // GPU kernels run asynchronously: a step is done when the device is idle.
+        device.synchronize()?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -97,6 +116,7 @@ fn time_steps(warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>)
 pub fn run(args: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     // The thread pool was configured from RAYON_NUM_THREADS by the binary.
+    let device = dynaprune_model::device::parse(&args.device)?;
     let mut results = Vec::new();
     for spec in &args.models {
         let (model_name, input) =
@@ -104,22 +124,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let (c, hw) = input_shape(input)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-        let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &Device::Cpu)?;
-        let y = Tensor::from_vec((0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(), args.batch, &Device::Cpu)?;
+        let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &device)?;
+        let y = Tensor::from_vec((0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(), args.batch, &device)?;
         for k in &args.kernels {
             let kernels = match k.as_str() {
+                "fast" if !device.is_cpu() => {
+                    bail!("--kernels fast runs on the CPU only; on --device {} use --kernels candle", args.device)
+                }
                 "fast" => Kernels::Fast,
                 "candle" => Kernels::Candle,
                 other => bail!("unknown kernels `{other}`: expected fast or candle"),
             };
-            let model = ResNet::new(ResNetConfig::by_name(model_name, c, 10)?, 0, &Device::Cpu, kernels)?;
+            let model = ResNet::new(ResNetConfig::by_name(model_name, c, 10)?, 0, &device, kernels)?;
             for mode in &args.modes {
                 ops::profile::enable(args.breakdown && kernels == Kernels::Fast);
                 let _ = ops::profile::take();
                 let (med, best, flops) = match mode.as_str() {
                     "train" => {
                         let mut opt = Sgd::from_params(model.params(), SgdConfig { lr: 0.05, ..SgdConfig::default() })?;
-                        let (m, b) = time_steps(args.warmup, args.iters, || {
+                        let (m, b) = time_steps(&device, args.warmup, args.iters, || {
                             let logits = model.forward(&x, true)?;
                             let l = loss::weighted_mean(&loss::cross_entropy_per_sample(&logits, &y, 0.0)?, None)?;
                             opt.backward_step(&l)?;
@@ -128,7 +151,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         (m, b, model.train_flops(hw, hw) as f64)
                     }
                     "infer" => {
-                        let (m, b) = time_steps(args.warmup, args.iters, || {
+                        let (m, b) = time_steps(&device, args.warmup, args.iters, || {
                             model.forward_mode(&x, Mode::Eval)?.argmax(1)?;
                             Ok(())
                         })?;
@@ -141,6 +164,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     input: input.into(),
                     mode: mode.clone(),
                     kernels: k.clone(),
+                    device: args.device.clone(),
                     threads,
                     batch: args.batch,
                     img_per_s: args.batch as f64 / med,
@@ -148,8 +172,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     gflops: flops * args.batch as f64 / med / 1e9,
                 };
                 println!(
-                    "bench model={} input={} mode={} kernels={} threads={} batch={} img_per_s={:.1} best_img_per_s={:.1} gflops={:.1}",
-                    r.model, r.input, r.mode, r.kernels, r.threads, r.batch, r.img_per_s, r.best_img_per_s, r.gflops
+                    "bench model={} input={} mode={} kernels={} device={} threads={} batch={} img_per_s={:.1} best_img_per_s={:.1} gflops={:.1}",
+                    r.model, r.input, r.mode, r.kernels, r.device, r.threads, r.batch, r.img_per_s, r.best_img_per_s, r.gflops
                 );
                 if args.breakdown && kernels == Kernels::Fast {
                     let steps = (args.warmup + args.iters) as f64;

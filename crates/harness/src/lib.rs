@@ -13,12 +13,14 @@
 //! - [`train`]: the run loop, checkpoints, resume; [`scorers`]: EL2N, GraNd, forgetting.
 //! - [`accounting`]: per-epoch rows and the summary; [`output`]: atomic writes;
 //!   [`provenance`]: command, commit and machine; [`progress`]: bar or log lines.
-//! - [`report`]: tables and SVG plots over many runs; [`bench`]: `bench-train`.
+//! - [`report`]: tables and SVG plots over many runs; [`bench`]: `bench-train`;
+//!   [`device_check`]: does a device (CUDA) compute what our CPU kernels compute.
 
 pub mod accounting;
 pub mod bench;
 pub mod config;
 pub mod datasets;
+pub mod device_check;
 pub mod engine;
 pub mod models;
 pub mod output;

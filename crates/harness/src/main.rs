@@ -1,4 +1,4 @@
-//! The `dynaprune` command: `train`, `score`, `report`, `bench-train`.
+//! The `dynaprune` command: `train`, `score`, `report`, `bench-train`, `device-check`.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use dynaprune_harness::config::{ScorerArg, TrainArgs};
 use dynaprune_harness::train::Outcome;
-use dynaprune_harness::{bench, datasets, engine, report, scorers, train};
+use dynaprune_harness::{bench, datasets, device_check, engine, report, scorers, train};
 
 // glibc's allocator returns large freed blocks to the kernel and faults them back in on every
 // training step (about a third of CPU training time in our measurements); mimalloc keeps them.
@@ -14,7 +14,10 @@ use dynaprune_harness::{bench, datasets, engine, report, scorers, train};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
-#[command(name = "dynaprune", version, about = "Train with dynamic data pruning, measure it honestly.")]
+#[command(
+    name = "dynaprune",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DYNAPRUNE_BUILD_COMMIT"), ")"),
+    about = "Train with dynamic data pruning, measure it honestly.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +42,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Training and inference images/s of our kernels and stock Candle, side by side.
     BenchTrain(bench::BenchArgs),
+    /// Check that a device (cuda; or cpu: stock Candle's ops) computes what our CPU kernels
+    /// compute: logits, losses, gradients, one SGD step, BatchNorm statistics.
+    DeviceCheck(device_check::DeviceCheckArgs),
 }
 
 /// Sets up the threads before anything else runs: one rayon pool of `threads` workers (default:
@@ -92,6 +98,7 @@ fn main() -> Result<()> {
         Command::Score { train, .. } => (train.threads, true),
         Command::Report(_) => (None, true),
         Command::BenchTrain(b) => (None, !b.kernels.iter().any(|k| k == "candle")),
+        Command::DeviceCheck(_) => (None, false),
     };
     configure_threads(threads, tuned)?;
     // Run on a pool worker, so the thread that drives training is one of the compute threads
@@ -118,6 +125,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Report(args) => report::run(&args)?,
         Command::BenchTrain(args) => bench::run(&args)?,
+        Command::DeviceCheck(args) => device_check::run(&args)?,
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 pub struct Provenance {
     /// The command line, as typed.
     pub command: String,
-    /// `git rev-parse HEAD` of the working directory, with `-dirty` if it has changes, or
-    /// `unknown`.
+    /// The commit the binary was built from, with `-dirty` if its sources had uncommitted
+    /// changes at build time, or `unknown` (see [`commit`]).
     pub commit: String,
     /// CPU model, core count and memory, plus the device used.
     pub machine: String,
@@ -18,24 +18,11 @@ pub struct Provenance {
     pub started_unix: u64,
 }
 
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The current commit, `-dirty` if the tree has uncommitted changes.
+/// The commit the running binary was built from (see `build.rs`): `-dirty` if its sources
+/// differed from that commit, `unknown` outside a git checkout. Recorded at build time, so a
+/// binary that keeps running while the working tree changes still names its own code.
 pub fn commit() -> String {
-    match git(&["rev-parse", "HEAD"]) {
-        Some(c) if !c.is_empty() => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{c}-dirty")
-            } else {
-                c
-            }
-        }
-        _ => "unknown".into(),
-    }
+    env!("DYNAPRUNE_BUILD_COMMIT").to_string()
 }
 
 /// A one-line description of this machine.
@@ -69,5 +56,27 @@ pub fn current() -> Provenance {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_names_the_checkout_this_binary_was_built_from() {
+        let c = commit();
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        match head {
+            // Built and tested from the same checkout: the stamp is HEAD, maybe `-dirty`.
+            Some(h) => assert!(c == h || c == format!("{h}-dirty"), "build commit {c} vs HEAD {h}"),
+            None => assert_eq!(c, "unknown"),
+        }
     }
 }

@@ -78,6 +78,13 @@ pub(crate) fn below(rng: &mut Rng, bound: u32) -> u32 {
     (m >> 32) as u32
 }
 
+/// A uniformly random subset of `0..n` that removes `prune_fraction` of it (static and dynamic
+/// random pruning differ only in how often they call this).
+pub(crate) fn random_subset(n: usize, prune_fraction: f64, rng: &mut Rng) -> Result<Vec<usize>> {
+    let k = keep_count(n, prune_fraction)?;
+    Ok(sample((0..n).collect(), k, rng))
+}
+
 /// Draws `k` distinct elements of `pool` uniformly at random.
 ///
 /// For small `k` this is a partial Fisher-Yates (O(k) draws, result in random order); for large

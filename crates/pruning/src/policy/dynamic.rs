@@ -4,7 +4,7 @@ use super::{unseen_then_top, Policy, SelectContext, Selection, Statistic};
 use crate::buffer::{SampleStats, ScoreBuffer};
 use crate::error::{check_closed, check_half_open, check_non_negative, PruneError, Result};
 use crate::rng::Rng;
-use crate::select::{keep_count, sample, BitSet};
+use crate::select::{keep_count, random_subset, sample, BitSet};
 
 /// Dynamic uniform random pruning: a new uniformly random subset at every selection.
 ///
@@ -30,9 +30,7 @@ impl Policy for UniformRandom {
         self.prune_fraction
     }
     fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
-        let n = buffer.len();
-        let k = keep_count(n, self.prune_fraction)?;
-        Ok(Selection { indices: sample((0..n).collect(), k, rng), ..Selection::default() })
+        Ok(Selection { indices: random_subset(buffer.len(), self.prune_fraction, rng)?, ..Selection::default() })
     }
 }
 

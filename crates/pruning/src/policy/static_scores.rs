@@ -5,7 +5,7 @@ use super::{Policy, SelectContext, Selection};
 use crate::buffer::ScoreBuffer;
 use crate::error::{check_half_open, PruneError, Result};
 use crate::rng::Rng;
-use crate::select::{keep_count, sample, top_k};
+use crate::select::{keep_count, random_subset, top_k};
 
 /// Which part of the score ranking a static policy keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -130,8 +130,6 @@ impl Policy for StaticRandom {
         self.prune_fraction
     }
     fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
-        let n = buffer.len();
-        let k = keep_count(n, self.prune_fraction)?;
-        Ok(Selection { indices: sample((0..n).collect(), k, rng), ..Selection::default() })
+        Ok(Selection { indices: random_subset(buffer.len(), self.prune_fraction, rng)?, ..Selection::default() })
     }
 }
