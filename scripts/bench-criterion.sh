@@ -24,7 +24,7 @@ mkdir -p "$(dirname "$out")"
   echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   # Criterion prints each benchmark id (group/name/parameter, lower case first), on its own
   # line when it is long, then its time: and thrpt: lines.
-  grep -E '^[a-z][A-Za-z0-9_]*/|time:|thrpt:' "$log"
+  grep -E '^[a-z][A-Za-z0-9_]*/|time:|thrpt:' "$log" | grep -v '%'
 } > "$out.part"
 mv "$out.part" "$out"
 echo "wrote $out"

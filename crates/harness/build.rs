@@ -1,8 +1,9 @@
 //! Records the commit the `dynaprune` binary is built from, so that every result names the code
 //! that produced it (not whatever the working directory holds when the binary runs).
 //!
-//! `DYNAPRUNE_BUILD_COMMIT` is `git rev-parse HEAD`, suffixed `-dirty` when tracked sources
-//! (`crates/`, `xtask/`, `Cargo.toml`, `Cargo.lock`) differed from it at build time, or
+//! `DYNAPRUNE_BUILD_COMMIT` is `git rev-parse HEAD`, suffixed `-dirty` when the tracked sources
+//! the binary is built from (`crates/`, `Cargo.toml`, `Cargo.lock`) differed from it at build
+//! time, or
 //! `unknown` outside a git checkout (e.g. a source tarball).
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.join("../..");
     // Rebuild the stamp when the sources change (edit, revert) or when HEAD moves (commit, checkout).
-    for p in ["crates", "xtask", "Cargo.toml", "Cargo.lock"] {
+    for p in ["crates", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     let commit = match git(&root, &["rev-parse", "HEAD"]) {
@@ -32,7 +33,7 @@ fn main() {
             }
             let status = git(
                 &root,
-                &["status", "--porcelain", "--untracked-files=no", "--", "crates", "xtask", "Cargo.toml", "Cargo.lock"],
+                &["status", "--porcelain", "--untracked-files=no", "--", "crates", "Cargo.toml", "Cargo.lock"],
             );
             if status.is_some_and(|s| !s.is_empty()) {
                 format!("{c}-dirty")

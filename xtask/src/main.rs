@@ -175,7 +175,7 @@ fn main() -> Result<()> {
             let p = reproduce::preset(&preset)?;
             let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
             let binary = build_binary(&repo)?;
-            reproduce::report(p.name, &binary, &out, &command_line, reproduce::cells(&p).len())?;
+            reproduce::report(p.name, &binary, &out, &command_line)?;
         }
         Cmd::BenchTrain { threads, models, iters, no_torch, rounds, out } => {
             let binary = build_binary(&repo)?;

@@ -277,19 +277,25 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
     if o.dry_run {
         return Ok(());
     }
-    report(p.name, &o.binary, &o.out, &o.command, total_cells)
+    report(p.name, &o.binary, &o.out, &o.command)
 }
 
 /// Regenerates `results/<preset>/REPORT.md` from whatever finished runs exist.
-pub fn report(name: &str, binary: &Path, out: &Path, command: &str, total_cells: usize) -> Result<()> {
+pub fn report(name: &str, binary: &Path, out: &Path, command: &str) -> Result<()> {
     let runs = out.join("runs");
     if !runs.exists() {
         bail!("no runs in {} yet: run `cargo xtask reproduce --preset {name}` first", runs.display());
     }
-    let finished = count_summaries(&runs);
+    // Count against the preset's whole grid, whatever subset (--methods, --seeds, --shard)
+    // the last command ran.
+    let grid = cells(&preset(name)?);
+    let in_grid = grid.iter().filter(|c| c.dir(&runs).join("summary.json").is_file()).count();
+    let other = count_summaries(&runs).saturating_sub(in_grid);
+    let others = if other > 0 { format!(" (and {other} runs outside it)") } else { String::new() };
     let note = format!(
-        "Preset `{name}`: {finished} of {total_cells} grid cells finished. Grid command: `{command}`. \
-         Regenerate with `cargo xtask report --preset {name}`."
+        "Preset `{name}`: {in_grid} of its {} grid cells finished{others}. Last grid command: `{command}`. \
+         Regenerate with `cargo xtask report --preset {name}`.",
+        grid.len()
     );
     let mut c = Command::new(binary);
     c.arg("report")
