@@ -82,12 +82,17 @@ fn cpu() -> String {
     "cpu".into()
 }
 
-fn input_shape(input: &str) -> Result<(usize, usize)> {
-    match input {
-        "fmnist" => Ok((1, 28)),
-        "cifar" => Ok((3, 32)),
-        other => bail!("unknown input `{other}`: expected fmnist or cifar"),
-    }
+/// A `--models` entry `model:input` as `(model, input, channels, side)`; input is `fmnist`
+/// (1x28x28) or `cifar` (3x32x32). Shared by `bench-train` and `device-check`.
+pub(crate) fn parse_model_spec(spec: &str) -> Result<(&str, &str, usize, usize)> {
+    let (model, input) =
+        spec.split_once(':').with_context(|| format!("--models entry `{spec}`: expected model:input"))?;
+    let (c, hw) = match input {
+        "fmnist" => (1, 28),
+        "cifar" => (3, 32),
+        other => bail!("--models entry `{spec}`: unknown input `{other}` (expected fmnist or cifar)"),
+    };
+    Ok((model, input, c, hw))
 }
 
 fn time_steps(
@@ -119,9 +124,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let device = dynaprune_model::device::parse(&args.device)?;
     let mut results = Vec::new();
     for spec in &args.models {
-        let (model_name, input) =
-            spec.split_once(':').with_context(|| format!("--models entry `{spec}`: expected model:input"))?;
-        let (c, hw) = input_shape(input)?;
+        let (model_name, input, c, hw) = parse_model_spec(spec)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &device)?;

@@ -57,7 +57,9 @@ pub struct DeviceCheckArgs {
 pub struct Comparison {
     /// `model:input`.
     pub model: String,
-    /// What was compared (`logits`, `grad layers.0.0.a.conv.weight`, ...).
+    /// Which kind of quantity: one of [`GROUPS`].
+    pub group: &'static str,
+    /// What was compared (`logits (train mode)`, `grad layers.0.0.a.conv.weight`, ...).
     pub what: String,
     /// The device's f64 result against ours (NaN anywhere gives infinity).
     pub f64_err: f64,
@@ -95,6 +97,16 @@ pub fn rel_err(reference: &Tensor, other: &Tensor) -> Result<f64> {
     }
     Ok(if scale == 0.0 { diff } else { diff / scale })
 }
+
+/// The kinds of compared quantities, in the order they are printed.
+pub const GROUPS: [&str; 6] = [
+    "logits (train mode)",
+    "per-sample loss",
+    "grad",
+    "param after SGD step",
+    "running statistic",
+    "logits (eval mode, after the step)",
+];
 
 /// What one side computed.
 struct Side {
@@ -142,13 +154,7 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
     let other_kernels = if device.is_cpu() { Kernels::Candle } else { Kernels::for_device(&device) };
     let mut out = Vec::new();
     for spec in &args.models {
-        let (name, input) =
-            spec.split_once(':').with_context(|| format!("--models entry `{spec}`: expected model:input"))?;
-        let (c, hw) = match input {
-            "fmnist" => (1, 28),
-            "cifar" => (3, 32),
-            other => bail!("--models entry `{spec}`: unknown input `{other}` (expected fmnist or cifar)"),
-        };
+        let (name, _, c, hw) = crate::bench::parse_model_spec(spec)?;
         let config = ResNetConfig::by_name(name, c, 10)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
         let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
@@ -160,9 +166,10 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
         let cpu32 = run_side(&config, args.seed, &Device::Cpu, Kernels::Fast, DType::F32, &x, &y)?;
         let dev32 = run_side(&config, args.seed, &device, other_kernels, DType::F32, &x, &y)?;
         let sides = [&reference, &dev64, &cpu32, &dev32];
-        let mut push = |what: String, t: [&Tensor; 4]| -> Result<()> {
+        let mut push = |group: &'static str, what: String, t: [&Tensor; 4]| -> Result<()> {
             out.push(Comparison {
                 model: spec.clone(),
+                group,
                 what,
                 f64_err: rel_err(t[0], t[1])?,
                 cpu_f32_err: rel_err(t[0], t[2])?,
@@ -170,14 +177,11 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
             });
             Ok(())
         };
-        push("logits (train mode)".into(), sides.map(|s| &s.logits))?;
-        push("per-sample loss".into(), sides.map(|s| &s.losses))?;
+        push(GROUPS[0], GROUPS[0].into(), sides.map(|s| &s.logits))?;
+        push(GROUPS[1], GROUPS[1].into(), sides.map(|s| &s.losses))?;
         type Named = Vec<(String, Tensor)>;
-        let groups: [(&str, fn(&Side) -> &Named); 3] = [
-            ("grad", |s| &s.grads),
-            ("param after SGD step", |s| &s.params_after),
-            ("running statistic", |s| &s.buffers_after),
-        ];
+        let groups: [(&'static str, fn(&Side) -> &Named); 3] =
+            [(GROUPS[2], |s| &s.grads), (GROUPS[3], |s| &s.params_after), (GROUPS[4], |s| &s.buffers_after)];
         for (prefix, get) in groups {
             let lists = sides.map(get);
             if lists.iter().any(|l| l.len() != lists[0].len()) {
@@ -188,10 +192,10 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
                 if lists.iter().any(|l| &l[k].0 != name) {
                     bail!("{spec}: {prefix}: tensor {k} is `{name}` on the CPU but named differently on {}", args.device);
                 }
-                push(format!("{prefix} {name}"), lists.map(|l| &l[k].1))?;
+                push(prefix, format!("{prefix} {name}"), lists.map(|l| &l[k].1))?;
             }
         }
-        push("logits (eval mode, after the step)".into(), sides.map(|s| &s.eval_logits))?;
+        push(GROUPS[5], GROUPS[5].into(), sides.map(|s| &s.eval_logits))?;
     }
     Ok(out)
 }
@@ -204,12 +208,11 @@ pub fn run(args: &DeviceCheckArgs) -> Result<()> {
     let mut failed = 0;
     for spec in &args.models {
         let mine: Vec<&Comparison> = all.iter().filter(|c| &c.model == spec).collect();
-        for group in ["logits (train mode)", "per-sample loss", "grad", "param after SGD step", "running statistic", "logits (eval"] {
-            let g: Vec<&&Comparison> = mine.iter().filter(|c| c.what.starts_with(group)).collect();
+        for group in GROUPS {
+            let g: Vec<&&Comparison> = mine.iter().filter(|c| c.group == group).collect();
             let max = |f: fn(&Comparison) -> f64| g.iter().map(|c| f(c)).fold(0.0, f64::max);
             println!(
-                "device-check {spec} {group}{}: {} tensors; {dev} vs ours in f64: max {:.2e}; f32 vs f64: ours max {:.2e}, {dev} max {:.2e}",
-                if group == "logits (eval" { " mode)" } else { "" },
+                "device-check {spec} {group}: {} tensors; {dev} vs ours in f64: max {:.2e}; f32 vs f64: ours max {:.2e}, {dev} max {:.2e}",
                 g.len(),
                 max(|c| c.f64_err),
                 max(|c| c.cpu_f32_err),
@@ -277,6 +280,7 @@ mod tests {
     fn a_wrong_result_fails_the_check() {
         let good = Comparison {
             model: "m".into(),
+            group: "grad",
             what: "grad w".into(),
             f64_err: 1e-13,
             cpu_f32_err: 2e-3,

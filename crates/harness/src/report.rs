@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::accounting::Summary;
+use crate::config::PolicyArg;
 use crate::output;
 use crate::svg::{Chart, Series, Style};
 use crate::train::RunConfig;
@@ -252,22 +253,15 @@ fn x(v: f64) -> String {
     }
 }
 
-/// Policies in the order the report lists them.
-const ORDER: [&str; 10] = [
-    "full",
-    "static-random",
-    "el2n",
-    "grand",
-    "grand-last-layer",
-    "forgetting",
-    "random",
-    "epsilon-greedy",
-    "ucb",
-    "infobatch",
-];
+/// The policy a run used, by its command-line name.
+fn policy_arg(p: &str) -> Option<PolicyArg> {
+    PolicyArg::from_str(p, false).ok()
+}
 
+/// Policies are listed in the order `dynaprune train --policy` declares them.
 fn policy_rank(p: &str) -> usize {
-    ORDER.iter().position(|o| *o == p).unwrap_or(ORDER.len())
+    let all = PolicyArg::value_variants();
+    policy_arg(p).and_then(|a| all.iter().position(|v| *v == a)).unwrap_or(all.len())
 }
 
 /// Writes runs.csv, REPORT.md and one pair of SVGs per (dataset, model).
@@ -358,7 +352,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         .filter(|r| {
             r.pruned_epochs > 1
                 && r.train_samples > 0
-                && ["random", "epsilon-greedy", "ucb", "infobatch"].contains(&r.policy.as_str())
+                && policy_arg(&r.policy).is_some_and(PolicyArg::is_dynamic)
         })
         .collect();
     if !dynamic.is_empty() {
