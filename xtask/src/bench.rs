@@ -64,7 +64,12 @@ pub fn provenance_header(command: &str, binary: &Path) -> String {
         .unwrap_or_else(|| "unknown".into());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -208,7 +213,8 @@ pub fn run(o: &Options) -> Result<()> {
     let _ = std::fs::remove_file(&json);
     if let Some(out) = &o.out {
         let tmp = out.with_extension("part");
-        std::fs::write(&tmp, header + &lines.join("\n") + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, header + &lines.join("\n") + "\n")
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     }
     Ok(())

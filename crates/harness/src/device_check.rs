@@ -185,12 +185,18 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
         for (prefix, get) in groups {
             let lists = sides.map(get);
             if lists.iter().any(|l| l.len() != lists[0].len()) {
-                bail!("{spec}: {prefix}: the runs produced different numbers of tensors on the CPU and on {}", args.device);
+                bail!(
+                    "{spec}: {prefix}: the runs produced different numbers of tensors on the CPU and on {}",
+                    args.device
+                );
             }
             for k in 0..lists[0].len() {
                 let name = &lists[0][k].0;
                 if lists.iter().any(|l| &l[k].0 != name) {
-                    bail!("{spec}: {prefix}: tensor {k} is `{name}` on the CPU but named differently on {}", args.device);
+                    bail!(
+                        "{spec}: {prefix}: tensor {k} is `{name}` on the CPU but named differently on {}",
+                        args.device
+                    );
                 }
                 push(prefix, format!("{prefix} {name}"), lists.map(|l| &l[k].1))?;
             }

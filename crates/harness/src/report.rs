@@ -350,9 +350,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     let dynamic: Vec<&RunRow> = rows
         .iter()
         .filter(|r| {
-            r.pruned_epochs > 1
-                && r.train_samples > 0
-                && policy_arg(&r.policy).is_some_and(PolicyArg::is_dynamic)
+            r.pruned_epochs > 1 && r.train_samples > 0 && policy_arg(&r.policy).is_some_and(PolicyArg::is_dynamic)
         })
         .collect();
     if !dynamic.is_empty() {
