@@ -141,9 +141,11 @@ fn main() -> Result<()> {
             let mut p = reproduce::preset(&preset)?;
             if let Some(m) = methods {
                 for x in &m {
-                    if !reproduce::ALL_METHODS.contains(&x.as_str()) {
+                    let base = reproduce::method_flags(x).map(|f| f[1].clone()).unwrap_or_default();
+                    if !reproduce::ALL_METHODS.contains(&base.as_str()) {
                         anyhow::bail!(
-                            "--methods: unknown method `{x}`: expected {}",
+                            "--methods: unknown method `{x}`: expected one of {}, optionally with -plain (ucb, \
+                             epsilon-greedy: the original rule) and/or +rescoreR",
                             reproduce::ALL_METHODS.join(", ")
                         );
                     }

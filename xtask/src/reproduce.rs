@@ -33,8 +33,9 @@ pub struct Preset {
     pub flags: Vec<&'static str>,
 }
 
-/// All methods of the paper plus InfoBatch.
-pub const ALL_METHODS: [&str; 10] = [
+/// All methods of the paper plus InfoBatch, RS2 and KAKURENBO (UCB and epsilon-greedy with the
+/// default staleness model).
+pub const ALL_METHODS: [&str; 12] = [
     "full",
     "static-random",
     "el2n",
@@ -45,7 +46,48 @@ pub const ALL_METHODS: [&str; 10] = [
     "epsilon-greedy",
     "ucb",
     "infobatch",
+    "rs2",
+    "kakurenbo",
 ];
+
+/// The original UCB and epsilon-greedy (`--staleness off`), kept in the `cpu` grid so the report
+/// compares the rules before and after the staleness fix.
+pub const PLAIN_METHODS: [&str; 2] = ["epsilon-greedy-plain", "ucb-plain"];
+
+/// The `dynaprune train` flags of a method name: a policy, optionally with `-plain` (`--staleness
+/// off`) or `-bonus` (`--staleness count-bonus`), and optionally `+rescoreR` (`--rescore-every R`).
+/// The inverse of the harness's `TrainArgs::method_label`.
+pub fn method_flags(method: &str) -> Result<Vec<String>> {
+    let (base, rescore) = match method.split_once('+') {
+        Some((b, r)) => {
+            let every = r
+                .strip_prefix("rescore")
+                .and_then(|x| x.parse::<usize>().ok())
+                .filter(|&x| x > 0)
+                .with_context(|| format!("method `{method}`: expected `+rescoreR` with R >= 1 after the `+`"))?;
+            (b, Some(every))
+        }
+        None => (method, None),
+    };
+    let (policy, staleness) = if let Some(p) = base.strip_suffix("-plain") {
+        (p, Some("off"))
+    } else if let Some(p) = base.strip_suffix("-bonus") {
+        (p, Some("count-bonus"))
+    } else {
+        (base, None)
+    };
+    if staleness.is_some() && !["ucb", "epsilon-greedy"].contains(&policy) {
+        bail!("method `{method}`: -plain and -bonus apply to ucb and epsilon-greedy only");
+    }
+    let mut f = vec!["--policy".to_string(), policy.to_string()];
+    if let Some(s) = staleness {
+        f.extend(["--staleness".into(), s.into()]);
+    }
+    if let Some(r) = rescore {
+        f.extend(["--rescore-every".into(), r.to_string()]);
+    }
+    Ok(f)
+}
 
 /// The presets.
 pub fn preset(name: &str) -> Result<Preset> {
@@ -78,7 +120,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 10,
-            methods: ALL_METHODS.map(String::from).to_vec(),
+            methods: ALL_METHODS.iter().chain(&PLAIN_METHODS).map(|m| m.to_string()).collect(),
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--scorer-models", "3"],
@@ -250,7 +292,7 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
             flags.extend(["--scores".into(), file.display().to_string()]);
         }
         let mut c = Command::new(&o.binary);
-        c.arg("train").arg("--policy").arg(&cell.method).arg("--out").arg(&dir).args(&flags);
+        c.arg("train").args(method_flags(&cell.method)?).arg("--out").arg(&dir).args(&flags);
         if cell.method != "full" {
             c.arg("--prune-fraction").arg(cell.prune_fraction.to_string());
         }
@@ -323,4 +365,24 @@ fn count_summaries(dir: &Path) -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_flags;
+
+    #[test]
+    fn method_names_become_flags() {
+        let f = |m: &str| method_flags(m).unwrap().join(" ");
+        assert_eq!(f("ucb"), "--policy ucb");
+        assert_eq!(f("ucb-plain"), "--policy ucb --staleness off");
+        assert_eq!(f("epsilon-greedy-bonus"), "--policy epsilon-greedy --staleness count-bonus");
+        assert_eq!(f("ucb+rescore2"), "--policy ucb --rescore-every 2");
+        assert_eq!(f("epsilon-greedy-plain+rescore1"), "--policy epsilon-greedy --staleness off --rescore-every 1");
+        assert_eq!(f("kakurenbo"), "--policy kakurenbo");
+        for bad in ["ucb+rescore0", "ucb+rescore", "ucb+twice", "rs2-plain", "random-bonus"] {
+            let e = method_flags(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 }

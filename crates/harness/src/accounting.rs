@@ -37,6 +37,29 @@ pub struct EpochRow {
     pub cumulative_samples: usize,
     /// Fraction of the epoch's plan also in the previous epoch's plan.
     pub overlap: Option<f64>,
+    /// Fraction of the dataset in at least one pruned epoch's plan so far (empty before the first
+    /// pruned epoch).
+    #[serde(default)]
+    pub coverage: Option<f64>,
+    /// Samples in no pruned epoch's plan so far (empty before the first pruned epoch).
+    #[serde(default)]
+    pub never_selected: Option<usize>,
+    /// Mean over seen samples of the epochs since each was last observed, when the plan was made
+    /// (after any re-scoring).
+    #[serde(default)]
+    pub mean_staleness: f64,
+    /// The largest such age.
+    #[serde(default)]
+    pub max_staleness: u32,
+    /// Learning-rate factor the rule asked for (KAKURENBO; 1 otherwise).
+    #[serde(default = "one")]
+    pub lr_factor: f64,
+    /// Samples given a forward-only re-scoring pass before this epoch's selection.
+    #[serde(default)]
+    pub rescore_samples: usize,
+    /// Time of that pass, seconds (part of `train_s`).
+    #[serde(default)]
+    pub rescore_s: f64,
     /// Building the plan (selection and shuffle), seconds.
     pub select_s: f64,
     /// Waiting for batches, seconds.
@@ -55,6 +78,14 @@ pub struct EpochRow {
     pub train_s: f64,
     /// Cumulative training cost since the start of the run (excluding static scoring).
     pub cumulative_train_s: f64,
+    /// CPU seconds the process used over the same span as `train_s` (all threads): steadier than
+    /// wall time when other processes share the machine.
+    #[serde(default)]
+    pub cpu_s: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The end-of-run summary (`summary.json`).
@@ -68,6 +99,10 @@ pub struct Summary {
     pub model: String,
     /// Policy.
     pub policy: String,
+    /// The rule variant as reports name it (`ucb`, `ucb-plain`, `ucb+rescore2`, ...; see
+    /// `TrainArgs::method_label`). Empty in summaries written before it existed: use `policy`.
+    #[serde(default)]
+    pub method: String,
     /// Nominal prune fraction.
     pub prune_fraction: f64,
     /// Root seed.
@@ -90,8 +125,25 @@ pub struct Summary {
     pub static_scoring_s: f64,
     /// What the static scores were, if any.
     pub static_scoring: Option<String>,
-    /// `train_s + static_scoring_s`: the number the paper's comparison is about.
+    /// `train_s + static_scoring_s`: the number the paper's comparison is about. Any re-scoring
+    /// pass is part of `train_s`.
     pub total_s: f64,
+    /// Forward-only re-scoring passes, seconds (included in `train_s`).
+    #[serde(default)]
+    pub rescore_s: f64,
+    /// Samples forwarded (not trained on) by re-scoring passes, all epochs.
+    #[serde(default)]
+    pub rescore_samples: usize,
+    /// Process CPU seconds over the training epochs (same span as `train_s`, all threads).
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// Mean overlap with the previous plan over the pruned epochs whose previous epoch was also
+    /// pruned (1.0 = the rule keeps choosing the same samples); empty without two such epochs.
+    #[serde(default)]
+    pub mean_overlap: Option<f64>,
+    /// Peak resident memory of the process, MiB.
+    #[serde(default)]
+    pub peak_rss_mib: f64,
     /// Everything, evaluation and checkpoints included.
     pub wall_s: f64,
     /// Time components summed over epochs: select, data, compute, observe, eval, checkpoint.

@@ -57,6 +57,12 @@ pub enum PolicyArg {
     Ucb,
     /// Dynamic: InfoBatch soft pruning with loss rescaling and annealing (Qin et al., 2024).
     Infobatch,
+    /// Dynamic: RS2 without replacement, consecutive slices of random permutations (Okanovic et
+    /// al., 2023).
+    Rs2,
+    /// Dynamic: KAKURENBO, hide confidently learned low-loss samples, re-score them each epoch,
+    /// scale the learning rate (Nguyen et al., 2023).
+    Kakurenbo,
 }
 
 impl PolicyArg {
@@ -73,6 +79,8 @@ impl PolicyArg {
             PolicyArg::EpsilonGreedy => "epsilon-greedy",
             PolicyArg::Ucb => "ucb",
             PolicyArg::Infobatch => "infobatch",
+            PolicyArg::Rs2 => "rs2",
+            PolicyArg::Kakurenbo => "kakurenbo",
         }
     }
 
@@ -89,7 +97,26 @@ impl PolicyArg {
 
     /// `true` for rules that re-select during training.
     pub fn is_dynamic(self) -> bool {
-        matches!(self, PolicyArg::Random | PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch)
+        matches!(
+            self,
+            PolicyArg::Random
+                | PolicyArg::EpsilonGreedy
+                | PolicyArg::Ucb
+                | PolicyArg::Infobatch
+                | PolicyArg::Rs2
+                | PolicyArg::Kakurenbo
+        )
+    }
+
+    /// `true` for dynamic rules that rank by per-sample scores (they get a full-data warm-up
+    /// epoch by default, to fill the score buffer).
+    pub fn is_score_based(self) -> bool {
+        matches!(self, PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch | PolicyArg::Kakurenbo)
+    }
+
+    /// `true` for rules whose score ranking ages stale samples (`--staleness`).
+    pub fn has_staleness(self) -> bool {
+        matches!(self, PolicyArg::EpsilonGreedy | PolicyArg::Ucb)
     }
 }
 
@@ -127,6 +154,19 @@ pub enum ScoreArg {
     Loss,
     /// Per-sample EL2N of the training forward pass.
     El2n,
+}
+
+/// How UCB and epsilon-greedy age the statistics of samples they skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StalenessArg {
+    /// Relax a stale sample's mean and variance towards the population prior, variance growing
+    /// with age (default; reconstructed).
+    Prior,
+    /// UCB1's count bonus, `--staleness-bonus * sqrt(s2) * sqrt(ln(epoch + 1) / count)`.
+    CountBonus,
+    /// The original rule: skipped samples keep their frozen statistics.
+    Off,
 }
 
 /// Augmentation recipes.
@@ -193,17 +233,44 @@ pub struct TrainArgs {
     #[arg(long)]
     pub anneal_epochs: Option<usize>,
     /// Epsilon-greedy's exploration fraction.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = dynaprune::EpsilonGreedy::DEFAULT_EPSILON)]
     pub epsilon: f64,
     /// Per-epoch multiplicative decay of epsilon (1 = constant).
     #[arg(long, default_value_t = 1.0)]
     pub epsilon_decay: f64,
     /// UCB's weight on the standard deviation.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = dynaprune::Ucb::DEFAULT_C)]
     pub ucb_c: f64,
-    /// Decay of the per-sample exponential moving averages.
-    #[arg(long, default_value_t = 0.9)]
-    pub ema_decay: f64,
+    /// UCB and epsilon-greedy: how the statistics of samples they skipped age.
+    #[arg(long, value_enum, default_value_t = StalenessArg::Prior)]
+    #[serde(default = "serde_defaults::staleness")]
+    pub staleness: StalenessArg,
+    /// `--staleness prior`: per-epoch weight kept on a stale sample's own statistics, in [0, 1].
+    #[arg(long, default_value_t = dynaprune::Staleness::DEFAULT_RETENTION)]
+    #[serde(default = "serde_defaults::retention")]
+    pub staleness_retention: f64,
+    /// `--staleness prior`: per-epoch growth of a stale sample's variance, in prior variances.
+    #[arg(long, default_value_t = dynaprune::Staleness::DEFAULT_DRIFT)]
+    #[serde(default = "serde_defaults::drift")]
+    pub staleness_drift: f64,
+    /// `--staleness count-bonus`: the bonus weight.
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "serde_defaults::bonus")]
+    pub staleness_bonus: f64,
+    /// Score-based rules: every R-th selection, give each sample not observed in the last R
+    /// epochs a fresh score with a forward-only pass (its time and passes are charged). 0 = off.
+    /// KAKURENBO always re-scores its hidden samples every epoch.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub rescore_every: usize,
+    /// KAKURENBO: confidence a correctly predicted low-loss sample needs to stay hidden.
+    #[arg(long, default_value_t = dynaprune::Kakurenbo::DEFAULT_TAU)]
+    #[serde(default = "serde_defaults::tau")]
+    pub kakurenbo_tau: f64,
+    /// Decay of the per-sample exponential moving averages (default: what the rule is tuned
+    /// for, 0.5 for epsilon-greedy with staleness on, else 0.9).
+    #[arg(long)]
+    pub ema_decay: Option<f64>,
     /// Which per-sample value dynamic rules observe.
     #[arg(long, value_enum, default_value_t = ScoreArg::Loss)]
     pub score: ScoreArg,
@@ -311,8 +378,27 @@ impl TrainArgs {
             bail!("--progress must be auto, bar or plain, got `{}`", self.progress);
         }
         if self.warmup_epochs.is_none() {
-            let score_based = matches!(self.policy, PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch);
-            self.warmup_epochs = Some(usize::from(score_based && self.epochs > 1));
+            self.warmup_epochs = Some(usize::from(self.policy.is_score_based() && self.epochs > 1));
+        }
+        if self.ema_decay.is_none() {
+            self.ema_decay = Some(crate::policies::preferred_ema_decay(self)?);
+        }
+        for (flag, v) in [
+            ("--staleness-retention", self.staleness_retention),
+            ("--staleness-drift", self.staleness_drift),
+            ("--staleness-bonus", self.staleness_bonus),
+            ("--kakurenbo-tau", self.kakurenbo_tau),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                bail!("{flag} must be a finite number >= 0, got {v}");
+            }
+        }
+        if self.staleness_retention > 1.0 || self.kakurenbo_tau > 1.0 {
+            bail!(
+                "--staleness-retention and --kakurenbo-tau must be in [0, 1], got {} and {}",
+                self.staleness_retention,
+                self.kakurenbo_tau
+            );
         }
         if self.anneal_epochs.is_none() {
             self.anneal_epochs = Some(if self.policy == PolicyArg::Infobatch {
@@ -333,5 +419,53 @@ impl TrainArgs {
             bail!("--warmup-epochs ({w}) + --anneal-epochs ({a}) exceed --epochs ({})", self.epochs);
         }
         Ok(())
+    }
+}
+
+impl TrainArgs {
+    /// The rule as reports name it: the policy, `-plain` for UCB/epsilon-greedy with
+    /// `--staleness off` (the original rule), `-bonus` with the count bonus, and `+rescoreR` when
+    /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix).
+    pub fn method_label(&self) -> String {
+        let mut s = self.policy.as_str().to_string();
+        if self.policy.has_staleness() {
+            match self.staleness {
+                StalenessArg::Prior => {}
+                StalenessArg::CountBonus => s.push_str("-bonus"),
+                StalenessArg::Off => s.push_str("-plain"),
+            }
+        }
+        if self.rescore_every > 0 && self.policy.is_score_based() && self.policy != PolicyArg::Kakurenbo {
+            s.push_str(&format!("+rescore{}", self.rescore_every));
+        }
+        s
+    }
+}
+
+/// The policy behind a method label written by [`TrainArgs::method_label`] (`ucb-plain+rescore2`
+/// -> `ucb`), or `None` for a name that is no policy.
+pub fn policy_of_method(method: &str) -> Option<PolicyArg> {
+    let base = method.split('+').next().unwrap_or(method);
+    let base = base.strip_suffix("-plain").or_else(|| base.strip_suffix("-bonus")).unwrap_or(base);
+    PolicyArg::from_str(base, false).ok()
+}
+
+/// Values for fields missing from a `config.json` written before they existed: what those runs
+/// actually did (no staleness, no re-scoring), not today's defaults.
+mod serde_defaults {
+    pub fn staleness() -> super::StalenessArg {
+        super::StalenessArg::Off
+    }
+    pub fn retention() -> f64 {
+        dynaprune::Staleness::DEFAULT_RETENTION
+    }
+    pub fn drift() -> f64 {
+        dynaprune::Staleness::DEFAULT_DRIFT
+    }
+    pub fn bonus() -> f64 {
+        1.0
+    }
+    pub fn tau() -> f64 {
+        dynaprune::Kakurenbo::DEFAULT_TAU
     }
 }

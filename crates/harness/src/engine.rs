@@ -87,6 +87,29 @@ pub struct StepOutput {
     pub correct: Vec<f32>,
     /// Per-sample EL2N, when asked for.
     pub el2n: Option<Vec<f32>>,
+    /// Per-sample confidence (largest softmax probability), when asked for.
+    pub confidence: Option<Vec<f32>>,
+}
+
+/// What the per-sample outputs of a step should include beyond losses and correctness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// EL2N (`--score el2n`).
+    pub el2n: bool,
+    /// Confidence (rules that read predictions, e.g. KAKURENBO).
+    pub confidence: bool,
+}
+
+impl StepOutput {
+    /// The per-sample outputs of `logits` against `labels`; `losses` are already computed.
+    fn new(losses: &Tensor, logits: &Tensor, labels: &Tensor, wants: Wants) -> Result<Self> {
+        Ok(Self {
+            losses: losses.to_vec1::<f32>()?,
+            correct: loss::correct(logits, labels)?.to_vec1::<f32>()?,
+            el2n: if wants.el2n { Some(loss::el2n(logits, labels)?.to_vec1::<f32>()?) } else { None },
+            confidence: if wants.confidence { Some(loss::confidence(logits)?.to_vec1::<f32>()?) } else { None },
+        })
+    }
 }
 
 /// Time and counts of one epoch of training.
@@ -109,9 +132,9 @@ pub struct EpochTotals {
 }
 
 /// Trains `model` for one epoch over `batches` (sample indices and optional loss weights),
-/// setting the learning rate from training progress. `observe` sees each batch's indices and
-/// per-sample outputs; its time is counted separately. `on_batch` is called after each batch
-/// (progress display).
+/// setting the learning rate from training progress, times `lr_factor` (a rule's request, e.g.
+/// KAKURENBO's; 1 otherwise). `observe` sees each batch's indices and per-sample outputs; its
+/// time is counted separately. `on_batch` is called after each batch (progress display).
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     env: &Env,
@@ -121,7 +144,8 @@ pub fn train_epoch(
     sched: &LrSchedule,
     epoch: usize,
     batches: Vec<(Vec<usize>, Option<Vec<f32>>)>,
-    want_el2n: bool,
+    lr_factor: f64,
+    wants: Wants,
     mut observe: impl FnMut(&[usize], &StepOutput) -> Result<()>,
     mut on_batch: impl FnMut(usize, usize, f64),
 ) -> Result<EpochTotals> {
@@ -132,7 +156,7 @@ pub fn train_epoch(
         let t0 = Instant::now();
         let batch = loader.next().context("the batch loader stopped early")??;
         let t1 = Instant::now();
-        let lr = sched.lr(args.lr, schedule::progress(epoch, args.epochs, b, n_batches));
+        let lr = sched.lr(args.lr, schedule::progress(epoch, args.epochs, b, n_batches)) * lr_factor;
         opt.set_learning_rate(lr);
         let logits = model.forward(&batch.images, true)?;
         let per = loss::cross_entropy_per_sample(&logits, &batch.labels, args.label_smoothing)?;
@@ -149,11 +173,7 @@ pub fn train_epoch(
             );
         }
         opt.backward_step(&l)?;
-        let out = StepOutput {
-            losses: per.to_vec1::<f32>()?,
-            correct: loss::correct(&logits, &batch.labels)?.to_vec1::<f32>()?,
-            el2n: if want_el2n { Some(loss::el2n(&logits, &batch.labels)?.to_vec1::<f32>()?) } else { None },
-        };
+        let out = StepOutput::new(&per, &logits, &batch.labels, wants)?;
         let t2 = Instant::now();
         observe(&batch.indices, &out)?;
         let t3 = Instant::now();
@@ -167,6 +187,28 @@ pub fn train_epoch(
         on_batch(b + 1, n_batches, t.loss_sum / t.samples.max(1) as f64);
     }
     Ok(t)
+}
+
+/// A forward-only, eval-mode pass over the training samples `indices` (no augmentation): each
+/// batch's indices and per-sample outputs, for re-scoring samples a rule did not train on.
+/// Eval-mode losses use the BatchNorm running statistics, so they differ slightly from the
+/// training-mode losses observed during training.
+pub fn forward_outputs(
+    model: &ResNet,
+    assembler: &BatchAssembler,
+    indices: &[usize],
+    batch: usize,
+    wants: Wants,
+) -> Result<Vec<(Vec<usize>, StepOutput)>> {
+    let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> = indices.chunks(batch).map(|c| (c.to_vec(), None)).collect();
+    let mut out = Vec::with_capacity(plan.len());
+    for b in assembler.prefetch(0, plan, 2) {
+        let b = b?;
+        let logits = model.forward_mode(&b.images, Mode::Eval)?;
+        let per = loss::cross_entropy_per_sample(&logits, &b.labels, 0.0)?;
+        out.push((b.indices.clone(), StepOutput::new(&per, &logits, &b.labels, wants)?));
+    }
+    Ok(out)
 }
 
 /// Batches of `0..n` in order.

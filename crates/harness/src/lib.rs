@@ -28,6 +28,7 @@ pub mod policies;
 pub mod progress;
 pub mod provenance;
 pub mod report;
+pub mod resources;
 pub mod scorers;
 pub mod seeds;
 pub mod svg;

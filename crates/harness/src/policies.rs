@@ -2,11 +2,32 @@
 
 use anyhow::{bail, Context, Result};
 use dynaprune::{
-    EmaBuffer, EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Keep, LastValueBuffer, Policy, Pruner,
-    Schedule, StaticRandom, StaticScores, Ucb, UniformRandom,
+    EmaBuffer, EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, LastValueBuffer,
+    Policy, Pruner, Rs2, Schedule, Staleness, StaticRandom, StaticScores, Ucb, UniformRandom,
 };
 
-use crate::config::{InfobatchMode, PolicyArg, TrainArgs};
+use crate::config::{InfobatchMode, PolicyArg, StalenessArg, TrainArgs};
+
+/// The EMA decay the chosen rule is tuned for ([`Policy::preferred_ema_decay`]), used when
+/// `--ema-decay` is not given.
+pub fn preferred_ema_decay(args: &TrainArgs) -> Result<f64> {
+    Ok(match args.policy {
+        PolicyArg::EpsilonGreedy => EpsilonGreedy::new(args.prune_fraction, args.epsilon)?
+            .with_staleness(staleness(args)?)?
+            .preferred_ema_decay(),
+        _ => EmaBuffer::DEFAULT_DECAY,
+    })
+}
+
+/// The staleness model the flags ask for.
+pub fn staleness(args: &TrainArgs) -> Result<Staleness> {
+    Ok(match args.staleness {
+        StalenessArg::Off => Staleness::Off,
+        StalenessArg::Prior => Staleness::prior(args.staleness_retention, args.staleness_drift)
+            .context("--staleness-retention / --staleness-drift")?,
+        StalenessArg::CountBonus => Staleness::count_bonus(args.staleness_bonus).context("--staleness-bonus")?,
+    })
+}
 use crate::seeds;
 
 /// Parses `--static-keep`.
@@ -41,13 +62,15 @@ pub fn build(args: &TrainArgs, n: usize, scores: Option<Vec<f32>>) -> Result<Pru
         }
         PolicyArg::Random => Box::new(UniformRandom::new(pf)?),
         PolicyArg::EpsilonGreedy => {
-            let mut p = EpsilonGreedy::new(pf, args.epsilon)?;
+            let mut p = EpsilonGreedy::new(pf, args.epsilon)?.with_staleness(staleness(args)?)?;
             if args.epsilon_decay != 1.0 {
                 p = p.with_decay(EpsilonDecay::Exponential { rate: args.epsilon_decay, min: 0.0 })?;
             }
             Box::new(p)
         }
-        PolicyArg::Ucb => Box::new(Ucb::new(pf, args.ucb_c)?),
+        PolicyArg::Ucb => Box::new(Ucb::new(pf, args.ucb_c)?.with_staleness(staleness(args)?)?),
+        PolicyArg::Rs2 => Box::new(Rs2::new(pf)?),
+        PolicyArg::Kakurenbo => Box::new(Kakurenbo::new(pf)?.with_tau(args.kakurenbo_tau)?),
         PolicyArg::Infobatch => Box::new(InfoBatch::with_rate(match args.infobatch_mode {
             InfobatchMode::Target => {
                 InfoBatchRate::TargetPruneFraction { prune_fraction: pf, max_drop_probability: args.infobatch_max_r }
@@ -59,12 +82,16 @@ pub fn build(args: &TrainArgs, n: usize, scores: Option<Vec<f32>>) -> Result<Pru
         .warmup(args.warmup_epochs.unwrap_or(0))
         .interval(args.selection_interval)
         .anneal(args.anneal_epochs.unwrap_or(0));
-    let builder =
-        Pruner::builder(n).boxed_policy(policy).schedule(schedule).seed(seeds::derive(args.seed, seeds::PRUNER));
+    let builder = Pruner::builder(n)
+        .boxed_policy(policy)
+        .schedule(schedule)
+        .seed(seeds::derive(args.seed, seeds::PRUNER))
+        .rescore_every(args.rescore_every);
     let pruner = if args.policy == PolicyArg::Infobatch {
         builder.buffer(LastValueBuffer::new(n)?).build()?
     } else {
-        builder.buffer(EmaBuffer::new(n, args.ema_decay)?).build()?
+        let decay = args.ema_decay.context("internal: --ema-decay is resolved before the pruner is built")?;
+        builder.buffer(EmaBuffer::new(n, decay).context("--ema-decay")?).build()?
     };
     Ok(pruner)
 }

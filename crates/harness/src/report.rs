@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::accounting::Summary;
-use crate::config::PolicyArg;
+use crate::config::{policy_of_method, PolicyArg};
 use crate::output;
 use crate::svg::{Chart, Series, Style};
 use crate::train::RunConfig;
@@ -44,6 +44,8 @@ pub struct RunRow {
     pub model: String,
     /// Policy.
     pub policy: String,
+    /// The rule variant (`ucb`, `ucb-plain`, `ucb+rescore2`, ...): what the tables group by.
+    pub method: String,
     /// Nominal prune fraction.
     pub prune_fraction: f64,
     /// Seed.
@@ -74,6 +76,16 @@ pub struct RunRow {
     pub observe_s: f64,
     /// Evaluation time (not part of total).
     pub eval_s: f64,
+    /// Forward-only re-scoring time (part of train).
+    pub rescore_s: f64,
+    /// Samples forwarded by re-scoring passes.
+    pub rescore_samples: usize,
+    /// Process CPU seconds over the training epochs.
+    pub cpu_s: f64,
+    /// Mean overlap between consecutive pruned epochs' plans (empty when undefined).
+    pub mean_overlap: Option<f64>,
+    /// Peak resident memory, MiB.
+    pub peak_rss_mib: f64,
     /// Pruned epochs.
     pub pruned_epochs: usize,
     /// Samples never selected in a pruned epoch.
@@ -88,6 +100,29 @@ pub struct RunRow {
     pub machine: String,
     /// Command.
     pub command: String,
+    /// Per-epoch overlap with the previous plan (from `epochs.csv`; not a CSV column).
+    #[serde(skip)]
+    pub overlaps: Vec<Option<f64>>,
+}
+
+/// The per-epoch `overlap` column of a run's `epochs.csv` (empty if the file is missing).
+fn read_overlaps(run_dir: &Path) -> Result<Vec<Option<f64>>> {
+    let path = run_dir.join("epochs.csv");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut rd = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+    let col = rd
+        .headers()?
+        .iter()
+        .position(|h| h == "overlap")
+        .with_context(|| format!("{} has no `overlap` column", path.display()))?;
+    let mut out = Vec::new();
+    for rec in rd.records() {
+        let rec = rec.with_context(|| format!("reading {}", path.display()))?;
+        out.push(rec.get(col).and_then(|v| v.parse::<f64>().ok()));
+    }
+    Ok(out)
 }
 
 fn find_summaries(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -117,6 +152,12 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         let run_dir = f.parent().unwrap_or(dir);
         let cfg: Option<RunConfig> =
             std::fs::read(run_dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        // Summaries written before `method` existed: the config says which rule variant ran.
+        let method = if !s.method.is_empty() {
+            s.method.clone()
+        } else {
+            cfg.as_ref().map_or_else(|| s.policy.clone(), |c| c.args.method_label())
+        };
         let (commit, machine, command) = cfg
             .map(|c| (c.provenance.commit, c.provenance.machine, c.provenance.command))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
@@ -132,6 +173,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             dataset: s.dataset,
             model: s.model,
             policy: s.policy,
+            method,
             prune_fraction: s.prune_fraction,
             seed: s.seed,
             epochs: s.epochs,
@@ -147,9 +189,15 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             compute_s: s.compute_s,
             observe_s: s.observe_s,
             eval_s: s.eval_s,
+            rescore_s: s.rescore_s,
+            rescore_samples: s.rescore_samples,
+            cpu_s: s.cpu_s,
+            mean_overlap: s.mean_overlap,
+            peak_rss_mib: s.peak_rss_mib,
             commit,
             machine,
             command,
+            overlaps: read_overlaps(run_dir)?,
         });
     }
     Ok(rows)
@@ -166,15 +214,15 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, sd)
 }
 
-/// One (dataset, model, policy, prune fraction) cell, aggregated over seeds.
+/// One (dataset, model, method, prune fraction) cell, aggregated over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     /// Dataset.
     pub dataset: String,
     /// Model.
     pub model: String,
-    /// Policy.
-    pub policy: String,
+    /// Method (rule variant).
+    pub method: String,
     /// Prune fraction.
     pub prune_fraction: f64,
     /// Seeds aggregated.
@@ -201,7 +249,7 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
     let mut groups: BTreeMap<(String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
     for r in rows {
         groups
-            .entry((r.dataset.clone(), r.model.clone(), r.policy.clone(), (r.prune_fraction * 1e6).round() as u64))
+            .entry((r.dataset.clone(), r.model.clone(), r.method.clone(), (r.prune_fraction * 1e6).round() as u64))
             .or_default()
             .push(r);
     }
@@ -223,7 +271,7 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 dataset: d,
                 model: m,
                 prune_fraction: v[0].prune_fraction,
-                policy: p,
+                method: p,
                 seeds: v.len(),
                 acc_mean,
                 acc_std,
@@ -253,15 +301,12 @@ fn x(v: f64) -> String {
     }
 }
 
-/// The policy a run used, by its command-line name.
-fn policy_arg(p: &str) -> Option<PolicyArg> {
-    PolicyArg::from_str(p, false).ok()
-}
-
-/// Policies are listed in the order `dynaprune train --policy` declares them.
-fn policy_rank(p: &str) -> usize {
+/// Methods are listed in the order `dynaprune train --policy` declares their policies; variants
+/// of one policy by name.
+fn policy_rank(method: &str) -> (usize, String) {
     let all = PolicyArg::value_variants();
-    policy_arg(p).and_then(|a| all.iter().position(|v| *v == a)).unwrap_or(all.len())
+    let rank = policy_of_method(method).and_then(|a| all.iter().position(|v| *v == a)).unwrap_or(all.len());
+    (rank, method.to_string())
 }
 
 /// Writes runs.csv, REPORT.md and one pair of SVGs per (dataset, model).
@@ -288,7 +333,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     for (d, m) in &pairs {
         let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
         cs.sort_by(|a, b| {
-            policy_rank(&a.policy).cmp(&policy_rank(&b.policy)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
+            policy_rank(&a.method).cmp(&policy_rank(&b.method)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
         });
         md.push_str(&format!("## {d} / {m}\n\n"));
         md.push_str("| method | prune fraction | seeds | test acc (%) | samples | train (s) | speed-up (train) | total (s) | speed-up (total) |\n");
@@ -296,7 +341,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         for c in &cs {
             md.push_str(&format!(
                 "| {} | {:.2} | {} | {} ± {} | {:.0}% | {:.1} | {} | {:.1} | {} |\n",
-                c.policy,
+                c.method,
                 c.prune_fraction,
                 c.seeds,
                 pct(c.acc_mean),
@@ -309,7 +354,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
             ));
         }
         let slug = format!("{d}-{m}").replace(['/', ' '], "_");
-        let methods: BTreeSet<&str> = cs.iter().map(|c| c.policy.as_str()).collect();
+        let methods: BTreeSet<&str> = cs.iter().map(|c| c.method.as_str()).collect();
         let mut methods: Vec<&str> = methods.into_iter().collect();
         methods.sort_by_key(|p| policy_rank(p));
         let mut acc = Chart {
@@ -325,7 +370,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
             series: vec![],
         };
         for p in &methods {
-            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| c.policy == *p).collect();
+            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| c.method == *p).collect();
             pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
             let style = if *p == "full" { Style::Reference } else { Style::Line };
             acc.series.push(Series {
@@ -345,36 +390,46 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
         output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
         md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
+        if let Some((chart, pf)) = overlap_chart(rows, d, m) {
+            let fo = format!("overlap_per_epoch_{slug}.svg");
+            output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
+            md.push_str(&format!(
+                "Overlap of each epoch's plan with the previous epoch's, prune fraction {pf:.2}, mean over seeds \
+                 (1.0 = the rule chose the same samples again):\n\n![overlap per epoch]({fo})\n\n"
+            ));
+        }
     }
     // The paper's "sometimes samples": how selection spreads over the training set.
     let dynamic: Vec<&RunRow> = rows
         .iter()
         .filter(|r| {
-            r.pruned_epochs > 1 && r.train_samples > 0 && policy_arg(&r.policy).is_some_and(PolicyArg::is_dynamic)
+            r.pruned_epochs > 1 && r.train_samples > 0 && policy_of_method(&r.method).is_some_and(PolicyArg::is_dynamic)
         })
         .collect();
     if !dynamic.is_empty() {
-        md.push_str("## Sometimes samples\n\nFor dynamic rules: the share of training samples selected in none, some, or all of the pruned epochs (one row per run).\n\n");
-        md.push_str("| dataset | method | prune fraction | seed | pruned epochs | never (%) | sometimes (%) | always (%) |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("## Sometimes samples\n\nFor dynamic rules: the share of training samples selected in none, some, or all of the pruned epochs, the mean overlap between consecutive pruned epochs' plans, and the samples given a forward-only re-scoring pass (one row per run).\n\n");
+        md.push_str("| dataset | method | prune fraction | seed | pruned epochs | never (%) | sometimes (%) | always (%) | mean overlap | re-scored |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         let mut d = dynamic;
         d.sort_by(|a, b| {
-            (&a.dataset, policy_rank(&a.policy), a.seed)
-                .cmp(&(&b.dataset, policy_rank(&b.policy), b.seed))
+            (&a.dataset, policy_rank(&a.method), a.seed)
+                .cmp(&(&b.dataset, policy_rank(&b.method), b.seed))
                 .then(a.prune_fraction.total_cmp(&b.prune_fraction))
         });
         for r in d {
             let n = r.train_samples as f64;
             let (never, always) = (r.never_selected as f64 / n, r.always_selected as f64 / n);
             md.push_str(&format!(
-                "| {} | {} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+                "| {} | {} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
                 r.dataset,
-                r.policy,
+                r.method,
                 r.prune_fraction,
                 r.seed,
                 r.pruned_epochs,
                 100.0 * never,
                 100.0 * (1.0 - never - always),
-                100.0 * always
+                100.0 * always,
+                r.mean_overlap.map_or("n/a".into(), |o| format!("{o:.3}")),
+                r.rescore_samples
             ));
         }
         md.push('\n');
@@ -391,6 +446,41 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
     md.push_str(&format!("- report command: `{}`\n", std::env::args().collect::<Vec<_>>().join(" ")));
     output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
+}
+
+/// Overlap per epoch for each dynamic method of (dataset, model), mean over seeds, at prune
+/// fraction 0.5 (or the first one present); `None` when no run has per-epoch overlaps.
+fn overlap_chart(rows: &[RunRow], d: &str, m: &str) -> Option<(Chart, f64)> {
+    let runs: Vec<&RunRow> = rows
+        .iter()
+        .filter(|r| r.dataset == d && r.model == m && r.pruned_epochs > 0 && r.overlaps.iter().any(Option::is_some))
+        .filter(|r| policy_of_method(&r.method).is_some_and(PolicyArg::is_dynamic))
+        .collect();
+    let fractions: BTreeSet<u64> = runs.iter().map(|r| (r.prune_fraction * 1e6).round() as u64).collect();
+    let pf = if fractions.contains(&500_000) { 500_000 } else { *fractions.iter().next()? };
+    let mut methods: Vec<&str> = runs.iter().map(|r| r.method.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+    methods.sort_by_key(|p| policy_rank(p));
+    let mut chart = Chart {
+        title: format!("{d} / {m}: overlap with the previous epoch's plan (prune fraction {:.2})", pf as f64 / 1e6),
+        x_label: "epoch".into(),
+        y_label: "overlap".into(),
+        series: vec![],
+    };
+    for meth in methods {
+        let rs: Vec<&&RunRow> =
+            runs.iter().filter(|r| r.method == meth && (r.prune_fraction * 1e6).round() as u64 == pf).collect();
+        let epochs = rs.iter().map(|r| r.overlaps.len()).max().unwrap_or(0);
+        let points: Vec<(f64, f64)> = (0..epochs)
+            .filter_map(|e| {
+                let v: Vec<f64> = rs.iter().filter_map(|r| r.overlaps.get(e).copied().flatten()).collect();
+                (!v.is_empty()).then(|| ((e + 1) as f64, v.iter().sum::<f64>() / v.len() as f64))
+            })
+            .collect();
+        if !points.is_empty() {
+            chart.series.push(Series { name: meth.to_string(), points, errors: None, style: Style::Line });
+        }
+    }
+    (!chart.series.is_empty()).then_some((chart, pf as f64 / 1e6))
 }
 
 /// `dynaprune report`.

@@ -165,7 +165,8 @@ fn train_full(
             &sched,
             epoch,
             batches,
-            false,
+            1.0,
+            engine::Wants::default(),
             |idx, out| observe(idx, out, epoch),
             |_, _, _| {},
         )?;

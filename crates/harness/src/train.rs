@@ -22,7 +22,7 @@ use crate::config::{ScoreArg, TrainArgs};
 use crate::engine::{self, Env};
 use crate::progress::Progress;
 use crate::provenance::{self, Provenance};
-use crate::{datasets, models, output, policies, scorers, seeds};
+use crate::{datasets, models, output, policies, resources, scorers, seeds};
 
 /// `config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +69,7 @@ fn run_id(args: &TrainArgs) -> String {
 
 /// What `train` returns: the summary, or that the run stopped early (`--stop-after`).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // returned once per run; boxing buys nothing
 pub enum Outcome {
     /// The run is complete.
     Done(Summary),
@@ -193,7 +194,10 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     }
     let mut cumulative_samples = rows.last().map_or(0, |r| r.cumulative_samples);
     let mut cumulative_train = rows.last().map_or(0.0, |r| r.cumulative_train_s);
-    let want_el2n = args.score == ScoreArg::El2n;
+    let wants = engine::Wants {
+        el2n: args.score == ScoreArg::El2n,
+        confidence: args.policy == crate::config::PolicyArg::Kakurenbo,
+    };
     let mut epochs_this_call = 0;
 
     for epoch in start_epoch..args.epochs {
@@ -202,9 +206,22 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             return Ok(Outcome::Stopped(epoch));
         }
         let t_epoch = Instant::now();
+        let cpu_epoch = resources::process_cpu_s();
+        // Forward-only re-scoring of samples the rule has not observed recently (its cost is part
+        // of this epoch's training time).
+        let stale = pruner.rescore_request(epoch);
+        let mut rescore_s = 0.0;
+        if !stale.is_empty() {
+            let t_rescore = Instant::now();
+            for (idx, o) in engine::forward_outputs(&model, &env.train_plain, &stale, 500, wants)? {
+                observe_outputs(&mut pruner, &idx, &o, wants)?;
+            }
+            rescore_s = t_rescore.elapsed().as_secs_f64();
+        }
+        let t_plan = Instant::now();
         let plan = pruner.plan(epoch)?;
         let stats = plan.stats().clone();
-        let select_s = t_epoch.elapsed().as_secs_f64();
+        let select_s = t_plan.elapsed().as_secs_f64();
         let batches: Vec<(Vec<usize>, Option<Vec<f32>>)> =
             plan.batches(args.batch_size).map(|b| (b.indices.to_vec(), b.weights.map(<[f32]>::to_vec))).collect();
         progress.start_epoch(epoch, batches.len(), stats.phase.as_str());
@@ -216,14 +233,12 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             &sched,
             epoch,
             batches,
-            want_el2n,
-            |idx, o| {
-                let values = if want_el2n { o.el2n.as_deref().unwrap_or(&o.losses) } else { &o.losses };
-                pruner.observe(idx, values)?;
-                Ok(())
-            },
+            stats.lr_factor,
+            wants,
+            |idx, o| observe_outputs(&mut pruner, idx, o, wants),
             |done, _, loss| progress.batch(done, loss),
         )?;
+        let cpu_train = resources::process_cpu_s() - cpu_epoch;
         let t_eval = Instant::now();
         let evaluate = (epoch + 1) % args.eval_every == 0 || epoch + 1 == args.epochs;
         let (test_loss, test_acc) = if evaluate {
@@ -251,11 +266,19 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             samples: totals.samples,
             cumulative_samples,
             overlap: stats.overlap_with_previous,
+            coverage: stats.coverage,
+            never_selected: stats.never_selected,
+            mean_staleness: stats.mean_staleness,
+            max_staleness: stats.max_staleness,
+            lr_factor: stats.lr_factor,
+            rescore_samples: stale.len(),
+            rescore_s,
             select_s,
             data_s: totals.data_s,
             compute_s: totals.compute_s,
             observe_s: totals.observe_s,
             eval_s,
+            cpu_s: cpu_train,
             ..EpochRow::default()
         };
         // Checkpoint (its time is measured and recorded in the row it contains: the row is
@@ -284,7 +307,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         output::write_csv(&out.join("epochs.csv"), &rows)?;
         let last = &rows[k];
         progress.line(&format!(
-            "epoch {:>3}/{} {:<7} samples {:>6} loss {:.4} train acc {:.4}{} | train {:.1}s (select {:.3}s, data {:.2}s, compute {:.1}s, observe {:.3}s) eval {:.1}s",
+            "epoch {:>3}/{} {:<7} samples {:>6} loss {:.4} train acc {:.4}{} | train {:.1}s (rescore {:.1}s, select {:.3}s, data {:.2}s, compute {:.1}s, observe {:.3}s) eval {:.1}s{}",
             epoch + 1,
             args.epochs,
             last.phase,
@@ -293,11 +316,13 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             last.train_acc,
             test_acc.map(|a| format!(" test acc {a:.4}")).unwrap_or_default(),
             last.train_s,
+            last.rescore_s,
             last.select_s,
             last.data_s,
             last.compute_s,
             last.observe_s,
-            last.eval_s
+            last.eval_s,
+            last.overlap.map(|o| format!(" | overlap {o:.3}")).unwrap_or_default()
         ));
         epochs_this_call += 1;
     }
@@ -349,6 +374,7 @@ fn summarize(
         dataset: args.dataset.as_str().into(),
         model: args.model.clone(),
         policy: args.policy.as_str().into(),
+        method: args.method_label(),
         prune_fraction: last.prune_fraction,
         seed: args.seed,
         epochs: args.epochs,
@@ -361,6 +387,11 @@ fn summarize(
         static_scoring_s: static_s,
         static_scoring: static_label,
         total_s: train_s + static_s,
+        rescore_s: sum(|r| r.rescore_s),
+        rescore_samples: rows.iter().map(|r| r.rescore_samples).sum(),
+        cpu_s: sum(|r| r.cpu_s),
+        mean_overlap: mean_overlap(rows),
+        peak_rss_mib: resources::peak_rss_mib(),
         wall_s: sum(|r| r.wall_s),
         select_s: sum(|r| r.select_s),
         data_s: sum(|r| r.data_s),
@@ -379,6 +410,34 @@ fn summarize(
         device: format!("{device:?}"),
         threads: rayon::current_num_threads(),
     })
+}
+
+/// Hands one batch's per-sample outputs to the pruner: the score the run observes (`--score`),
+/// plus predictions when the rule reads them.
+fn observe_outputs(
+    pruner: &mut dynaprune::Pruner,
+    idx: &[usize],
+    o: &engine::StepOutput,
+    wants: engine::Wants,
+) -> Result<()> {
+    let values = if wants.el2n { o.el2n.as_deref().unwrap_or(&o.losses) } else { &o.losses };
+    match &o.confidence {
+        Some(conf) => {
+            let correct: Vec<bool> = o.correct.iter().map(|&c| c > 0.5).collect();
+            pruner.observe_predictions(idx, values, &correct, conf)?;
+        }
+        None => pruner.observe(idx, values)?,
+    }
+    Ok(())
+}
+
+/// Mean overlap over pruned epochs whose previous epoch was pruned too (the first pruned epoch
+/// after a full-data warm-up overlaps 1.0 by construction, so it is left out).
+fn mean_overlap(rows: &[EpochRow]) -> Option<f64> {
+    let pruned = |p: &str| p == "select" || p == "reuse";
+    let v: Vec<f64> =
+        rows.windows(2).filter(|w| pruned(&w[0].phase) && pruned(&w[1].phase)).filter_map(|w| w[1].overlap).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// If a previous process died between the two renames of [`write_checkpoint`], put the last

@@ -77,6 +77,8 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
         "epsilon-greedy",
         "ucb",
         "infobatch",
+        "rs2",
+        "kakurenbo",
     ];
     for p in policies {
         let dir = tmp.path().join(p);
@@ -137,20 +139,16 @@ fn a_pruned_run_forwards_fewer_samples() {
     assert_eq!(h[1] + 2 * h[2], 2 * 192, "selections add up to the samples trained on");
 }
 
-#[test]
-fn resume_reproduces_the_uninterrupted_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let straight = tmp.path().join("straight");
-    let resumed = tmp.path().join("resumed");
-    let extra = ["--policy", "epsilon-greedy", "--augment", "light"];
-    let a = done(train(args(&straight, &extra)).unwrap());
-    let mut first = args(&resumed, &extra);
-    first.stop_after = Some(1);
-    assert!(matches!(train(first).unwrap(), Outcome::Stopped(1)));
-    // Without --resume an interrupted run is not overwritten.
-    let e = train(args(&resumed, &extra)).unwrap_err().to_string();
-    assert!(e.contains("--resume"), "{e}");
-    let mut again = args(&resumed, &extra);
+/// Runs `extra` straight through and stopped after `stop` epochs then resumed; both must agree bit
+/// for bit. Returns the two run directories.
+fn check_resume(tmp: &Path, extra: &[&str], stop: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let straight = tmp.join("straight");
+    let resumed = tmp.join("resumed");
+    let a = done(train(args(&straight, extra)).unwrap());
+    let mut first = args(&resumed, extra);
+    first.stop_after = Some(stop);
+    assert!(matches!(train(first).unwrap(), Outcome::Stopped(s) if s == stop));
+    let mut again = args(&resumed, extra);
     again.resume = true;
     let b = done(train(again).unwrap());
     assert_eq!(a.final_test_acc.to_bits(), b.final_test_acc.to_bits(), "bit-identical final accuracy");
@@ -158,8 +156,8 @@ fn resume_reproduces_the_uninterrupted_run() {
     let (ra, rb) = (rows(&straight), rows(&resumed));
     for (x, y) in ra.iter().zip(&rb) {
         assert_eq!(
-            (x.train_loss.to_bits(), x.samples, x.test_acc),
-            (y.train_loss.to_bits(), y.samples, y.test_acc),
+            (x.train_loss.to_bits(), x.samples, x.test_acc, x.rescore_samples, x.lr_factor.to_bits()),
+            (y.train_loss.to_bits(), y.samples, y.test_acc, y.rescore_samples, y.lr_factor.to_bits()),
             "epoch {}",
             x.epoch
         );
@@ -168,6 +166,40 @@ fn resume_reproduces_the_uninterrupted_run() {
         std::fs::read(straight.join("selection_counts.csv")).unwrap(),
         std::fs::read(resumed.join("selection_counts.csv")).unwrap()
     );
+    (straight, resumed)
+}
+
+#[test]
+fn resume_reproduces_kakurenbo_across_its_rescoring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (straight, _) = check_resume(
+        tmp.path(),
+        &["--policy", "kakurenbo", "--kakurenbo-tau", "0", "--epochs", "4", "--prune-fraction", "0.5"],
+        2,
+    );
+    assert!(rows(&straight).iter().any(|r| r.rescore_samples > 0), "the run re-scored hidden samples");
+}
+
+#[test]
+fn resume_reproduces_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--policy", "epsilon-greedy", "--augment", "light"];
+    let (_, resumed) = check_resume(tmp.path(), &extra, 1);
+    let a = done(
+        train({
+            let mut x = args(&resumed, &extra);
+            x.resume = true;
+            x
+        })
+        .unwrap(),
+    );
+    assert_eq!(a.epochs, 3, "--resume on a finished run reports it");
+    let mut first = args(&tmp.path().join("y"), &extra);
+    first.stop_after = Some(1);
+    assert!(matches!(train(first).unwrap(), Outcome::Stopped(1)));
+    // Without --resume an interrupted run is not overwritten.
+    let e = train(args(&tmp.path().join("y"), &extra)).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
     // Resuming with different flags is refused.
     let mut other = args(&tmp.path().join("x"), &extra);
     other.stop_after = Some(1);
@@ -277,4 +309,89 @@ fn score_files_are_reused_and_their_cost_charged() {
         train(args(&tmp.path().join("c"), &["--policy", "el2n", "--scores", scores.to_str().unwrap()])).unwrap_err()
     );
     assert!(e.contains("grand-last-layer") && e.contains("el2n"), "{e}");
+}
+
+#[test]
+fn rescoring_is_charged_and_follows_each_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 384;
+    // KAKURENBO: every sample hidden in epoch e gets a forward-only pass before epoch e + 1.
+    let kdir = tmp.path().join("k");
+    let k = done(
+        train(args(
+            &kdir,
+            &["--policy", "kakurenbo", "--kakurenbo-tau", "0", "--epochs", "4", "--prune-fraction", "0.5"],
+        ))
+        .unwrap(),
+    );
+    assert_eq!(k.method, "kakurenbo");
+    let r = rows(&kdir);
+    for e in 1..r.len() {
+        assert_eq!(r[e].rescore_samples, n - r[e - 1].samples, "epoch {e}: re-scored = hidden the epoch before");
+        assert_eq!(r[e].rescore_samples > 0, r[e].rescore_s > 0.0, "epoch {e}: a pass that ran took time");
+        assert!(r[e].rescore_s <= r[e].train_s, "epoch {e}: the pass is part of the training time");
+        // F_e = 0.5 for progress < 0.3 (epochs 0, 1 of 4), 0.4 until 0.6 (epoch 2), 0.3 (epoch 3).
+        let fe = [0.5, 0.5, 0.4, 0.3][e];
+        assert_eq!(r[e].lr_factor, 1.0 / (1.0 - fe), "epoch {e}: learning rate scaled by 1/(1 - F_e)");
+        assert!(n - r[e].samples <= (fe * n as f64) as usize, "epoch {e}: hides at most F_e n");
+    }
+    assert!(r.iter().any(|x| x.samples < n), "something was hidden");
+    assert_eq!(k.rescore_samples, r.iter().map(|x| x.rescore_samples).sum::<usize>());
+    assert!((k.rescore_s - r.iter().map(|x| x.rescore_s).sum::<f64>()).abs() < 1e-9);
+    assert!(k.cpu_s > 0.0 && k.peak_rss_mib > 0.0);
+    // UCB with --rescore-every 1: before each selection after the first, the samples not trained
+    // on in the previous epoch.
+    let udir = tmp.path().join("u");
+    let u = done(train(args(&udir, &["--policy", "ucb", "--rescore-every", "1", "--epochs", "4"])).unwrap());
+    assert_eq!(u.method, "ucb+rescore1");
+    let r = rows(&udir);
+    assert_eq!(r.iter().map(|x| x.rescore_samples).collect::<Vec<_>>(), [0, 0, n / 2, n / 2]);
+    assert_eq!(u.rescore_samples, n);
+    // The original rule and rules that ignore scores never re-score.
+    let p = done(train(args(&tmp.path().join("p"), &["--policy", "ucb", "--staleness", "off"])).unwrap());
+    assert_eq!((p.method.as_str(), p.rescore_samples), ("ucb-plain", 0));
+    let q = done(train(args(&tmp.path().join("q"), &["--policy", "rs2", "--rescore-every", "1"])).unwrap());
+    assert_eq!((q.method.as_str(), q.rescore_samples), ("rs2", 0));
+}
+
+#[test]
+fn dynamics_columns_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plain");
+    let s = done(
+        train(args(&dir, &["--policy", "ucb", "--staleness", "off", "--epochs", "4", "--prune-fraction", "0.5"]))
+            .unwrap(),
+    );
+    let r = rows(&dir);
+    assert_eq!((r[0].coverage, r[0].never_selected), (None, None), "warm-up: no pruned epoch yet");
+    for x in &r[1..] {
+        // The original UCB keeps choosing the same half: the other half ages one epoch per epoch.
+        assert_eq!(x.never_selected, Some(192));
+        assert_eq!(x.coverage, Some(0.5));
+        assert_eq!(x.max_staleness as usize, x.epoch - 1);
+    }
+    assert_eq!(r[2].overlap, Some(1.0));
+    assert_eq!(s.mean_overlap, Some(1.0));
+    let d = tmp.path().join("default");
+    let t = done(train(args(&d, &["--policy", "ucb", "--epochs", "4", "--prune-fraction", "0.5"])).unwrap());
+    assert!(t.mean_overlap.unwrap() < 1.0, "the default UCB re-chooses: {:?}", t.mean_overlap);
+}
+
+#[test]
+fn bad_new_flags_name_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (flag, v) in [
+        ("--staleness-retention", "1.5"),
+        ("--staleness-drift", "-1"),
+        ("--staleness-bonus", "NaN"),
+        ("--kakurenbo-tau", "2"),
+    ] {
+        let kv = format!("{flag}={v}");
+        let e = format!("{:#}", train(args(&tmp.path().join("x"), &["--policy", "ucb", &kv])).unwrap_err());
+        assert!(e.contains(flag), "{flag} {v}: {e}");
+    }
+    let e = Cli::try_parse_from(["dynaprune", "--rescore-every=-1"]).err().unwrap().to_string();
+    assert!(e.contains("--rescore-every"), "{e}");
+    let e = Cli::try_parse_from(["dynaprune", "--staleness", "sometimes"]).err().unwrap().to_string();
+    assert!(e.contains("prior") && e.contains("count-bonus") && e.contains("off"), "{e}");
 }

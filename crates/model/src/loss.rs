@@ -45,6 +45,13 @@ pub fn correct(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     Ok(pred.eq(&labels.to_dtype(pred.dtype())?)?.to_dtype(DType::F32)?)
 }
 
+/// Each sample's confidence: its largest softmax probability (f32, `(N,)`, detached). What
+/// KAKURENBO compares with its threshold.
+pub fn confidence(logits: &Tensor) -> Result<Tensor> {
+    let p = candle_nn::ops::softmax(&logits.detach(), D::Minus1)?;
+    Ok(p.max(D::Minus1)?.to_dtype(DType::F32)?)
+}
+
 /// One-hot rows `(N, k)`.
 pub fn one_hot(labels: &Tensor, k: usize, dtype: DType) -> Result<Tensor> {
     let n = labels.dim(0)?;

@@ -2,8 +2,10 @@
 //!
 //! A buffer is fed `(sample index, value)` observations, typically each sample's loss right after
 //! the step that used it, and keeps, per sample, one [`SampleStats`] record: the last value, a
-//! running mean, a running variance, the number of observations and the epoch of the last one.
-//! Records are stored contiguously (20 bytes each), so an observation touches one cache line:
+//! running mean, a running variance, the number of observations, the epoch of the last one and,
+//! when the caller reports them ([`ScoreBuffer::observe_predictions`]), whether the last prediction
+//! was right and how confident it was (KAKURENBO needs both).
+//! Records are stored contiguously (24 bytes each), so an observation touches one cache line:
 //! training feeds observations in shuffled order, and at ImageNet scale a column-per-field layout
 //! would miss the cache five times per update.
 //!
@@ -27,6 +29,11 @@ pub struct SampleStats {
     pub count: u32,
     /// The epoch of the most recent observation.
     pub last_epoch: u32,
+    /// The model's confidence (largest softmax probability) at the most recent observation that
+    /// reported a prediction; 0 until one does (a real confidence is at least `1 / classes`).
+    pub confidence: f32,
+    /// Whether that prediction was right (`false` until an observation reports one).
+    pub correct: bool,
 }
 
 impl SampleStats {
@@ -38,6 +45,18 @@ impl SampleStats {
     /// `true` if the sample was observed at least once.
     pub fn is_seen(&self) -> bool {
         self.count > 0
+    }
+
+    /// `true` once an observation reported a prediction for this sample.
+    pub fn has_prediction(&self) -> bool {
+        self.confidence > 0.0
+    }
+
+    /// Whole epochs since the sample was last observed, as seen when planning `epoch`: 0 for a
+    /// sample observed in the epoch just before (or later), `None` for a never-seen sample.
+    #[inline]
+    pub fn age(&self, epoch: usize) -> Option<u32> {
+        self.is_seen().then(|| epoch_u32(epoch).saturating_sub(self.last_epoch).saturating_sub(1))
     }
 }
 
@@ -56,6 +75,22 @@ pub trait ScoreBuffer: std::fmt::Debug + Send + Sync {
     /// Records one value per index, all at `epoch`. Validates everything before changing anything:
     /// on error the buffer is untouched.
     fn observe(&mut self, epoch: usize, indices: &[usize], values: &[f32]) -> Result<()>;
+
+    /// Like [`ScoreBuffer::observe`], and also records each sample's prediction: whether it was
+    /// right and its confidence (the largest softmax probability, in `(0, 1]`). Validates
+    /// everything first. The default implementation, for buffers written before this method
+    /// existed, records the values and ignores the predictions.
+    fn observe_predictions(
+        &mut self,
+        epoch: usize,
+        indices: &[usize],
+        values: &[f32],
+        correct: &[bool],
+        confidence: &[f32],
+    ) -> Result<()> {
+        validate_predictions(indices.len(), correct, confidence)?;
+        self.observe(epoch, indices, values)
+    }
 
     /// Every sample's record, read-only (policies scan these); unseen samples have `count == 0`.
     fn records(&self) -> &[SampleStats];
@@ -88,6 +123,27 @@ fn validate(len: usize, indices: &[usize], values: &[f32]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Validates the prediction half of an observation: one flag and one confidence per index, each
+/// confidence a probability in `(0, 1]`.
+pub(crate) fn validate_predictions(len: usize, correct: &[bool], confidence: &[f32]) -> Result<()> {
+    if correct.len() != len || confidence.len() != len {
+        return Err(PruneError::LengthMismatch { indices: len, values: correct.len().min(confidence.len()) });
+    }
+    if let Some((k, &c)) = confidence.iter().enumerate().find(|(_, c)| !(c.is_finite() && **c > 0.0 && **c <= 1.0)) {
+        return Err(PruneError::BadConfidence { position: k, value: c });
+    }
+    Ok(())
+}
+
+/// Writes the prediction half of an already validated observation.
+fn record_predictions(records: &mut [SampleStats], indices: &[usize], correct: &[bool], confidence: &[f32]) {
+    for ((&i, &ok), &c) in indices.iter().zip(correct).zip(confidence) {
+        let r = &mut records[i];
+        r.correct = ok;
+        r.confidence = c;
+    }
 }
 
 /// How many observations ahead `observe` prefetches: observations arrive in shuffled order, so
@@ -177,6 +233,21 @@ impl ScoreBuffer for EmaBuffer {
         Ok(())
     }
 
+    fn observe_predictions(
+        &mut self,
+        epoch: usize,
+        indices: &[usize],
+        values: &[f32],
+        correct: &[bool],
+        confidence: &[f32],
+    ) -> Result<()> {
+        validate(self.records.len(), indices, values)?;
+        validate_predictions(indices.len(), correct, confidence)?;
+        self.observe(epoch, indices, values)?;
+        record_predictions(&mut self.records, indices, correct, confidence);
+        Ok(())
+    }
+
     fn records(&self) -> &[SampleStats] {
         &self.records
     }
@@ -214,6 +285,21 @@ impl ScoreBuffer for LastValueBuffer {
             r.count = r.count.saturating_add(1);
             r.last_epoch = e;
         }
+        Ok(())
+    }
+
+    fn observe_predictions(
+        &mut self,
+        epoch: usize,
+        indices: &[usize],
+        values: &[f32],
+        correct: &[bool],
+        confidence: &[f32],
+    ) -> Result<()> {
+        validate(self.records.len(), indices, values)?;
+        validate_predictions(indices.len(), correct, confidence)?;
+        self.observe(epoch, indices, values)?;
+        record_predictions(&mut self.records, indices, correct, confidence);
         Ok(())
     }
 

@@ -42,6 +42,14 @@ pub enum PruneError {
         /// The value.
         value: f32,
     },
+    /// A reported prediction confidence is not a probability in `(0, 1]`.
+    #[error("prediction confidence {value} at position {position} of the batch is not a probability in (0, 1]: pass the largest softmax probability of each sample")]
+    BadConfidence {
+        /// Position within the observed batch.
+        position: usize,
+        /// The value.
+        value: f32,
+    },
     /// A static score vector does not have one score per sample.
     #[error("static scores have {got} entries but the dataset has {expected} samples")]
     ScoreCountMismatch {

@@ -24,6 +24,20 @@ pub struct PlanStats {
     pub plan_seconds: f64,
     /// Policy-specific facts (e.g. InfoBatch's threshold and drop probability).
     pub notes: Vec<(String, f64)>,
+    /// Factor the training loop applies to its learning rate this epoch (1 unless the rule asks,
+    /// as KAKURENBO does).
+    pub lr_factor: f64,
+    /// Samples in no pruned epoch's plan so far, this one included (`None` before the first
+    /// pruned epoch).
+    pub never_selected: Option<usize>,
+    /// Fraction of the dataset in at least one pruned epoch's plan so far (`None` before the
+    /// first pruned epoch).
+    pub coverage: Option<f64>,
+    /// Mean, over samples seen so far, of the whole epochs since each was last observed, when
+    /// this plan was made (0 = every score is from the epoch just before).
+    pub mean_staleness: f64,
+    /// The largest such age.
+    pub max_staleness: u32,
 }
 
 /// The samples of one epoch, in training order, with optional per-sample loss weights.
@@ -63,6 +77,11 @@ impl EpochPlan {
     /// The epoch's phase.
     pub fn phase(&self) -> Phase {
         self.stats.phase
+    }
+
+    /// The learning-rate factor the rule asks for this epoch (1 for most rules).
+    pub fn lr_factor(&self) -> f64 {
+        self.stats.lr_factor
     }
 
     /// Consecutive batches of at most `batch_size` samples (the last may be smaller).

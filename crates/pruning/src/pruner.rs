@@ -37,6 +37,8 @@ pub struct Pruner {
     pruned_epochs: u32,
     /// The last epoch planned.
     last_epoch: Option<usize>,
+    /// Re-scoring interval asked for by the caller (0 = off); see [`Pruner::rescore_request`].
+    rescore_every: usize,
 }
 
 /// Builder for [`Pruner`]; see [`Pruner::builder`].
@@ -47,9 +49,17 @@ pub struct PrunerBuilder {
     schedule: Option<Schedule>,
     policy: Box<dyn Policy>,
     buffer: Option<Box<dyn ScoreBuffer>>,
+    rescore_every: usize,
 }
 
 impl PrunerBuilder {
+    /// Ask for a forward-only re-scoring pass every `r` selections (0 = off, the default): see
+    /// [`Pruner::rescore_request`]. Rules that need one (KAKURENBO) get it regardless.
+    pub fn rescore_every(mut self, r: usize) -> Self {
+        self.rescore_every = r;
+        self
+    }
+
     /// The selection rule (default: [`FullData`]).
     pub fn policy(mut self, policy: impl Policy + 'static) -> Self {
         self.policy = Box::new(policy);
@@ -74,7 +84,8 @@ impl PrunerBuilder {
         self
     }
 
-    /// The score buffer (default: [`EmaBuffer`] with decay 0.9).
+    /// The score buffer (default: [`EmaBuffer`] with the policy's
+    /// [`Policy::preferred_ema_decay`], 0.9 for most rules).
     pub fn buffer(mut self, buffer: impl ScoreBuffer + 'static) -> Self {
         self.buffer = Some(Box::new(buffer));
         self
@@ -98,7 +109,7 @@ impl PrunerBuilder {
         schedule.validate()?;
         let buffer = match self.buffer {
             Some(b) => b,
-            None => Box::new(EmaBuffer::new(self.n, EmaBuffer::DEFAULT_DECAY)?),
+            None => Box::new(EmaBuffer::new(self.n, self.policy.preferred_ema_decay())?),
         };
         if buffer.len() != self.n {
             return Err(PruneError::ScoreCountMismatch { expected: self.n, got: buffer.len() });
@@ -115,6 +126,7 @@ impl PrunerBuilder {
             full_epochs: 0,
             pruned_epochs: 0,
             last_epoch: None,
+            rescore_every: self.rescore_every,
         })
     }
 }
@@ -122,7 +134,7 @@ impl PrunerBuilder {
 impl Pruner {
     /// Starts building a pruner for `n` samples (indices `0..n`).
     pub fn builder(n: usize) -> PrunerBuilder {
-        PrunerBuilder { n, seed: 0, schedule: None, policy: Box::new(FullData), buffer: None }
+        PrunerBuilder { n, seed: 0, schedule: None, policy: Box::new(FullData), buffer: None, rescore_every: 0 }
     }
 
     /// Number of samples.
@@ -179,14 +191,21 @@ impl Pruner {
             }
         }
         let phase = self.phase(epoch);
-        let (mut indices, mut weights, notes) = if phase.is_full() {
-            ((0..self.n).collect::<Vec<_>>(), None, Vec::new())
+        // Staleness of the scores the selection sees (seen samples only), before anything changes.
+        let (mean_staleness, max_staleness) = staleness(self.buffer.records(), epoch);
+        let (mut indices, mut weights, notes, lr_factor) = if phase.is_full() {
+            ((0..self.n).collect::<Vec<_>>(), None, Vec::new(), None)
         } else {
             let reuse = phase == Phase::Reuse || !self.policy.is_dynamic();
             let fresh = if reuse && self.selection.is_some() {
                 None
             } else {
-                let ctx = SelectContext { epoch, epochs: self.schedule.epochs() };
+                let ctx = SelectContext {
+                    epoch,
+                    epochs: self.schedule.epochs(),
+                    seed: self.seed,
+                    selection: self.selections_before(epoch),
+                };
                 let mut rng = stream(self.seed, "select", epoch as u64);
                 let sel = self.policy.select(&ctx, self.buffer.as_ref(), &mut rng)?;
                 check_selection(&sel, self.n)?;
@@ -196,17 +215,17 @@ impl Pruner {
             let keep = !self.policy.is_dynamic() || self.phase(epoch + 1) == Phase::Reuse;
             match fresh {
                 Some(sel) if keep => {
-                    let parts = (sel.indices.clone(), sel.weights.clone(), sel.notes.clone());
+                    let parts = (sel.indices.clone(), sel.weights.clone(), sel.notes.clone(), sel.lr_factor);
                     self.selection = Some(sel);
                     parts
                 }
                 Some(sel) => {
                     self.selection = None;
-                    (sel.indices, sel.weights, sel.notes)
+                    (sel.indices, sel.weights, sel.notes, sel.lr_factor)
                 }
                 None => {
                     let sel = self.selection.as_ref().expect("reuse implies a stored selection");
-                    (sel.indices.clone(), sel.weights.clone(), sel.notes.clone())
+                    (sel.indices.clone(), sel.weights.clone(), sel.notes.clone(), sel.lr_factor)
                 }
             }
         };
@@ -230,6 +249,7 @@ impl Pruner {
         } else {
             self.full_epochs += 1;
         }
+        let never_selected = (self.pruned_epochs > 0).then(|| self.pruned_counts.iter().filter(|&&c| c == 0).count());
         self.previous = Some(members);
         self.last_epoch = Some(epoch);
         shuffle_together(&mut indices, weights.as_mut(), &mut stream(self.seed, "shuffle", epoch as u64));
@@ -245,6 +265,11 @@ impl Pruner {
             weight_sum,
             plan_seconds: start.elapsed().as_secs_f64(),
             notes,
+            lr_factor: lr_factor.unwrap_or(1.0),
+            never_selected,
+            coverage: never_selected.map(|z| 1.0 - z as f64 / self.n as f64),
+            mean_staleness,
+            max_staleness,
         };
         Ok(EpochPlan { indices, weights, stats })
     }
@@ -253,6 +278,67 @@ impl Pruner {
     /// planned epoch (0 before any plan). On error nothing is recorded.
     pub fn observe(&mut self, indices: &[usize], values: &[f32]) -> Result<()> {
         self.buffer.observe(self.last_epoch.unwrap_or(0), indices, values)
+    }
+
+    /// Like [`Pruner::observe`], and also records each sample's prediction: whether it was right
+    /// and its confidence (largest softmax probability, in `(0, 1]`). KAKURENBO needs both; other
+    /// rules ignore them. On error nothing is recorded.
+    pub fn observe_predictions(
+        &mut self,
+        indices: &[usize],
+        values: &[f32],
+        correct: &[bool],
+        confidence: &[f32],
+    ) -> Result<()> {
+        self.buffer.observe_predictions(self.last_epoch.unwrap_or(0), indices, values, correct, confidence)
+    }
+
+    /// Samples whose score is older than `max_age` epochs when planning `epoch` (never-seen
+    /// samples included), in increasing order: the candidates for a forward-only re-scoring pass.
+    /// `max_age = 0` returns every sample not observed in the epoch just before.
+    pub fn stale(&self, epoch: usize, max_age: usize) -> Vec<usize> {
+        self.buffer
+            .records()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.age(epoch).is_none_or(|a| a as usize >= max_age.max(1)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The re-scoring interval in force: the rule's own need ([`Policy::rescore_every`]) or the
+    /// builder's [`PrunerBuilder::rescore_every`], the shorter if both are set; 0 = none. Rules
+    /// that ignore scores never re-score.
+    pub fn rescore_interval(&self) -> usize {
+        if !self.policy.uses_scores() || self.policy.is_full_data() {
+            return 0;
+        }
+        match (self.policy.rescore_every(), self.rescore_every) {
+            (0, r) | (r, 0) => r,
+            (p, r) => p.min(r),
+        }
+    }
+
+    /// The samples that want a fresh score before `epoch` is planned: with a re-scoring interval
+    /// `R` ([`Pruner::rescore_interval`]), at every `R`-th fresh selection, each sample not
+    /// observed within the last `R` epochs. Empty when nothing is due. Run a forward-only pass
+    /// over them and feed the results with [`Pruner::observe`] (or
+    /// [`Pruner::observe_predictions`]) *before* calling [`Pruner::plan`] for `epoch`: the scores
+    /// then count as observed in the epoch just before.
+    pub fn rescore_request(&self, epoch: usize) -> Vec<usize> {
+        let r = self.rescore_interval();
+        if r == 0 || epoch == 0 || epoch >= self.schedule.epochs() || self.phase(epoch) != Phase::Select {
+            return Vec::new();
+        }
+        if self.last_epoch.is_some_and(|last| last >= epoch) || self.selections_before(epoch) % r != 0 {
+            return Vec::new();
+        }
+        self.stale(epoch, r)
+    }
+
+    /// Fresh selections the schedule makes before `epoch`.
+    fn selections_before(&self, epoch: usize) -> usize {
+        (0..epoch).filter(|&e| self.phase(e) == Phase::Select).count()
     }
 
     /// Per-sample number of planned epochs whose plan held the sample (full-data epochs count
@@ -297,6 +383,7 @@ impl Pruner {
                 .as_ref()
                 .map(|s| (s.indices.iter().map(|&i| i as u32).collect(), s.weights.clone())),
             selection_notes: self.selection.as_ref().map(|s| s.notes.clone()).unwrap_or_default(),
+            selection_lr_factor: self.selection.as_ref().and_then(|s| s.lr_factor),
             previous: self.previous.as_ref().map(|p| {
                 let mut v: Vec<u32> = Vec::new();
                 for i in 0..self.n {
@@ -336,7 +423,12 @@ impl Pruner {
                     return Err(PruneError::BadState("saved selection is inconsistent".into()));
                 }
                 let notes = state.selection_notes;
-                Some(Selection { indices: idx.into_iter().map(|i| i as usize).collect(), weights: w, notes })
+                Some(Selection {
+                    indices: idx.into_iter().map(|i| i as usize).collect(),
+                    weights: w,
+                    notes,
+                    lr_factor: state.selection_lr_factor,
+                })
             }
         };
         let previous = match state.previous {
@@ -364,7 +456,26 @@ impl Pruner {
     }
 }
 
+/// Mean and largest age (whole epochs since the last observation) over seen samples when planning
+/// `epoch`; `(0, 0)` when nothing was seen.
+fn staleness(records: &[SampleStats], epoch: usize) -> (f64, u32) {
+    let (mut sum, mut max, mut seen) = (0u64, 0u32, 0u64);
+    for a in records.iter().filter_map(|r| r.age(epoch)) {
+        sum += u64::from(a);
+        max = max.max(a);
+        seen += 1;
+    }
+    (if seen > 0 { sum as f64 / seen as f64 } else { 0.0 }, max)
+}
+
 fn check_selection(sel: &Selection, n: usize) -> Result<()> {
+    if let Some(f) = sel.lr_factor {
+        if !(f.is_finite() && f > 0.0) {
+            return Err(PruneError::BadState(format!(
+                "the policy asked for a learning-rate factor of {f}: expected a finite value > 0"
+            )));
+        }
+    }
     if sel.indices.is_empty() {
         return Err(PruneError::BadState("the policy selected no samples".into()));
     }

@@ -3,12 +3,18 @@
 //! Layout (little-endian): magic `DPRS`, format version `u32`, then the fields of
 //! [`PrunerState`] in order, then an FNV-1a 64-bit checksum of everything before it. Corrupt or
 //! truncated input is an error, never a panic.
+//!
+//! Versions: 1 stored five fields per sample record (last, mean, variance, count, last epoch);
+//! 2 adds the prediction (confidence `f32`, correct `u8`). Version 1 files are still read (their
+//! records get no prediction); files of a newer version are rejected with both numbers.
 
 use crate::buffer::SampleStats;
 use crate::error::{PruneError, Result};
 
 const MAGIC: &[u8; 4] = b"DPRS";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The oldest version still read.
+const OLDEST_VERSION: u32 = 1;
 
 /// A pruner's resumable state. Produced by [`Pruner::state`](crate::Pruner::state).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +35,8 @@ pub struct PrunerState {
     pub selection: Option<(Vec<u32>, Option<Vec<f32>>)>,
     /// Notes of the last selection.
     pub selection_notes: Vec<(String, f64)>,
+    /// Learning-rate factor of the last selection (format version 2; `None` in version 1).
+    pub selection_lr_factor: Option<f64>,
     /// Members of the previous plan.
     pub previous: Option<Vec<u32>>,
     /// Per-sample pruned-epoch selection counts.
@@ -134,9 +142,15 @@ impl R<'_> {
 impl PrunerState {
     /// Serialises the state.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_version(VERSION)
+    }
+
+    /// Serialises in format `version` (1 drops the predictions; tests use it to check that old
+    /// files still read).
+    fn to_bytes_version(&self, version: u32) -> Vec<u8> {
         let mut w = W(Vec::new());
         w.0.extend_from_slice(MAGIC);
-        w.u32(VERSION);
+        w.u32(version);
         w.u64(self.n);
         w.u64(self.seed);
         w.str(&self.policy);
@@ -157,6 +171,10 @@ impl PrunerState {
             w.str(k);
             w.f64(*v);
         }
+        if version >= 2 {
+            w.flag(self.selection_lr_factor.is_some());
+            w.f64(self.selection_lr_factor.unwrap_or(1.0));
+        }
         w.flag(self.previous.is_some());
         if let Some(p) = &self.previous {
             w.u32s(p);
@@ -169,6 +187,10 @@ impl PrunerState {
             w.0.extend_from_slice(&r.variance.to_le_bytes());
             w.u32(r.count);
             w.u32(r.last_epoch);
+            if version >= 2 {
+                w.0.extend_from_slice(&r.confidence.to_le_bytes());
+                w.flag(r.correct);
+            }
         }
         let sum = fnv(&w.0);
         w.u64(sum);
@@ -187,8 +209,11 @@ impl PrunerState {
         }
         let mut r = R { b: body, pos: 4 };
         let version = r.u32()?;
-        if version != VERSION {
-            return Err(PruneError::BadState(format!("unsupported state version {version} (expected {VERSION})")));
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
+            return Err(PruneError::BadState(format!(
+                "unsupported state version {version}: this build reads versions {OLDEST_VERSION} to {VERSION} \
+                 (a newer dynaprune wrote it?)"
+            )));
         }
         let n = r.u64()?;
         let seed = r.u64()?;
@@ -210,19 +235,33 @@ impl PrunerState {
             let k = r.str()?;
             selection_notes.push((k, r.f64()?));
         }
+        let selection_lr_factor = if version >= 2 {
+            let has = r.flag()?;
+            let f = r.f64()?;
+            has.then_some(f)
+        } else {
+            None
+        };
         let previous = if r.flag()? { Some(r.u32s()?) } else { None };
         let pruned_counts = r.u32s()?;
-        let nb = r.len(20)?;
+        let record_bytes = if version >= 2 { 25 } else { 20 };
+        let nb = r.len(record_bytes)?;
         let mut buffer = Vec::with_capacity(nb);
         for _ in 0..nb {
             let f = |x: u32| f32::from_bits(x);
-            buffer.push(SampleStats {
+            let mut rec = SampleStats {
                 last: f(r.u32()?),
                 mean: f(r.u32()?),
                 variance: f(r.u32()?),
                 count: r.u32()?,
                 last_epoch: r.u32()?,
-            });
+                ..SampleStats::default()
+            };
+            if version >= 2 {
+                rec.confidence = f(r.u32()?);
+                rec.correct = r.flag()?;
+            }
+            buffer.push(rec);
         }
         if r.pos != body.len() {
             return Err(PruneError::BadState("trailing bytes after the state".into()));
@@ -236,9 +275,74 @@ impl PrunerState {
             pruned_epochs,
             selection,
             selection_notes,
+            selection_lr_factor,
             previous,
             pruned_counts,
             buffer,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_state() -> PrunerState {
+        let rec = |k: u32| SampleStats {
+            last: k as f32,
+            mean: 0.5 * k as f32,
+            variance: 0.25,
+            count: k,
+            last_epoch: k + 1,
+            confidence: 0.75,
+            correct: k % 2 == 0,
+        };
+        PrunerState {
+            n: 3,
+            seed: 9,
+            policy: "kakurenbo".into(),
+            last_epoch: Some(4),
+            full_epochs: 1,
+            pruned_epochs: 3,
+            selection: Some((vec![0, 2], Some(vec![1.0, 2.0]))),
+            selection_notes: vec![("max_hidden_fraction".into(), 0.2)],
+            selection_lr_factor: Some(1.25),
+            previous: Some(vec![1]),
+            pruned_counts: vec![1, 2, 3],
+            buffer: (1..=3).map(rec).collect(),
+        }
+    }
+
+    #[test]
+    fn version_2_round_trips_predictions() {
+        let s = sample_state();
+        let back = PrunerState::from_bytes(&s.to_bytes()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.buffer[1].confidence, 0.75);
+        assert!(back.buffer[1].correct);
+    }
+
+    #[test]
+    fn version_1_files_still_read_without_predictions() {
+        let s = sample_state();
+        let v1 = s.to_bytes_version(1);
+        assert_eq!(u32::from_le_bytes(v1[4..8].try_into().unwrap()), 1);
+        let back = PrunerState::from_bytes(&v1).unwrap();
+        let want: Vec<SampleStats> =
+            s.buffer.iter().map(|r| SampleStats { confidence: 0.0, correct: false, ..*r }).collect();
+        assert_eq!(back.buffer, want, "a v1 record keeps its five fields and gets no prediction");
+        assert_eq!(back.selection_lr_factor, None);
+        assert_eq!(back.pruned_counts, s.pruned_counts);
+    }
+
+    #[test]
+    fn newer_version_is_rejected_with_both_numbers() {
+        let mut b = sample_state().to_bytes_version(3);
+        // Re-checksum so that only the version is wrong.
+        let body = b.len() - 8;
+        let sum = fnv(&b[..body]);
+        b[body..].copy_from_slice(&sum.to_le_bytes());
+        let e = PrunerState::from_bytes(&b).unwrap_err().to_string();
+        assert!(e.contains("unsupported state version 3") && e.contains("versions 1 to 2"), "{e}");
     }
 }

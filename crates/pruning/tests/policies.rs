@@ -12,7 +12,7 @@ fn buffer_with(values: &[f32]) -> EmaBuffer {
 }
 
 fn ctx(epoch: usize) -> SelectContext {
-    SelectContext { epoch, epochs: 10 }
+    SelectContext::new(epoch, 10)
 }
 
 fn sorted(mut v: Vec<usize>) -> Vec<usize> {

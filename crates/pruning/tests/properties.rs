@@ -4,8 +4,16 @@
 use dynaprune::*;
 use proptest::prelude::*;
 
+const KINDS: u8 = 11;
+
 fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
-    match kind % 7 {
+    match kind % KINDS {
+        7 => Box::new(Ucb::new(pf, 1.0).unwrap().with_staleness(Staleness::Off).unwrap()),
+        8 => {
+            Box::new(EpsilonGreedy::new(pf, 0.3).unwrap().with_staleness(Staleness::count_bonus(0.5).unwrap()).unwrap())
+        }
+        9 => Box::new(Rs2::new(pf).unwrap()),
+        10 => Box::new(Kakurenbo::new(pf).unwrap()),
         0 => Box::new(UniformRandom::new(pf).unwrap()),
         1 => Box::new(EpsilonGreedy::new(pf, 0.3).unwrap()),
         2 => Box::new(Ucb::new(pf, 1.0).unwrap()),
@@ -45,7 +53,10 @@ fn plans(
                         / 100.0
                 })
                 .collect();
-            pr.observe(b.indices, &losses).unwrap();
+            // Predictions too (KAKURENBO reads them; the other rules ignore them).
+            let correct: Vec<bool> = losses.iter().map(|&l| l < 6.0).collect();
+            let conf: Vec<f32> = losses.iter().map(|&l| (1.0 - l / 12.0).clamp(0.1, 1.0)).collect();
+            pr.observe_predictions(b.indices, &losses, &correct, &conf).unwrap();
         }
         let (i, w, s) = p.into_parts();
         out.push((s.phase, i, w));
@@ -57,9 +68,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn plans_are_valid(kind in 0u8..7, pf in 0.0f64..0.9, n in 10usize..400, epochs in 3usize..7, seed in any::<u64>()) {
+    fn plans_are_valid(kind in 0u8..KINDS, pf in 0.0f64..0.9, n in 10usize..400, epochs in 3usize..7, seed in any::<u64>()) {
         let (warmup, anneal) = (1, 1);
-        let infobatch = kind % 7 == 3;
+        let infobatch = kind % KINDS == 3;
+        let kakurenbo = kind % KINDS == 10;
+        let full = kind % KINDS == 6;
         for (phase, idx, w) in plans(kind, pf, n, epochs, warmup, anneal, seed) {
             let mut s = idx.clone();
             s.sort_unstable();
@@ -70,16 +83,25 @@ proptest! {
                 prop_assert_eq!(idx.len(), n, "full-data epochs (warm-up, annealing) return everything");
                 prop_assert!(w.is_none(), "full-data epochs have unit weights");
             } else if infobatch {
-                prop_assert!(idx.len() >= n - (pf * n as f64).ceil() as usize);
-            } else if kind % 7 != 6 {
+                // Target-free InfoBatch drops round(r * below-mean) samples, r = pf: at least
+                // nothing, at most round(pf * n); survivors weigh exactly 1 or 1 / (1 - pf).
+                prop_assert!(idx.len() >= n - (pf * n as f64).round() as usize && idx.len() <= n);
+                let w = w.as_ref().expect("InfoBatch weights its plan");
+                let up = (1.0 / (1.0 - pf)) as f32;
+                prop_assert!(w.iter().all(|&x| x == 1.0 || x == up), "weights are 1 or 1/(1-r)");
+            } else if kakurenbo {
+                // Hides at most floor(F * n) samples (F_e <= F) and never weights them.
+                prop_assert!(idx.len() >= n - (pf * n as f64) as usize && idx.len() <= n);
+                prop_assert!(w.is_none());
+            } else if !full {
                 prop_assert_eq!(idx.len(), ((1.0 - pf) * n as f64).round() as usize);
             }
-            if let Some(w) = w { prop_assert_eq!(w.len(), idx.len()); }
+            if let Some(w) = &w { prop_assert_eq!(w.len(), idx.len()); }
         }
     }
 
     #[test]
-    fn same_seed_same_plans(kind in 0u8..7, pf in 0.0f64..0.9, n in 10usize..200, seed in any::<u64>()) {
+    fn same_seed_same_plans(kind in 0u8..KINDS, pf in 0.0f64..0.9, n in 10usize..200, seed in any::<u64>()) {
         prop_assert_eq!(plans(kind, pf, n, 4, 1, 1, seed), plans(kind, pf, n, 4, 1, 1, seed));
     }
 }

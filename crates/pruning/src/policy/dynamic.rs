@@ -1,6 +1,6 @@
 //! The paper's dynamic rules: uniform random, epsilon-greedy and UCB.
 
-use super::{unseen_then_top, Policy, SelectContext, Selection, Statistic};
+use super::{unseen_then_top, Policy, SelectContext, Selection, Staleness, Statistic};
 use crate::buffer::{SampleStats, ScoreBuffer};
 use crate::error::{check_closed, check_half_open, check_non_negative, PruneError, Result};
 use crate::rng::Rng;
@@ -28,6 +28,9 @@ impl Policy for UniformRandom {
     }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction
+    }
+    fn uses_scores(&self) -> bool {
+        false
     }
     fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
         Ok(Selection { indices: random_subset(buffer.len(), self.prune_fraction, rng)?, ..Selection::default() })
@@ -59,24 +62,51 @@ pub enum EpsilonDecay {
 ///
 /// `epsilon = 0` is pure greedy (top-k by score); `epsilon = 1` is uniform random.
 /// *Reconstructed:* the paper's default epsilon and the score statistic are not published; we
-/// default to `epsilon = 0.2` (our choice) on the EMA of per-sample loss.
+/// default to `epsilon = 0.2` (our choice) on the EMA of per-sample loss. The greedy part ranks
+/// by the statistic aged by [`Staleness`] (default [`Staleness::default`]), so samples it skipped
+/// do not keep their frozen scores forever, and it prefers a responsive EMA
+/// ([`EpsilonGreedy::DEFAULT_EMA_DECAY`], see [`Policy::preferred_ema_decay`]): with the usual
+/// 0.9, the means of the samples it trains on lag their falling loss and the greedy set freezes
+/// (measured: overlap 0.82 between consecutive epochs, 16% never selected, against 0.64 and 0%
+/// with 0.5; README, "Dynamic rules"). [`Staleness::Off`] is the original rule, EMA 0.9.
 #[derive(Debug, Clone)]
 pub struct EpsilonGreedy {
     prune_fraction: f64,
     epsilon: f64,
     decay: EpsilonDecay,
     statistic: Statistic,
+    staleness: Staleness,
 }
 
 impl EpsilonGreedy {
     /// The default exploration rate.
     pub const DEFAULT_EPSILON: f64 = 0.2;
+    /// The EMA decay the rule is tuned for when staleness is on (reconstructed; by measurement).
+    pub const DEFAULT_EMA_DECAY: f64 = 0.5;
 
     /// Removes `prune_fraction` of the samples; explores with probability `epsilon` in `[0, 1]`.
     pub fn new(prune_fraction: f64, epsilon: f64) -> Result<Self> {
         check_half_open("prune_fraction", prune_fraction)?;
         check_closed("epsilon", epsilon)?;
-        Ok(Self { prune_fraction, epsilon, decay: EpsilonDecay::Constant, statistic: Statistic::Mean })
+        Ok(Self {
+            prune_fraction,
+            epsilon,
+            decay: EpsilonDecay::Constant,
+            statistic: Statistic::Mean,
+            staleness: Staleness::default(),
+        })
+    }
+
+    /// How skipped samples' statistics age (default [`Staleness::default`]; [`Staleness::Off`] is
+    /// the original rule).
+    pub fn with_staleness(mut self, staleness: Staleness) -> Result<Self> {
+        self.staleness = staleness.validate()?;
+        Ok(self)
+    }
+
+    /// The staleness model.
+    pub fn staleness(&self) -> Staleness {
+        self.staleness
     }
 
     /// Sets how epsilon decays over epochs.
@@ -116,6 +146,13 @@ impl Policy for EpsilonGreedy {
     fn name(&self) -> &'static str {
         "epsilon-greedy"
     }
+    fn preferred_ema_decay(&self) -> f64 {
+        if self.staleness == Staleness::Off {
+            crate::EmaBuffer::DEFAULT_DECAY
+        } else {
+            Self::DEFAULT_EMA_DECAY
+        }
+    }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction
     }
@@ -125,12 +162,18 @@ impl Policy for EpsilonGreedy {
         let eps = self.epsilon_at(ctx.epoch, ctx.epochs);
         let greedy = ((1.0 - eps) * k as f64).round() as usize;
         let stat = self.statistic;
-        let mut indices = unseen_then_top(buffer, greedy, rng, |r| stat.of(r));
+        let epoch = ctx.epoch;
+        let mut indices = if self.staleness == Staleness::Off {
+            unseen_then_top(buffer, greedy, rng, |r| stat.of(r))
+        } else {
+            let view = self.staleness.view(buffer, epoch, |r| stat.of(r));
+            unseen_then_top(buffer, greedy, rng, |r| view.aged(r, epoch, stat.of(r), r.variance).0 + view.bonus(r))
+        };
         let taken = BitSet::from_indices(n, &indices);
         let rest: Vec<usize> = (0..n).filter(|&i| !taken.contains(i)).collect();
         let explore = k - indices.len();
         indices.extend(sample(rest, explore, rng));
-        Ok(Selection { indices, weights: None, notes: vec![("epsilon".into(), eps)] })
+        Ok(Selection { indices, notes: vec![("epsilon".into(), eps)], ..Selection::default() })
     }
 }
 
@@ -140,10 +183,15 @@ impl Policy for EpsilonGreedy {
 /// At equal mean, the sample whose loss varies more is preferred: its loss is uncertain, so
 /// training on it is more likely to be informative. *Reconstructed:* the paper's `c` is not
 /// published; the default `c = 1.0` is our choice.
+///
+/// Samples the rule skips are not observed, so their statistics would freeze and the rule would
+/// keep choosing the same samples; by default their mean and variance age with [`Staleness`]
+/// (`mean' + c * sqrt(variance')`). [`Staleness::Off`] is the original `mean + c * std`.
 #[derive(Debug, Clone)]
 pub struct Ucb {
     prune_fraction: f64,
     c: f64,
+    staleness: Staleness,
 }
 
 impl Ucb {
@@ -154,7 +202,19 @@ impl Ucb {
     pub fn new(prune_fraction: f64, c: f64) -> Result<Self> {
         check_half_open("prune_fraction", prune_fraction)?;
         check_non_negative("ucb_c", c)?;
-        Ok(Self { prune_fraction, c })
+        Ok(Self { prune_fraction, c, staleness: Staleness::default() })
+    }
+
+    /// How skipped samples' statistics age (default [`Staleness::default`]; [`Staleness::Off`] is
+    /// the original rule).
+    pub fn with_staleness(mut self, staleness: Staleness) -> Result<Self> {
+        self.staleness = staleness.validate()?;
+        Ok(self)
+    }
+
+    /// The staleness model.
+    pub fn staleness(&self) -> Staleness {
+        self.staleness
     }
 }
 
@@ -165,11 +225,21 @@ impl Policy for Ucb {
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction
     }
-    fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
+    fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
         let n = buffer.len();
         let k = keep_count(n, self.prune_fraction)?;
         let c = self.c as f32;
-        let ucb = |r: &SampleStats| r.mean + c * r.std();
+        let epoch = ctx.epoch;
+        let view = self.staleness.view(buffer, epoch, |r| r.mean);
+        let off = self.staleness == Staleness::Off;
+        let ucb = |r: &SampleStats| {
+            if off {
+                r.mean + c * r.std()
+            } else {
+                let (m, v) = view.aged(r, epoch, r.mean, r.variance);
+                m + c * v.max(0.0).sqrt() + view.bonus(r)
+            }
+        };
         if buffer.records().iter().any(|r| r.is_seen() && !ucb(r).is_finite()) {
             return Err(PruneError::InvalidKnob {
                 name: "ucb_c",

@@ -58,7 +58,7 @@ impl InfoBatch {
     /// InfoBatch with either rate rule.
     pub fn with_rate(rate: InfoBatchRate) -> Result<Self> {
         match rate {
-            InfoBatchRate::DropProbability(r) => check_half_open("drop_probability".into(), r)?,
+            InfoBatchRate::DropProbability(r) => check_half_open("drop_probability", r)?,
             InfoBatchRate::TargetPruneFraction { prune_fraction, max_drop_probability } => {
                 check_half_open("prune_fraction", prune_fraction)?;
                 check_half_open("max_drop_probability", max_drop_probability)?;
@@ -95,7 +95,11 @@ impl Policy for InfoBatch {
             buffer.records().iter().map(|r| if r.is_seen() { stat.of(r) } else { f32::NAN }).collect();
         let (sum, seen) = sum_finite(&scores);
         if seen == 0 {
-            return Ok(Selection { indices: (0..n).collect(), weights: None, notes: vec![("seen".into(), 0.0)] });
+            return Ok(Selection {
+                indices: (0..n).collect(),
+                notes: vec![("seen".into(), 0.0)],
+                ..Selection::default()
+            });
         }
         let mean = sum / seen as f64;
         // Kept for sure: never-seen samples and those at or above the mean; candidates: below it.
@@ -139,6 +143,7 @@ impl Policy for InfoBatch {
                 ("capped".into(), if capped { 1.0 } else { 0.0 }),
                 ("fraction_removed".into(), removed),
             ],
+            lr_factor: None,
         })
     }
 }

@@ -8,10 +8,16 @@
 
 mod dynamic;
 mod infobatch;
+mod kakurenbo;
+mod rs2;
+mod staleness;
 mod static_scores;
 
 pub use dynamic::{EpsilonDecay, EpsilonGreedy, Ucb, UniformRandom};
 pub use infobatch::{InfoBatch, InfoBatchRate};
+pub use kakurenbo::Kakurenbo;
+pub use rs2::Rs2;
+pub use staleness::Staleness;
 pub use static_scores::{Keep, StaticRandom, StaticScores};
 
 use crate::buffer::{SampleStats, ScoreBuffer};
@@ -25,6 +31,23 @@ pub struct SelectContext {
     pub epoch: usize,
     /// The run's total number of epochs.
     pub epochs: usize,
+    /// The pruner's root seed, for rules whose randomness spans epochs (RS2's permutations):
+    /// derive streams from it with [`crate::rng::stream`], never reseed anything global.
+    pub seed: u64,
+    /// How many fresh selections the run made before this one (0 for the first).
+    pub selection: usize,
+}
+
+impl SelectContext {
+    /// A context for `epoch` of `epochs`, root seed 0, first selection.
+    pub fn new(epoch: usize, epochs: usize) -> Self {
+        Self { epoch, epochs, seed: 0, selection: 0 }
+    }
+
+    /// Training progress at the start of this epoch, in `[0, 1)`.
+    pub fn progress(&self) -> f64 {
+        self.epoch as f64 / self.epochs.max(1) as f64
+    }
 }
 
 /// The samples a policy keeps for an epoch.
@@ -36,6 +59,9 @@ pub struct Selection {
     pub weights: Option<Vec<f32>>,
     /// Policy-specific facts worth logging, e.g. InfoBatch's threshold and drop probability.
     pub notes: Vec<(String, f64)>,
+    /// A factor for the learning rate while this selection trains (`None` = 1). KAKURENBO scales
+    /// the rate up for the samples it hides; the training loop applies it.
+    pub lr_factor: Option<f64>,
 }
 
 /// Which per-sample statistic a score-driven policy ranks by.
@@ -79,6 +105,28 @@ pub trait Policy: std::fmt::Debug + Send + Sync {
     /// fraction depends on the scores and is reported per epoch).
     fn prune_fraction(&self) -> f64;
 
+    /// `true` for rules that rank by the score buffer. Rules that ignore it (random, RS2,
+    /// static) never ask for a re-scoring pass.
+    fn uses_scores(&self) -> bool {
+        true
+    }
+
+    /// The re-scoring interval this rule needs, in epochs (0 = none): before each selection, every
+    /// sample not observed within that many epochs should get a fresh score from a forward-only
+    /// pass ([`Pruner::rescore_request`](crate::Pruner::rescore_request)). KAKURENBO needs 1.
+    fn rescore_every(&self) -> usize {
+        0
+    }
+
+    /// The EMA decay of the score buffer this rule is tuned for; [`Pruner::builder`]'s default
+    /// buffer uses it (an explicit [`PrunerBuilder::buffer`] overrides it).
+    ///
+    /// [`Pruner::builder`]: crate::Pruner::builder
+    /// [`PrunerBuilder::buffer`]: crate::PrunerBuilder::buffer
+    fn preferred_ema_decay(&self) -> f64 {
+        crate::EmaBuffer::DEFAULT_DECAY
+    }
+
     /// Chooses the samples of `ctx.epoch`.
     fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection>;
 }
@@ -96,6 +144,9 @@ impl Policy for FullData {
     }
     fn prune_fraction(&self) -> f64 {
         0.0
+    }
+    fn uses_scores(&self) -> bool {
+        false
     }
     fn select(&self, _: &SelectContext, buffer: &dyn ScoreBuffer, _: &mut Rng) -> Result<Selection> {
         Ok(Selection { indices: (0..buffer.len()).collect(), ..Selection::default() })

@@ -77,6 +77,9 @@ impl Policy for StaticScores {
     fn is_dynamic(&self) -> bool {
         false
     }
+    fn uses_scores(&self) -> bool {
+        false
+    }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction
     }
@@ -124,6 +127,9 @@ impl Policy for StaticRandom {
         "static-random"
     }
     fn is_dynamic(&self) -> bool {
+        false
+    }
+    fn uses_scores(&self) -> bool {
         false
     }
     fn prune_fraction(&self) -> f64 {
