@@ -47,6 +47,10 @@ enum Cmd {
         /// Override the preset's epochs.
         #[arg(long)]
         epochs: Option<usize>,
+        /// Sample-pass budget of the pruning cells: matched (default: every rule spends what
+        /// uniform random spends) or nominal (each pruned epoch removes the prune fraction).
+        #[arg(long)]
+        budget: Option<String>,
         /// Run only shard i of n (1-based), e.g. for a Slurm job array.
         #[arg(long, default_value = "1/1")]
         shard: String,
@@ -137,8 +141,14 @@ fn main() -> Result<()> {
                 anyhow::bail!("could not fetch: {}", failed.join(", "));
             }
         }
-        Cmd::Reproduce { preset, methods, prune_fractions, seeds, epochs, shard, out, threads, dry_run } => {
+        Cmd::Reproduce { preset, methods, prune_fractions, seeds, epochs, budget, shard, out, threads, dry_run } => {
             let mut p = reproduce::preset(&preset)?;
+            if let Some(b) = budget {
+                if !["matched", "nominal"].contains(&b.as_str()) {
+                    anyhow::bail!("--budget {b}: expected matched or nominal");
+                }
+                p.budget = b;
+            }
             if let Some(m) = methods {
                 for x in &m {
                     let base = reproduce::method_flags(x).map(|f| f[1].clone()).unwrap_or_default();

@@ -31,6 +31,9 @@ pub struct Preset {
     pub seeds: Vec<u64>,
     /// Flags passed to every `dynaprune train` / `score`.
     pub flags: Vec<&'static str>,
+    /// Sample-pass budget of the pruning cells: `matched` or `nominal` (`dynaprune train
+    /// --budget`).
+    pub budget: String,
 }
 
 /// All methods of the paper plus InfoBatch, RS2 and KAKURENBO (UCB and epsilon-greedy with the
@@ -55,20 +58,23 @@ pub const ALL_METHODS: [&str; 12] = [
 pub const PLAIN_METHODS: [&str; 2] = ["epsilon-greedy-plain", "ucb-plain"];
 
 /// The `dynaprune train` flags of a method name: a policy, optionally with `-plain` (`--staleness
-/// off`) or `-bonus` (`--staleness count-bonus`), and optionally `+rescoreR` (`--rescore-every R`).
+/// off`) or `-bonus` (`--staleness count-bonus`), and optionally `+rescoreR` (`--rescore-every R`)
+/// and `+warmupW` (`--warmup-epochs W`).
 /// The inverse of the harness's `TrainArgs::method_label`.
 pub fn method_flags(method: &str) -> Result<Vec<String>> {
-    let (base, rescore) = match method.split_once('+') {
-        Some((b, r)) => {
-            let every = r
-                .strip_prefix("rescore")
-                .and_then(|x| x.parse::<usize>().ok())
-                .filter(|&x| x > 0)
-                .with_context(|| format!("method `{method}`: expected `+rescoreR` with R >= 1 after the `+`"))?;
-            (b, Some(every))
+    let mut parts = method.split('+');
+    let base = parts.next().unwrap_or(method);
+    let (mut rescore, mut warmup) = (None, None);
+    for extra in parts {
+        let num = |prefix: &str| extra.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok()).filter(|&x| x > 0);
+        if let Some(r) = num("rescore") {
+            rescore = Some(r);
+        } else if let Some(w) = num("warmup") {
+            warmup = Some(w);
+        } else {
+            bail!("method `{method}`: expected `+rescoreR` or `+warmupW` (R, W >= 1) after a `+`, got `+{extra}`");
         }
-        None => (method, None),
-    };
+    }
     let (policy, staleness) = if let Some(p) = base.strip_suffix("-plain") {
         (p, Some("off"))
     } else if let Some(p) = base.strip_suffix("-bonus") {
@@ -86,6 +92,9 @@ pub fn method_flags(method: &str) -> Result<Vec<String>> {
     if let Some(r) = rescore {
         f.extend(["--rescore-every".into(), r.to_string()]);
     }
+    if let Some(w) = warmup {
+        f.extend(["--warmup-epochs".into(), w.to_string()]);
+    }
     Ok(f)
 }
 
@@ -97,11 +106,12 @@ pub fn preset(name: &str) -> Result<Preset> {
             about: "seconds; generated data; CI runs it",
             datasets: vec!["synthetic"],
             model: "resnet8",
-            epochs: 2,
+            epochs: 3,
             methods: ["full", "ucb"].map(String::from).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--width", "0.5", "--max-train-samples", "256", "--max-test-samples", "128", "--batch-size", "64", "--lr", "0.05"],
+            budget: "matched".into(),
         },
         "quick" => Preset {
             name: "quick",
@@ -113,6 +123,10 @@ pub fn preset(name: &str) -> Result<Preset> {
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--scorer-models", "2"],
+            // 4 epochs at 50%: a matched budget (2 dataset passes) would be spent entirely by
+            // InfoBatch's warm-up and annealing epochs. The quick preset compares with its
+            // committed reference runs, which are nominal.
+            budget: "nominal".into(),
         },
         "cpu" => Preset {
             name: "cpu",
@@ -120,10 +134,11 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 10,
-            methods: ALL_METHODS.iter().chain(&PLAIN_METHODS).map(|m| m.to_string()).collect(),
+            methods: ALL_METHODS.iter().chain(&PLAIN_METHODS).chain(&["random+warmup1"]).map(|m| m.to_string()).collect(),
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--scorer-models", "3"],
+            budget: "matched".into(),
         },
         "paper" => Preset {
             name: "paper",
@@ -135,6 +150,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--device", "cuda", "--lr", "0.1", "--schedule", "cosine", "--scorer-models", "10"],
+            budget: "matched".into(),
         },
         other => bail!("unknown preset `{other}`: expected smoke, quick, cpu or paper"),
     })
@@ -151,12 +167,20 @@ pub struct Cell {
     pub prune_fraction: f64,
     /// Seed.
     pub seed: u64,
+    /// Budget (`matched` or `nominal`; the full-data baseline has none).
+    pub budget: String,
 }
 
 impl Cell {
-    /// The cell's folder under `runs/`.
+    /// The cell's folder under `runs/`: `<dataset>/<budget>/<method>-pf<f>-s<seed>`, and
+    /// `<dataset>/full-pf0.00-s<seed>` for the full-data baseline, which every budget shares.
     pub fn dir(&self, runs: &Path) -> PathBuf {
-        runs.join(&self.dataset).join(format!("{}-pf{:.2}-s{}", self.method, self.prune_fraction, self.seed))
+        let name = format!("{}-pf{:.2}-s{}", self.method, self.prune_fraction, self.seed);
+        if self.method == "full" {
+            runs.join(&self.dataset).join(name)
+        } else {
+            runs.join(&self.dataset).join(&self.budget).join(name)
+        }
     }
     /// The static scorer the cell needs.
     pub fn scorer(&self) -> Option<&str> {
@@ -172,7 +196,13 @@ pub fn cells(p: &Preset) -> Vec<Cell> {
             for m in &p.methods {
                 let fractions = if m == "full" { vec![0.0] } else { p.prune_fractions.clone() };
                 for pf in fractions {
-                    out.push(Cell { dataset: d.to_string(), method: m.to_string(), prune_fraction: pf, seed });
+                    out.push(Cell {
+                        dataset: d.to_string(),
+                        method: m.to_string(),
+                        prune_fraction: pf,
+                        seed,
+                        budget: p.budget.clone(),
+                    });
                 }
             }
         }
@@ -294,7 +324,7 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
         let mut c = Command::new(&o.binary);
         c.arg("train").args(method_flags(&cell.method)?).arg("--out").arg(&dir).args(&flags);
         if cell.method != "full" {
-            c.arg("--prune-fraction").arg(cell.prune_fraction.to_string());
+            c.arg("--prune-fraction").arg(cell.prune_fraction.to_string()).arg("--budget").arg(&cell.budget);
         }
         if dir.join("checkpoint").exists() || dir.join("checkpoint.old").exists() {
             c.arg("--resume");
@@ -380,7 +410,8 @@ mod tests {
         assert_eq!(f("ucb+rescore2"), "--policy ucb --rescore-every 2");
         assert_eq!(f("epsilon-greedy-plain+rescore1"), "--policy epsilon-greedy --staleness off --rescore-every 1");
         assert_eq!(f("kakurenbo"), "--policy kakurenbo");
-        for bad in ["ucb+rescore0", "ucb+rescore", "ucb+twice", "rs2-plain", "random-bonus"] {
+        assert_eq!(f("random+warmup1"), "--policy random --warmup-epochs 1");
+        for bad in ["ucb+rescore0", "ucb+rescore", "ucb+twice", "rs2-plain", "random-bonus", "random+warmup0"] {
             let e = method_flags(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }

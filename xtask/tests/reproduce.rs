@@ -11,7 +11,7 @@ use xtask::reproduce::{self, cells, parse_shard, preset, shard};
 fn shards_partition_the_grid_exactly() {
     let p = preset("cpu").unwrap();
     let all = cells(&p);
-    assert_eq!(all.len(), 3 * (1 + 9 * 3), "3 seeds x (full + 9 methods x 3 fractions)");
+    assert_eq!(all.len(), 3 * (1 + 14 * 3), "3 seeds x (full + 14 pruning methods x 3 fractions)");
     for n in 1..=7 {
         let mut seen = Vec::new();
         for i in 1..=n {
@@ -26,13 +26,10 @@ fn shards_partition_the_grid_exactly() {
     assert!(preset("huge").is_err());
 }
 
+/// The `dynaprune` binary, built now so that it matches the sources under test (`cargo build`
+/// is a no-op when it is current); `$DYNAPRUNE_BIN` overrides.
 fn binary() -> PathBuf {
-    let repo = xtask::repo_root();
-    let prebuilt = repo.join("target/release/dynaprune");
-    if std::env::var_os("DYNAPRUNE_BIN").is_none() && prebuilt.exists() {
-        return prebuilt;
-    }
-    xtask::build_binary(&repo).unwrap()
+    xtask::build_binary(&xtask::repo_root()).unwrap()
 }
 
 #[test]
@@ -54,28 +51,43 @@ fn smoke_preset_end_to_end_and_resume_skips_finished_cells() {
     let headers = r.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = r.records().collect::<Result<_, _>>().unwrap();
     assert_eq!(rows.len(), 2, "full + ucb");
-    let acc = headers.iter().position(|h| h == "final_test_acc").unwrap();
-    for row in &rows {
-        let a: f64 = row[acc].parse().unwrap();
-        assert!((0.0..=1.0).contains(&a));
-    }
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    assert!(
-        report.contains("| ucb | 0.50 |") && report.contains("| full | 0.00 |") && report.contains("Provenance"),
-        "{report}"
-    );
+    // Each run's row in REPORT.md carries the numbers of its summary: accuracy (n=1, no fake
+    // spread), the exact fraction of sample passes and the sample-pass bound.
+    for row in &rows {
+        let method = &row[col("method")];
+        let acc: f64 = row[col("final_test_acc")].parse().unwrap();
+        let samples: f64 = row[col("samples")].parse().unwrap();
+        let full: f64 = row[col("full_data_samples")].parse().unwrap();
+        let budget = if method == "full" { "none" } else { "matched" };
+        let want = format!(
+            "| {method} | {budget} | {} | {:.2} (n=1) | {:.1}% | {:.2}x |",
+            if method == "full" { "0.00" } else { "0.50" },
+            100.0 * acc,
+            100.0 * samples / full,
+            full / samples
+        );
+        assert!(report.contains(&want), "REPORT.md lacks `{want}`:\n{report}");
+    }
+    // The matched budget: UCB spends what uniform random spends at 50% over 3 epochs,
+    // 0.5 * 256 * 3 = 384 passes (a full warm-up epoch of 256, then 2 epochs of 64).
+    let ucb = rows.iter().find(|r| &r[col("method")] == "ucb").unwrap();
+    assert_eq!(&ucb[col("samples")], "384");
+    assert_eq!(&ucb[col("budget")], "matched");
+    assert!(report.contains("## Paired differences") && report.contains("## Time per sample pass"));
     let svgs: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
         .collect();
-    assert_eq!(svgs.len(), 2);
+    assert_eq!(svgs.len(), 3, "accuracy vs prune fraction, accuracy vs time, overlap per epoch");
     for s in svgs {
         let text = std::fs::read_to_string(s.path()).unwrap();
         assert!(text.starts_with("<svg") && text.contains("</svg>"));
     }
     // Run again: every cell is skipped, the finished summaries are untouched.
-    let summary = out.join("runs/synthetic/ucb-pf0.50-s0/summary.json");
+    let summary = out.join("runs/synthetic/matched/ucb-pf0.50-s0/summary.json");
     let before = std::fs::metadata(&summary).unwrap().modified().unwrap();
     reproduce::reproduce(&p, &o).unwrap();
     assert_eq!(std::fs::metadata(&summary).unwrap().modified().unwrap(), before);

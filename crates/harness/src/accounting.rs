@@ -88,6 +88,10 @@ fn one() -> f64 {
     1.0
 }
 
+fn nominal() -> String {
+    "nominal".into()
+}
+
 /// The end-of-run summary (`summary.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
@@ -105,6 +109,14 @@ pub struct Summary {
     pub method: String,
     /// Nominal prune fraction.
     pub prune_fraction: f64,
+    /// Sample-pass budget: `matched` or `nominal` (summaries written before budgets existed were
+    /// nominal).
+    #[serde(default = "nominal")]
+    pub budget: String,
+    /// The fraction each pruned epoch removed (differs from `prune_fraction` under the matched
+    /// budget when warm-up or annealing epochs spend part of it).
+    #[serde(default)]
+    pub pruned_epoch_fraction: Option<f64>,
     /// Root seed.
     pub seed: u64,
     /// Epochs.
@@ -169,4 +181,23 @@ pub struct Summary {
     pub device: String,
     /// Worker threads.
     pub threads: usize,
+}
+
+/// Mean overlap with the previous plan over the pruned epochs (`select`/`reuse`) whose previous
+/// epoch was pruned too, from `(phase, overlap)` per epoch in order. The first pruned epoch after
+/// a full-data warm-up overlaps 1.0 by construction, so it is left out. `None` without two
+/// consecutive pruned epochs.
+pub fn mean_pruned_overlap<'a>(epochs: impl IntoIterator<Item = (&'a str, Option<f64>)>) -> Option<f64> {
+    let pruned = |p: &str| p == "select" || p == "reuse";
+    let (mut sum, mut n, mut prev_pruned) = (0.0, 0usize, false);
+    for (phase, overlap) in epochs {
+        if pruned(phase) && prev_pruned {
+            if let Some(o) = overlap {
+                sum += o;
+                n += 1;
+            }
+        }
+        prev_pruned = pruned(phase);
+    }
+    (n > 0).then(|| sum / n as f64)
 }

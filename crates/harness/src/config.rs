@@ -169,6 +169,28 @@ pub enum StalenessArg {
     Off,
 }
 
+/// How many sample passes a pruning rule may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetArg {
+    /// Every rule spends what uniform random spends at `--prune-fraction`, `(1 - f) * N *
+    /// epochs` passes: warm-up and annealing epochs count, so the pruned epochs keep fewer
+    /// samples (default; comparisons at equal cost).
+    Matched,
+    /// Every pruned epoch removes `--prune-fraction`; warm-up and annealing come on top.
+    Nominal,
+}
+
+impl BudgetArg {
+    /// The name used on the command line and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetArg::Matched => "matched",
+            BudgetArg::Nominal => "nominal",
+        }
+    }
+}
+
 /// Augmentation recipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,6 +244,16 @@ pub struct TrainArgs {
     /// Fraction of the training set REMOVED per pruned epoch, in [0, 1).
     #[arg(long, default_value_t = 0.5)]
     pub prune_fraction: f64,
+    /// Sample-pass budget: `matched` (every rule spends what uniform random spends at
+    /// --prune-fraction, warm-up and annealing included) or `nominal` (each pruned epoch removes
+    /// --prune-fraction).
+    #[arg(long, value_enum, default_value_t = BudgetArg::Matched)]
+    #[serde(default = "serde_defaults::budget")]
+    pub budget: BudgetArg,
+    /// Resolved, not a flag: the fraction each pruned epoch removes under --budget.
+    #[arg(skip)]
+    #[serde(default)]
+    pub pruned_epoch_fraction: Option<f64>,
     /// Full-data epochs before pruning starts (default: 1 for score-based dynamic rules, else 0).
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
@@ -418,14 +450,30 @@ impl TrainArgs {
         if w + a > self.epochs {
             bail!("--warmup-epochs ({w}) + --anneal-epochs ({a}) exceed --epochs ({})", self.epochs);
         }
+        self.pruned_epoch_fraction = Some(match (self.budget, self.policy) {
+            (_, PolicyArg::Full) | (BudgetArg::Nominal, _) => self.prune_fraction,
+            (BudgetArg::Matched, _) => dynaprune::Schedule::new(self.epochs)
+                .warmup(w)
+                .anneal(a)
+                .budget_matched_fraction(self.prune_fraction)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--budget matched with --prune-fraction {}, --epochs {}, --warmup-epochs {w}, --anneal-epochs {a}: {e}",
+                        self.prune_fraction,
+                        self.epochs
+                    )
+                })?,
+        });
         Ok(())
     }
 }
 
 impl TrainArgs {
     /// The rule as reports name it: the policy, `-plain` for UCB/epsilon-greedy with
-    /// `--staleness off` (the original rule), `-bonus` with the count bonus, and `+rescoreR` when
-    /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix).
+    /// `--staleness off` (the original rule), `-bonus` with the count bonus, `+rescoreR` when
+    /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix), and
+    /// `+warmupW` when a rule that needs no scores gets full-data warm-up epochs (random with the
+    /// score-based rules' warm-up, to see the warm-up's effect on its own).
     pub fn method_label(&self) -> String {
         let mut s = self.policy.as_str().to_string();
         if self.policy.has_staleness() {
@@ -437,6 +485,10 @@ impl TrainArgs {
         }
         if self.rescore_every > 0 && self.policy.is_score_based() && self.policy != PolicyArg::Kakurenbo {
             s.push_str(&format!("+rescore{}", self.rescore_every));
+        }
+        let warmup = self.warmup_epochs.unwrap_or(0);
+        if warmup > 0 && self.policy != PolicyArg::Full && !self.policy.is_score_based() {
+            s.push_str(&format!("+warmup{warmup}"));
         }
         s
     }
@@ -455,6 +507,9 @@ pub fn policy_of_method(method: &str) -> Option<PolicyArg> {
 mod serde_defaults {
     pub fn staleness() -> super::StalenessArg {
         super::StalenessArg::Off
+    }
+    pub fn budget() -> super::BudgetArg {
+        super::BudgetArg::Nominal
     }
     pub fn retention() -> f64 {
         dynaprune::Staleness::DEFAULT_RETENTION

@@ -49,7 +49,9 @@ pub fn parse_keep(s: &str) -> Result<Keep> {
 /// The pruner for a run over `n` training samples; `scores` are required for static scorer
 /// policies.
 pub fn build(args: &TrainArgs, n: usize, scores: Option<Vec<f32>>) -> Result<Pruner> {
-    let pf = args.prune_fraction;
+    // The fraction each pruned epoch removes: --prune-fraction itself under the nominal budget,
+    // more under the matched budget when warm-up or annealing epochs spend part of it.
+    let pf = args.pruned_epoch_fraction.unwrap_or(args.prune_fraction);
     let policy: Box<dyn Policy> = match args.policy {
         PolicyArg::Full => Box::new(FullData),
         PolicyArg::StaticRandom => Box::new(StaticRandom::new(pf)?),

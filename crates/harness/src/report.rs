@@ -46,6 +46,8 @@ pub struct RunRow {
     pub policy: String,
     /// The rule variant (`ucb`, `ucb-plain`, `ucb+rescore2`, ...): what the tables group by.
     pub method: String,
+    /// Sample-pass budget (`matched`, `nominal`; `none` for full data).
+    pub budget: String,
     /// Nominal prune fraction.
     pub prune_fraction: f64,
     /// Seed.
@@ -86,6 +88,11 @@ pub struct RunRow {
     pub mean_overlap: Option<f64>,
     /// Peak resident memory, MiB.
     pub peak_rss_mib: f64,
+    /// Training wall time per sample pass (training + re-scoring passes), ms: slow neighbours
+    /// show up here.
+    pub ms_per_pass: f64,
+    /// The same in CPU time (NaN when not recorded).
+    pub cpu_ms_per_pass: f64,
     /// Pruned epochs.
     pub pruned_epochs: usize,
     /// Samples never selected in a pruned epoch.
@@ -103,24 +110,28 @@ pub struct RunRow {
     /// Per-epoch overlap with the previous plan (from `epochs.csv`; not a CSV column).
     #[serde(skip)]
     pub overlaps: Vec<Option<f64>>,
+    /// Per-epoch phase (from `epochs.csv`; not a CSV column).
+    #[serde(skip)]
+    pub phases: Vec<String>,
 }
 
-/// The per-epoch `overlap` column of a run's `epochs.csv` (empty if the file is missing).
-fn read_overlaps(run_dir: &Path) -> Result<Vec<Option<f64>>> {
+/// The per-epoch `(phase, overlap)` columns of a run's `epochs.csv` (empty if the file is
+/// missing).
+fn read_overlaps(run_dir: &Path) -> Result<Vec<(String, Option<f64>)>> {
     let path = run_dir.join("epochs.csv");
     if !path.exists() {
         return Ok(Vec::new());
     }
     let mut rd = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
-    let col = rd
-        .headers()?
-        .iter()
-        .position(|h| h == "overlap")
-        .with_context(|| format!("{} has no `overlap` column", path.display()))?;
+    let headers = rd.headers()?.clone();
+    let col = |name: &str| {
+        headers.iter().position(|h| h == name).with_context(|| format!("{} has no `{name}` column", path.display()))
+    };
+    let (phase, overlap) = (col("phase")?, col("overlap")?);
     let mut out = Vec::new();
     for rec in rd.records() {
         let rec = rec.with_context(|| format!("reading {}", path.display()))?;
-        out.push(rec.get(col).and_then(|v| v.parse::<f64>().ok()));
+        out.push((rec.get(phase).unwrap_or("").to_string(), rec.get(overlap).and_then(|v| v.parse::<f64>().ok())));
     }
     Ok(out)
 }
@@ -152,6 +163,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         let run_dir = f.parent().unwrap_or(dir);
         let cfg: Option<RunConfig> =
             std::fs::read(run_dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let epochs = read_overlaps(run_dir)?;
         // Summaries written before `method` existed: the config says which rule variant ran.
         let method = if !s.method.is_empty() {
             s.method.clone()
@@ -172,6 +184,13 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             dir: run_dir.strip_prefix(dir).unwrap_or(run_dir).display().to_string(),
             dataset: s.dataset,
             model: s.model,
+            budget: if s.policy == "full" { "none".into() } else { s.budget.clone() },
+            ms_per_pass: 1e3 * s.train_s / (s.samples + s.rescore_samples).max(1) as f64,
+            cpu_ms_per_pass: if s.cpu_s > 0.0 {
+                1e3 * s.cpu_s / (s.samples + s.rescore_samples).max(1) as f64
+            } else {
+                f64::NAN
+            },
             policy: s.policy,
             method,
             prune_fraction: s.prune_fraction,
@@ -192,12 +211,16 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             rescore_s: s.rescore_s,
             rescore_samples: s.rescore_samples,
             cpu_s: s.cpu_s,
-            mean_overlap: s.mean_overlap,
+            // Summaries written before `mean_overlap` existed: from the run's epochs.csv.
+            mean_overlap: s
+                .mean_overlap
+                .or_else(|| crate::accounting::mean_pruned_overlap(epochs.iter().map(|e| (e.0.as_str(), e.1)))),
             peak_rss_mib: s.peak_rss_mib,
             commit,
             machine,
             command,
-            overlaps: read_overlaps(run_dir)?,
+            phases: epochs.iter().map(|e| e.0.clone()).collect(),
+            overlaps: epochs.iter().map(|e| e.1).collect(),
         });
     }
     Ok(rows)
@@ -214,7 +237,12 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, sd)
 }
 
-/// One (dataset, model, method, prune fraction) cell, aggregated over seeds.
+/// One (dataset, model, method, budget, prune fraction) cell, aggregated over seeds.
+///
+/// Speed-ups are *paired by seed*: each run is divided into the full-data run of the same
+/// dataset, model and seed, and the ratios are averaged over seeds. The sample-pass bound is the
+/// exact ratio of full-data to this run's training sample passes: with the same work per pass, no
+/// run can be faster than that, so a measured speed-up above it is timing noise.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     /// Dataset.
@@ -223,66 +251,190 @@ pub struct Cell {
     pub model: String,
     /// Method (rule variant).
     pub method: String,
+    /// Budget (`matched`, `nominal`, or `none` for full data).
+    pub budget: String,
     /// Prune fraction.
     pub prune_fraction: f64,
     /// Seeds aggregated.
     pub seeds: usize,
     /// Test accuracy mean.
     pub acc_mean: f64,
-    /// Test accuracy standard deviation.
+    /// Test accuracy sample standard deviation (NaN with one seed).
     pub acc_std: f64,
-    /// Training time mean.
+    /// Training time mean (wall).
     pub train_s: f64,
-    /// Training + static scoring mean.
+    /// Training + static scoring mean (wall).
     pub total_s: f64,
+    /// Training CPU time mean (NaN when not recorded).
+    pub cpu_s: f64,
     /// Fraction of full-data sample passes used.
     pub sample_fraction: f64,
-    /// Full-data training time / this training time (same dataset and model).
-    pub speedup_train: f64,
-    /// Full-data total time / this total time (scoring included).
+    /// Full-data training passes / this run's: the largest speed-up the work allows.
+    pub bound: f64,
+    /// Wall-time speed-up over the same seed's full-data run (training time), mean over seeds.
+    pub speedup_wall: f64,
+    /// CPU-time speed-up over the same seed's full-data run, mean over seeds.
+    pub speedup_cpu: f64,
+    /// Total-time speed-up (static scoring included), wall, mean over seeds.
     pub speedup_total: f64,
+    /// Seeds whose full-data baseline exists (the speed-ups use only those).
+    pub paired_seeds: usize,
+    /// Runs whose wall-time speed-up exceeds its bound by more than 5% (timing noise).
+    pub noisy_wall: usize,
+    /// Runs whose CPU-time speed-up exceeds its bound by more than 5%.
+    pub noisy_cpu: usize,
+    /// Mean milliseconds of training time per sample pass (training + re-scoring passes).
+    pub ms_per_pass: f64,
 }
 
-/// Aggregates runs into cells; speed-ups are relative to the `full` policy's mean time for the
-/// same dataset and model (NaN when no full-data run exists).
-pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
-    let mut groups: BTreeMap<(String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
-    for r in rows {
-        groups
-            .entry((r.dataset.clone(), r.model.clone(), r.method.clone(), (r.prune_fraction * 1e6).round() as u64))
-            .or_default()
-            .push(r);
+/// A speed-up counts as timing noise when it exceeds the sample-pass bound by more than this.
+pub const NOISE_TOLERANCE: f64 = 0.05;
+
+fn group_key(r: &RunRow) -> (String, String, String, String, u64) {
+    (r.dataset.clone(), r.model.clone(), r.method.clone(), r.budget.clone(), (r.prune_fraction * 1e6).round() as u64)
+}
+
+/// The full-data run of the same dataset, model and seed, if any.
+fn baseline<'a>(rows: &'a [RunRow], r: &RunRow) -> Option<&'a RunRow> {
+    rows.iter().find(|b| b.method == "full" && b.dataset == r.dataset && b.model == r.model && b.seed == r.seed)
+}
+
+/// `(wall, cpu, total, bound)` speed-ups of `r` over its baseline `b`.
+fn speedups(r: &RunRow, b: &RunRow) -> (f64, f64, f64, f64) {
+    let cpu = if r.cpu_s > 0.0 && b.cpu_s > 0.0 { b.cpu_s / r.cpu_s } else { f64::NAN };
+    (b.train_s / r.train_s, cpu, b.train_s / r.total_s, b.samples as f64 / r.samples.max(1) as f64)
+}
+
+/// `true` when a measured speed-up exceeds the sample-pass bound by more than
+/// [`NOISE_TOLERANCE`].
+pub fn is_noise(speedup: f64, bound: f64) -> bool {
+    speedup.is_finite() && speedup > bound * (1.0 + NOISE_TOLERANCE)
+}
+
+fn mean_of(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
     }
-    let full: BTreeMap<(String, String), f64> = groups
-        .iter()
-        .filter(|((_, _, p, _), _)| p == "full")
-        .map(|((d, m, _, _), v)| ((d.clone(), m.clone()), mean_std(&v.iter().map(|r| r.train_s).collect::<Vec<_>>()).0))
-        .collect();
+}
+
+/// Aggregates runs into cells (see [`Cell`] for how speed-ups are paired).
+pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
+    let mut groups: BTreeMap<(String, String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(group_key(r)).or_default().push(r);
+    }
     groups
         .into_iter()
-        .map(|((d, m, p, _), v)| {
+        .map(|((d, m, p, budget, _), v)| {
             let (acc_mean, acc_std) = mean_std(&v.iter().map(|r| r.final_test_acc).collect::<Vec<_>>());
-            let train_s = mean_std(&v.iter().map(|r| r.train_s).collect::<Vec<_>>()).0;
-            let total_s = mean_std(&v.iter().map(|r| r.total_s).collect::<Vec<_>>()).0;
-            let frac =
-                mean_std(&v.iter().map(|r| r.samples as f64 / r.full_data_samples.max(1) as f64).collect::<Vec<_>>()).0;
-            let base = full.get(&(d.clone(), m.clone())).copied().unwrap_or(f64::NAN);
+            let paired: Vec<(f64, f64, f64, f64)> =
+                v.iter().filter_map(|r| baseline(rows, r).map(|b| speedups(r, b))).collect();
+            let noisy_wall = paired.iter().filter(|(w, _, _, b)| is_noise(*w, *b)).count();
+            let noisy_cpu = paired.iter().filter(|(_, c, _, b)| is_noise(*c, *b)).count();
             Cell {
                 dataset: d,
                 model: m,
-                prune_fraction: v[0].prune_fraction,
                 method: p,
+                budget,
+                prune_fraction: v[0].prune_fraction,
                 seeds: v.len(),
                 acc_mean,
-                acc_std,
-                train_s,
-                total_s,
-                sample_fraction: frac,
-                speedup_train: base / train_s,
-                speedup_total: base / total_s,
+                acc_std: if v.len() > 1 { acc_std } else { f64::NAN },
+                train_s: mean_of(v.iter().map(|r| r.train_s)),
+                total_s: mean_of(v.iter().map(|r| r.total_s)),
+                cpu_s: mean_of(v.iter().map(|r| if r.cpu_s > 0.0 { r.cpu_s } else { f64::NAN })),
+                sample_fraction: mean_of(v.iter().map(|r| r.samples as f64 / r.full_data_samples.max(1) as f64)),
+                bound: mean_of(v.iter().map(|r| r.full_data_samples as f64 / r.samples.max(1) as f64)),
+                speedup_wall: mean_of(paired.iter().map(|x| x.0)),
+                speedup_cpu: mean_of(paired.iter().map(|x| x.1)),
+                speedup_total: mean_of(paired.iter().map(|x| x.2)),
+                paired_seeds: paired.len(),
+                noisy_wall,
+                noisy_cpu,
+                ms_per_pass: mean_of(v.iter().map(|r| r.ms_per_pass)),
             }
         })
         .collect()
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95% intervals);
+/// 1.96 (the normal quantile) above 30.
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    if df == 0 {
+        f64::NAN
+    } else {
+        T.get(df - 1).copied().unwrap_or(1.96)
+    }
+}
+
+/// A paired comparison of test accuracy over seeds: `this - other` per seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paired {
+    /// Seeds present in both.
+    pub n: usize,
+    /// Mean difference.
+    pub mean: f64,
+    /// 95% interval (t distribution over seeds); NaN with fewer than 2 seeds.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+}
+
+impl Paired {
+    /// From per-seed differences.
+    pub fn from_diffs(d: &[f64]) -> Self {
+        let (mean, sd) = mean_std(d);
+        let n = d.len();
+        let half = if n > 1 { t975(n - 1) * sd / (n as f64).sqrt() } else { f64::NAN };
+        Self { n, mean, lo: mean - half, hi: mean + half }
+    }
+
+    /// "higher", "lower", or "no measurable difference" (the interval contains 0, or n < 2).
+    pub fn verdict(&self) -> &'static str {
+        if !(self.lo.is_finite() && self.hi.is_finite()) {
+            "n < 2: no interval"
+        } else if self.lo > 0.0 {
+            "higher"
+        } else if self.hi < 0.0 {
+            "lower"
+        } else {
+            "no measurable difference"
+        }
+    }
+}
+
+/// Per-seed accuracy differences of the runs in `a` against those of `b` with the same seed.
+pub fn paired(a: &[&RunRow], b: &[&RunRow]) -> Paired {
+    let d: Vec<f64> = a
+        .iter()
+        .filter_map(|x| b.iter().find(|y| y.seed == x.seed).map(|y| x.final_test_acc - y.final_test_acc))
+        .collect();
+    Paired::from_diffs(&d)
+}
+
+/// A chart series' name: the method, marked when its budget is nominal.
+fn series_label(c: &Cell) -> String {
+    if c.budget == "nominal" {
+        format!("{} (nominal)", c.method)
+    } else {
+        c.method.clone()
+    }
+}
+
+/// Accuracy as "mean ± std (n=k)", or "mean (n=1)" with one seed: a single run has no spread.
+fn acc_cell(c: &Cell) -> String {
+    if c.seeds > 1 {
+        format!("{} ± {} (n={})", pct(c.acc_mean), pct(c.acc_std), c.seeds)
+    } else {
+        format!("{} (n=1)", pct(c.acc_mean))
+    }
 }
 
 fn pct(v: f64) -> String {
@@ -324,10 +476,13 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         md.push_str("\n\n");
     }
     md.push_str(
-        "Test accuracy is the mean ± standard deviation over seeds of the accuracy after the last epoch. \
-         *Train* is the wall time of the training epochs (selection, data, compute and score updates; evaluation and \
-         checkpoints excluded); *total* adds the static scoring time charged to static methods. Speed-ups are relative to \
-         the full-data run of the same dataset and model. *Samples* is the fraction of full-data sample passes used.\n\n",
+        "Test accuracy is the mean ± sample standard deviation over seeds of the accuracy after the last epoch, with the \
+         number of seeds; a single run shows `(n=1)` and no spread. *Train* is the wall time of the training epochs \
+         (re-scoring, selection, data, compute and score updates; evaluation and checkpoints excluded); *total* adds the \
+         static scoring time charged to static methods. *Samples* is the fraction of full-data sample passes used. \
+         *Budget*: `matched` cells spend the sample passes of uniform random at the same prune fraction (warm-up and \
+         annealing included), `nominal` cells remove the prune fraction in each pruned epoch and add their full-data \
+         epochs on top.\n\n",
     );
     let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
     for (d, m) in &pairs {
@@ -336,26 +491,49 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
             policy_rank(&a.method).cmp(&policy_rank(&b.method)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
         });
         md.push_str(&format!("## {d} / {m}\n\n"));
-        md.push_str("| method | prune fraction | seeds | test acc (%) | samples | train (s) | speed-up (train) | total (s) | speed-up (total) |\n");
-        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str(
+            "| method | budget | prune fraction | test acc (%) | samples | bound | speed-up (wall) | speed-up (CPU) | train (s) | ms/pass | total (s) | speed-up (total) |\n",
+        );
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for c in &cs {
+            let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
             md.push_str(&format!(
-                "| {} | {:.2} | {} | {} ± {} | {:.0}% | {:.1} | {} | {:.1} | {} |\n",
+                "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {} |\n",
                 c.method,
+                c.budget,
                 c.prune_fraction,
-                c.seeds,
-                pct(c.acc_mean),
-                pct(c.acc_std),
+                acc_cell(c),
                 100.0 * c.sample_fraction,
+                x(c.bound),
+                x(c.speedup_wall),
+                flag(c.noisy_wall),
+                x(c.speedup_cpu),
+                flag(c.noisy_cpu),
                 c.train_s,
-                x(c.speedup_train),
+                c.ms_per_pass,
                 c.total_s,
                 x(c.speedup_total)
             ));
         }
+        let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu).sum();
+        md.push_str(&format!(
+            "\n*bound*: full-data training passes / this cell's (the largest speed-up its work allows). Speed-ups \
+             divide each run into the full-data run of the **same seed** and average over the seeds that have one. \
+             {}\n\n",
+            if noisy > 0 {
+                format!(
+                    "⚠k: k runs of the cell measured a speed-up more than {:.0}% above their bound: that is timing \
+                     noise (the machine was busier during the baseline than during the run), not a result; {noisy} \
+                     such measurements here.",
+                    100.0 * NOISE_TOLERANCE
+                )
+            } else {
+                format!("No speed-up exceeds its bound by more than {:.0}%.", 100.0 * NOISE_TOLERANCE)
+            }
+        ));
         let slug = format!("{d}-{m}").replace(['/', ' '], "_");
-        let methods: BTreeSet<&str> = cs.iter().map(|c| c.method.as_str()).collect();
-        let mut methods: Vec<&str> = methods.into_iter().collect();
+        let methods: BTreeSet<String> = cs.iter().map(|c| series_label(c)).collect();
+        let mut methods: Vec<String> = methods.into_iter().collect();
         methods.sort_by_key(|p| policy_rank(p));
         let mut acc = Chart {
             title: format!("{d} / {m}: accuracy vs prune fraction"),
@@ -370,19 +548,19 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
             series: vec![],
         };
         for p in &methods {
-            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| c.method == *p).collect();
+            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| series_label(c) == *p).collect();
             pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
             let style = if *p == "full" { Style::Reference } else { Style::Line };
             acc.series.push(Series {
                 name: p.to_string(),
                 points: pc.iter().map(|c| (c.prune_fraction, 100.0 * c.acc_mean)).collect(),
-                errors: Some(pc.iter().map(|c| 100.0 * c.acc_std).collect()),
+                errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
                 style,
             });
             time.series.push(Series {
                 name: p.to_string(),
                 points: pc.iter().map(|c| (c.total_s, 100.0 * c.acc_mean)).collect(),
-                errors: Some(pc.iter().map(|c| 100.0 * c.acc_std).collect()),
+                errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
                 style: Style::Points,
             });
         }
@@ -434,6 +612,8 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         }
         md.push('\n');
     }
+    md.push_str(&paired_section(rows));
+    md.push_str(&timing_section(rows));
     md.push_str("## Provenance\n\n");
     let commits: BTreeSet<&str> = rows.iter().map(|r| r.commit.as_str()).collect();
     let machines: BTreeSet<&str> = rows.iter().map(|r| r.machine.as_str()).collect();
@@ -446,6 +626,78 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
     md.push_str(&format!("- report command: `{}`\n", std::env::args().collect::<Vec<_>>().join(" ")));
     output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
+}
+
+/// Paired accuracy differences against dynamic random (same budget and prune fraction) and
+/// against full data, seed by seed, with 95% t intervals.
+fn paired_section(rows: &[RunRow]) -> String {
+    let mut groups: BTreeMap<(String, String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(group_key(r)).or_default().push(r);
+    }
+    let mut keys: Vec<&(String, String, String, String, u64)> =
+        groups.keys().filter(|(_, _, m, _, _)| m != "full").collect();
+    keys.sort_by(|a, b| (&a.0, &a.1, &a.3, policy_rank(&a.2), a.4).cmp(&(&b.0, &b.1, &b.3, policy_rank(&b.2), b.4)));
+    if keys.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "## Paired differences\n\nTest accuracy of each cell minus that of dynamic random (same budget and prune fraction) \
+         and of full data, paired by seed: the mean difference in points and its 95% interval from the t distribution \
+         over seeds (n = paired seeds). Only an interval that excludes 0 is a measured difference.\n\n\
+         | dataset | method | budget | prune fraction | vs random (points) | verdict | vs full data (points) | verdict |\n\
+         |---|---|---|---:|---:|---|---:|---|\n",
+    );
+    let fmt = |p: &Paired| {
+        if p.n == 0 {
+            "n/a".to_string()
+        } else if p.lo.is_finite() {
+            format!("{:+.2} [{:+.2}, {:+.2}] (n={})", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi, p.n)
+        } else {
+            format!("{:+.2} (n={})", 100.0 * p.mean, p.n)
+        }
+    };
+    for k in keys {
+        let (d, m, meth, budget, pf) = k;
+        let runs = &groups[k];
+        let random = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), *pf));
+        let full: Vec<&RunRow> =
+            rows.iter().filter(|r| r.method == "full" && &r.dataset == d && &r.model == m).collect();
+        let vs_random = match random {
+            Some(rr) if meth != "random" => paired(runs, rr),
+            _ => Paired::from_diffs(&[]),
+        };
+        let vs_full = paired(runs, &full);
+        let verdict = |p: &Paired| if p.n == 0 { "" } else { p.verdict() };
+        md.push_str(&format!(
+            "| {d} | {meth} | {budget} | {:.2} | {} | {} | {} | {} |\n",
+            *pf as f64 / 1e6,
+            fmt(&vs_random),
+            verdict(&vs_random),
+            fmt(&vs_full),
+            verdict(&vs_full)
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// Every run's training time per sample pass, wall and CPU: a run slowed by a neighbour shows up
+/// as a high wall figure next to an ordinary CPU one.
+fn timing_section(rows: &[RunRow]) -> String {
+    let mut md = String::from(
+        "## Time per sample pass\n\nTraining time per sample pass (training and re-scoring passes) of every run, wall \
+         and process CPU time (both threads), in ms. Identical work should cost the same per pass; a wall figure far \
+         above the others, with an ordinary CPU figure, marks a run slowed by another process.\n\n\
+         | run | wall ms/pass | CPU ms/pass | peak RSS (MiB) |\n|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let cpu = if r.cpu_ms_per_pass.is_finite() { format!("{:.3}", r.cpu_ms_per_pass) } else { "n/a".into() };
+        let rss = if r.peak_rss_mib > 0.0 { format!("{:.0}", r.peak_rss_mib) } else { "n/a".into() };
+        md.push_str(&format!("| {} | {:.3} | {cpu} | {rss} |\n", r.dir, r.ms_per_pass));
+    }
+    md.push('\n');
+    md
 }
 
 /// Overlap per epoch for each dynamic method of (dataset, model), mean over seeds, at prune

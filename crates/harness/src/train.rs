@@ -376,6 +376,8 @@ fn summarize(
         policy: args.policy.as_str().into(),
         method: args.method_label(),
         prune_fraction: last.prune_fraction,
+        budget: if args.policy == crate::config::PolicyArg::Full { "none".into() } else { args.budget.as_str().into() },
+        pruned_epoch_fraction: args.pruned_epoch_fraction,
         seed: args.seed,
         epochs: args.epochs,
         final_test_acc: last.test_acc.unwrap_or(f64::NAN),
@@ -390,7 +392,7 @@ fn summarize(
         rescore_s: sum(|r| r.rescore_s),
         rescore_samples: rows.iter().map(|r| r.rescore_samples).sum(),
         cpu_s: sum(|r| r.cpu_s),
-        mean_overlap: mean_overlap(rows),
+        mean_overlap: crate::accounting::mean_pruned_overlap(rows.iter().map(|r| (r.phase.as_str(), r.overlap))),
         peak_rss_mib: resources::peak_rss_mib(),
         wall_s: sum(|r| r.wall_s),
         select_s: sum(|r| r.select_s),
@@ -429,15 +431,6 @@ fn observe_outputs(
         None => pruner.observe(idx, values)?,
     }
     Ok(())
-}
-
-/// Mean overlap over pruned epochs whose previous epoch was pruned too (the first pruned epoch
-/// after a full-data warm-up overlaps 1.0 by construction, so it is left out).
-fn mean_overlap(rows: &[EpochRow]) -> Option<f64> {
-    let pruned = |p: &str| p == "select" || p == "reuse";
-    let v: Vec<f64> =
-        rows.windows(2).filter(|w| pruned(&w[0].phase) && pruned(&w[1].phase)).filter_map(|w| w[1].overlap).collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// If a previous process died between the two renames of [`write_checkpoint`], put the last

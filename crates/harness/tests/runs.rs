@@ -83,8 +83,22 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
     for p in policies {
         let dir = tmp.path().join(p);
         let s = done(
-            train(args(&dir, &["--policy", p, "--epochs", "2", "--el2n-epochs", "1", "--forgetting-epochs", "1"]))
-                .unwrap(),
+            train(args(
+                &dir,
+                &[
+                    "--policy",
+                    p,
+                    "--epochs",
+                    "2",
+                    "--el2n-epochs",
+                    "1",
+                    "--forgetting-epochs",
+                    "1",
+                    "--budget",
+                    "nominal",
+                ],
+            ))
+            .unwrap(),
         );
         assert_eq!(s.policy, p);
         assert!(s.final_test_acc.is_finite() && (0.0..=1.0).contains(&s.final_test_acc), "{p}: {}", s.final_test_acc);
@@ -124,7 +138,10 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
 fn a_pruned_run_forwards_fewer_samples() {
     let tmp = tempfile::tempdir().unwrap();
     let full = done(train(args(&tmp.path().join("full"), &["--policy", "full"])).unwrap());
-    let ucb = done(train(args(&tmp.path().join("ucb"), &["--policy", "ucb", "--prune-fraction", "0.5"])).unwrap());
+    let ucb = done(
+        train(args(&tmp.path().join("ucb"), &["--policy", "ucb", "--prune-fraction", "0.5", "--budget", "nominal"]))
+            .unwrap(),
+    );
     assert_eq!(full.samples, 3 * 384);
     // One full warm-up epoch, then two epochs of exactly half.
     assert_eq!(ucb.samples, 384 + 2 * 192);
@@ -255,7 +272,8 @@ fn trains_on_a_slice_of_real_fashion_mnist() {
         ],
     );
     let s = done(train(a).unwrap());
-    assert_eq!(s.samples, 2000 + 2 * 1000);
+    // Matched budget: 0.5 * 2000 * 3 = 3000 passes, the warm-up's 2000 included.
+    assert_eq!(s.samples, 2000 + 2 * 500);
     assert!(
         s.final_test_acc > 0.5,
         "three short epochs on 2,000 images reach well above chance (10%): {}",
@@ -320,7 +338,18 @@ fn rescoring_is_charged_and_follows_each_rule() {
     let k = done(
         train(args(
             &kdir,
-            &["--policy", "kakurenbo", "--kakurenbo-tau", "0", "--epochs", "4", "--prune-fraction", "0.5"],
+            &[
+                "--policy",
+                "kakurenbo",
+                "--kakurenbo-tau",
+                "0",
+                "--epochs",
+                "4",
+                "--prune-fraction",
+                "0.5",
+                "--budget",
+                "nominal",
+            ],
         ))
         .unwrap(),
     );
@@ -342,7 +371,10 @@ fn rescoring_is_charged_and_follows_each_rule() {
     // UCB with --rescore-every 1: before each selection after the first, the samples not trained
     // on in the previous epoch.
     let udir = tmp.path().join("u");
-    let u = done(train(args(&udir, &["--policy", "ucb", "--rescore-every", "1", "--epochs", "4"])).unwrap());
+    let u = done(
+        train(args(&udir, &["--policy", "ucb", "--rescore-every", "1", "--epochs", "4", "--budget", "nominal"]))
+            .unwrap(),
+    );
     assert_eq!(u.method, "ucb+rescore1");
     let r = rows(&udir);
     assert_eq!(r.iter().map(|x| x.rescore_samples).collect::<Vec<_>>(), [0, 0, n / 2, n / 2]);
@@ -359,8 +391,22 @@ fn dynamics_columns_are_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plain");
     let s = done(
-        train(args(&dir, &["--policy", "ucb", "--staleness", "off", "--epochs", "4", "--prune-fraction", "0.5"]))
-            .unwrap(),
+        train(args(
+            &dir,
+            &[
+                "--policy",
+                "ucb",
+                "--staleness",
+                "off",
+                "--epochs",
+                "4",
+                "--prune-fraction",
+                "0.5",
+                "--budget",
+                "nominal",
+            ],
+        ))
+        .unwrap(),
     );
     let r = rows(&dir);
     assert_eq!((r[0].coverage, r[0].never_selected), (None, None), "warm-up: no pruned epoch yet");
@@ -373,7 +419,10 @@ fn dynamics_columns_are_recorded() {
     assert_eq!(r[2].overlap, Some(1.0));
     assert_eq!(s.mean_overlap, Some(1.0));
     let d = tmp.path().join("default");
-    let t = done(train(args(&d, &["--policy", "ucb", "--epochs", "4", "--prune-fraction", "0.5"])).unwrap());
+    let t = done(
+        train(args(&d, &["--policy", "ucb", "--epochs", "4", "--prune-fraction", "0.5", "--budget", "nominal"]))
+            .unwrap(),
+    );
     assert!(t.mean_overlap.unwrap() < 1.0, "the default UCB re-chooses: {:?}", t.mean_overlap);
 }
 
@@ -394,4 +443,42 @@ fn bad_new_flags_name_the_flag() {
     assert!(e.contains("--rescore-every"), "{e}");
     let e = Cli::try_parse_from(["dynaprune", "--staleness", "sometimes"]).err().unwrap().to_string();
     assert!(e.contains("prior") && e.contains("count-bonus") && e.contains("off"), "{e}");
+}
+
+#[test]
+fn matched_budgets_spend_what_uniform_random_spends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 384;
+    // 4 epochs at 50%: uniform random spends 0.5 * 384 * 4 = 768 passes.
+    let base = ["--epochs", "4", "--prune-fraction", "0.5"];
+    let run = |name: &str, extra: &[&str]| {
+        let v: Vec<&str> = base.iter().chain(extra).copied().collect();
+        done(train(args(&tmp.path().join(name), &v)).unwrap())
+    };
+    let random = run("random", &["--policy", "random"]);
+    assert_eq!((random.samples, random.budget.as_str()), (768, "matched"));
+    // UCB warms up on all 384, then its 3 pruned epochs share the other 384: 128 each.
+    let ucb = run("ucb", &["--policy", "ucb"]);
+    assert_eq!(ucb.samples, 768);
+    assert_eq!(rows(&tmp.path().join("ucb")).iter().map(|r| r.samples).collect::<Vec<_>>(), [n, 128, 128, 128]);
+    assert!((ucb.pruned_epoch_fraction.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    // Random with the same warm-up: the warm-up's effect on its own, at the same cost.
+    let rw = run("random-w", &["--policy", "random", "--warmup-epochs", "1"]);
+    assert_eq!((rw.samples, rw.method.as_str()), (768, "random+warmup1"));
+    // Nominal: the warm-up comes on top.
+    let nominal = run("nominal", &["--policy", "ucb", "--budget", "nominal"]);
+    assert_eq!((nominal.samples, nominal.budget.as_str()), (n + 3 * 192, "nominal"));
+    // A budget the full-data epochs already spend is an error naming the flags and numbers.
+    let e = format!(
+        "{:#}",
+        train(args(&tmp.path().join("bad"), &["--policy", "infobatch", "--epochs", "2", "--prune-fraction", "0.6"]))
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("--budget matched")
+            && e.contains("--warmup-epochs 1")
+            && e.contains("cannot be met")
+            && e.contains("0.800"),
+        "{e}"
+    );
 }

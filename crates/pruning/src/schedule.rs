@@ -140,4 +140,43 @@ impl Schedule {
     pub fn pruned_epochs(&self) -> usize {
         self.epochs.saturating_sub(self.warmup + self.anneal)
     }
+
+    /// The fraction each *pruned* epoch must remove so that the whole run spends the same number
+    /// of sample passes as removing `prune_fraction` from every epoch: `(1 - f) * n * epochs`.
+    /// Warm-up and annealing epochs train on everything, so they count against that budget and
+    /// the pruned epochs keep fewer samples to pay for them:
+    /// `1 - ((1 - f) * epochs - warmup - anneal) / pruned_epochs`.
+    ///
+    /// ```
+    /// use dynaprune::Schedule;
+    /// // 10 epochs at 50%: 5 dataset passes. One warm-up epoch spends 1, so the 9 pruned epochs
+    /// // keep 4/9 of the data each (remove 5/9).
+    /// let f = Schedule::new(10).warmup(1).budget_matched_fraction(0.5).unwrap();
+    /// assert!((f - 5.0 / 9.0).abs() < 1e-12);
+    /// assert_eq!(Schedule::new(10).budget_matched_fraction(0.3).unwrap(), 0.3);
+    /// ```
+    ///
+    /// Errors when the full-data epochs alone spend the budget (or more), naming the numbers.
+    pub fn budget_matched_fraction(&self, prune_fraction: f64) -> Result<f64> {
+        check_half_open("prune_fraction", prune_fraction)?;
+        self.validate()?;
+        let full = (self.warmup + self.anneal) as f64;
+        let budget = (1.0 - prune_fraction) * self.epochs as f64;
+        let pruned = self.pruned_epochs();
+        if pruned == 0 || budget - full <= 0.0 {
+            return Err(PruneError::InvalidSchedule(format!(
+                "a budget of (1 - {prune_fraction}) x {} = {budget:.3} dataset passes cannot be met: the {} warm-up and \
+                 {} annealing epochs already train on the full data ({full} passes){}; lower them, or the prune fraction, \
+                 or use the nominal budget",
+                self.epochs,
+                self.warmup,
+                self.anneal,
+                if pruned == 0 { " and no epoch is left to prune" } else { "" }
+            )));
+        }
+        if self.warmup + self.anneal == 0 {
+            return Ok(prune_fraction);
+        }
+        Ok(1.0 - (budget - full) / pruned as f64)
+    }
 }

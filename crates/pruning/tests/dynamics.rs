@@ -328,3 +328,43 @@ fn epsilon_greedy_prefers_a_responsive_ema_unless_plain() {
     assert_eq!(plain.preferred_ema_decay(), EmaBuffer::DEFAULT_DECAY, "the original rule keeps 0.9");
     assert_eq!(Ucb::new(0.5, 1.0).unwrap().preferred_ema_decay(), EmaBuffer::DEFAULT_DECAY);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Budget matching: with the matched per-epoch fraction, a hard rule's whole run spends
+    /// `(1 - f) * n * epochs` sample passes within 1%, whatever its warm-up and annealing.
+    #[test]
+    fn budget_matched_runs_spend_the_uniform_budget(
+        n in 200usize..600, epochs in 3usize..12, warmup in 0usize..3, anneal in 0usize..2, f in 0.05f64..0.8,
+        seed in any::<u64>(),
+    ) {
+        let sched = Schedule::new(epochs).warmup(warmup).anneal(anneal);
+        prop_assume!(sched.validate().is_ok());
+        let budget = (1.0 - f) * (n * epochs) as f64;
+        match sched.budget_matched_fraction(f) {
+            Err(e) => {
+                prop_assert!((warmup + anneal) as f64 >= (1.0 - f) * epochs as f64 || warmup + anneal == epochs, "{e}");
+                prop_assert!(e.to_string().contains("cannot be met"), "{e}");
+            }
+            Ok(fe) => {
+                prop_assume!(((1.0 - fe) * n as f64).round() >= 1.0);
+                let mut pr = Pruner::builder(n)
+                    .policy(Ucb::new(fe, 1.0).unwrap())
+                    .schedule(sched)
+                    .seed(seed)
+                    .build()
+                    .unwrap();
+                let mut total = 0usize;
+                for e in 0..epochs {
+                    let p = pr.plan(e).unwrap();
+                    total += p.len();
+                    let idx = p.indices().to_vec();
+                    let v: Vec<f32> = idx.iter().map(|&i| hash01(i, e, seed)).collect();
+                    pr.observe(&idx, &v).unwrap();
+                }
+                prop_assert!((total as f64 - budget).abs() <= 0.01 * budget, "{total} passes vs budget {budget}");
+            }
+        }
+    }
+}
