@@ -93,8 +93,8 @@ fn download_verifies_checksum_and_length_and_never_leaves_partial_files() {
     assert!(e.contains("127.0.0.1:9"), "{e}");
 }
 
-/// Fashion-MNIST-shaped gzip files served by the local server, their official names and
-/// checksums replaced: exercises the mirror path, verification, idempotence and the error text.
+/// Offline, with no Debian copy and a mirror that has nothing: one error that says how to place
+/// the files by hand, and no partial file left behind.
 #[test]
 fn fashion_mnist_offline_gives_instructions() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,13 +113,58 @@ fn fashion_mnist_offline_gives_instructions() {
     assert!(!dir.path().join("data/fashion-mnist/train-images-idx3-ubyte.gz.part").exists());
 }
 
+/// Debian's Fashion-MNIST, or `None` (and a SKIPPED line) when it is not installed; under CI
+/// (`CI=true`) its absence is a failure, never a silent skip.
+fn debian_fashion_mnist() -> Option<&'static Path> {
+    let debian = Path::new(fetch::DEBIAN_FASHION_MNIST);
+    if debian.join("train-images-idx3-ubyte.gz").exists() {
+        return Some(debian);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but {} is missing: .ci/run must install dataset-fashion-mnist",
+        debian.display()
+    );
+    eprintln!("SKIPPED: {} not installed (apt-get install dataset-fashion-mnist)", debian.display());
+    None
+}
+
+/// The download path with the real files: the first mirror serves a corrupted copy of one file
+/// (refused by its MD5), the second serves the real ones; the result is verified, and a second
+/// fetch needs no server at all.
+#[test]
+fn fashion_mnist_mirrors_are_tried_in_order_and_verified() {
+    let Some(debian) = debian_fashion_mnist() else { return };
+    let real: Vec<(&'static str, Vec<u8>)> =
+        fetch::FASHION_MNIST.iter().map(|(r, _)| (r.name, std::fs::read(debian.join(r.name)).unwrap())).collect();
+    let mut corrupt = real[1].1.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff;
+    let bad = serve(vec![(real[1].0, Reply::Ok(corrupt))]);
+    let good = serve(real.iter().map(|(n, b)| (*n, Reply::Ok(b.clone()))).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fetch::fetch_fashion_mnist(&data, &dir.path().join("no-debian"), &[bad.as_str(), good.as_str()], false).unwrap();
+    for (r, _) in fetch::FASHION_MNIST {
+        let got = data.join("fashion-mnist").join(r.name);
+        assert_eq!(fetch::md5_file(&got).unwrap(), r.md5, "{} verified", r.name);
+        assert!(!got.with_extension("gz.part").exists());
+    }
+    // Idempotent: everything is in place, so dead mirrors do not matter.
+    fetch::fetch_fashion_mnist(&data, &dir.path().join("no-debian"), &["http://127.0.0.1:9"], false).unwrap();
+    // Only a corrupted copy anywhere: refused, with every mirror's error in the message.
+    let dir2 = tempfile::tempdir().unwrap();
+    let e = format!(
+        "{:#}",
+        fetch::fetch_fashion_mnist(&dir2.path().join("data"), &dir2.path().join("no-debian"), &[bad.as_str()], false)
+            .unwrap_err()
+    );
+    assert!(e.contains("by hand"), "{e}");
+}
+
 #[test]
 fn debian_copy_is_verified_and_fetch_is_idempotent() {
-    let debian = Path::new(fetch::DEBIAN_FASHION_MNIST);
-    if !debian.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!("SKIPPED: {} not installed (apt-get install dataset-fashion-mnist)", debian.display());
-        return;
-    }
+    let Some(debian) = debian_fashion_mnist() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     fetch::fetch_fashion_mnist(&data, debian, &["http://127.0.0.1:9"], false).unwrap();

@@ -48,7 +48,11 @@ fn augmentation_is_a_pure_function_of_seed_epoch_index() {
     assert_eq!(&b2[..36], image_of(&a, 3, 5).as_slice());
     // Epochs and seeds change the draw.
     let differs = (0..8).any(|i| image_of(&a, 3, i) != image_of(&a, 4, i));
-    assert!(differs);
+    assert!(differs, "another epoch, another crop or flip for some sample");
+    let other_seed = BatchAssembler::new(ds.clone(), &unit_stats(), Augment::CIFAR, 10, Device::Cpu).unwrap();
+    assert!((0..8).any(|i| image_of(&a, 3, i) != image_of(&other_seed, 3, i)), "another seed, another draw");
+    let same_seed = BatchAssembler::new(ds.clone(), &unit_stats(), Augment::CIFAR, 9, Device::Cpu).unwrap();
+    assert!((0..8).all(|i| image_of(&a, 3, i) == image_of(&same_seed, 3, i)), "the same seed, the same draw");
 }
 
 #[test]

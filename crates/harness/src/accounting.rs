@@ -51,6 +51,10 @@ pub struct EpochRow {
     /// The largest such age.
     #[serde(default)]
     pub max_staleness: u32,
+    /// Sum of the plan's loss weights (= `samples` for unweighted rules; InfoBatch's rescaled
+    /// survivors make it about the dataset size).
+    #[serde(default)]
+    pub weight_sum: f64,
     /// Learning-rate factor the rule asked for (KAKURENBO; 1 otherwise).
     #[serde(default = "one")]
     pub lr_factor: f64,

@@ -450,9 +450,10 @@ impl TrainArgs {
         if w + a > self.epochs {
             bail!("--warmup-epochs ({w}) + --anneal-epochs ({a}) exceed --epochs ({})", self.epochs);
         }
-        self.pruned_epoch_fraction = Some(match (self.budget, self.policy) {
-            (_, PolicyArg::Full) | (BudgetArg::Nominal, _) => self.prune_fraction,
-            (BudgetArg::Matched, _) => dynaprune::Schedule::new(self.epochs)
+        self.pruned_epoch_fraction = match (self.budget, self.policy) {
+            (_, PolicyArg::Full) => None,
+            (BudgetArg::Nominal, _) => Some(self.prune_fraction),
+            (BudgetArg::Matched, _) => Some(dynaprune::Schedule::new(self.epochs)
                 .warmup(w)
                 .anneal(a)
                 .budget_matched_fraction(self.prune_fraction)
@@ -462,8 +463,8 @@ impl TrainArgs {
                         self.prune_fraction,
                         self.epochs
                     )
-                })?,
-        });
+                })?),
+        };
         Ok(())
     }
 }

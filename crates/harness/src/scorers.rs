@@ -107,21 +107,13 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
         ScorerArg::Forgetting => {
             let e = args.forgetting_epochs.unwrap_or(args.epochs);
             let model = build(0)?;
-            let mut prev: Vec<Option<bool>> = vec![None; n];
-            let mut learned = vec![false; n];
-            let mut events = vec![0u32; n];
+            let mut counter = ForgettingCounter::new(n);
             train_full(env, &model, args, e, |indices, out, _| {
-                for (&i, &c) in indices.iter().zip(&out.correct) {
-                    let now = c > 0.5;
-                    if prev[i] == Some(true) && !now {
-                        events[i] += 1;
-                    }
-                    learned[i] |= now;
-                    prev[i] = Some(now);
-                }
+                let correct: Vec<bool> = out.correct.iter().map(|&c| c > 0.5).collect();
+                counter.observe(indices, &correct);
                 Ok(())
             })?;
-            let scores = events.iter().zip(&learned).map(|(&c, &l)| if l { c as f32 } else { f32::INFINITY }).collect();
+            let scores = counter.scores();
             let label = format!("forgetting events over a {e}-epoch full-data run (correct -> incorrect between consecutive presentations); never learned = inf");
             (scores, label, 1, e)
         }
@@ -201,12 +193,54 @@ fn per_sample_last_layer_grad(env: &Env, model: &ResNet, batch: usize) -> Result
     for b in env.train_plain.prefetch(0, plan, 2) {
         let b = b?;
         let (h, logits) = model.forward_with_features(&b.images, Mode::Eval)?;
-        let err = loss::el2n(&logits, &b.labels)?;
-        let hn = (h.sqr()?.sum(1)? + 1.0)?.sqrt()?;
-        let v = (err * hn)?.to_vec1::<f32>()?;
+        let v = last_layer_grad_norm(&h, &logits, &b.labels)?.to_vec1::<f32>()?;
         out.extend(b.indices.iter().copied().zip(v));
     }
     Ok(out)
+}
+
+/// Per-sample norm of the cross-entropy gradient with respect to the last linear layer's
+/// weights and bias, from the penultimate features `h` `(N, D)` and the logits `(N, K)`: for one
+/// sample the weight gradient is `h (p - y)^T` and the bias gradient `p - y`, so the norm is
+/// exactly `||p - y|| * sqrt(||h||^2 + 1)` (GraNd's last-layer approximation; `||p - y||` is
+/// EL2N).
+pub fn last_layer_grad_norm(h: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let err = loss::el2n(logits, labels)?;
+    let hn = (h.sqr()?.sum(1)? + 1.0)?.sqrt()?;
+    Ok((err * hn)?)
+}
+
+/// Counts forgetting events (Toneva et al., 2019): a sample is *forgotten* when it was predicted
+/// correctly at one presentation and incorrectly at the next. Samples never predicted correctly
+/// score infinity (never learned: the hardest).
+#[derive(Debug, Clone)]
+pub struct ForgettingCounter {
+    prev: Vec<Option<bool>>,
+    learned: Vec<bool>,
+    events: Vec<u32>,
+}
+
+impl ForgettingCounter {
+    /// A counter for `n` samples.
+    pub fn new(n: usize) -> Self {
+        Self { prev: vec![None; n], learned: vec![false; n], events: vec![0; n] }
+    }
+
+    /// One presentation of `indices`, each predicted correctly or not.
+    pub fn observe(&mut self, indices: &[usize], correct: &[bool]) {
+        for (&i, &now) in indices.iter().zip(correct) {
+            if self.prev[i] == Some(true) && !now {
+                self.events[i] += 1;
+            }
+            self.learned[i] |= now;
+            self.prev[i] = Some(now);
+        }
+    }
+
+    /// Forgetting events per sample; infinity for samples never predicted correctly.
+    pub fn scores(&self) -> Vec<f32> {
+        self.events.iter().zip(&self.learned).map(|(&c, &l)| if l { c as f32 } else { f32::INFINITY }).collect()
+    }
 }
 
 /// Full per-sample gradient norms: one forward/backward pass per sample, in parallel over

@@ -222,12 +222,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_are_nice_and_cover_the_range() {
+    fn ticks_are_nice_evenly_spaced_and_span_the_range() {
         let t = nice_ticks(0.0, 1.0, 5);
         assert_eq!(t.len(), 6);
         assert!(t.iter().zip([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]).all(|(a, b)| (a - b).abs() < 1e-12), "{t:?}");
-        let t = nice_ticks(83.2, 91.7, 6);
-        assert!(t.first().unwrap() >= &83.2 && t.last().unwrap() <= &91.7 && t.len() >= 4);
+        for (lo, hi, n) in [(83.2, 91.7, 6), (0.0, 482.1, 5), (-3.0, 7.0, 4), (0.3, 0.7, 5)] {
+            let t = nice_ticks(lo, hi, n);
+            assert!(t.len() >= 3, "{lo}..{hi}: {t:?}");
+            let step = t[1] - t[0];
+            // A nice step is 1, 2 or 5 times a power of ten.
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!([1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-9), "{lo}..{hi}: step {step}");
+            assert!(t.windows(2).all(|w| ((w[1] - w[0]) - step).abs() < 1e-9 * step.max(1.0)), "{t:?}");
+            // The ticks lie inside the range and leave less than one step uncovered at either end.
+            assert!(t[0] >= lo - 1e-9 && *t.last().unwrap() <= hi + 1e-9, "{lo}..{hi}: {t:?}");
+            assert!(t[0] - lo < step && hi - t.last().unwrap() < step, "{lo}..{hi}: {t:?}");
+        }
     }
 
     #[test]

@@ -113,9 +113,14 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     let progress = Progress::new(&args.progress, args.epochs);
 
     // Resume state, if any.
-    let resumed: Option<State> = if args.resume && ck_dir.join("state.json").exists() {
-        let st: State = serde_json::from_slice(&std::fs::read(ck_dir.join("state.json"))?)
-            .context("reading checkpoint/state.json")?;
+    // A checkpoint folder without its state is damaged: refuse, never silently start over.
+    let resumed: Option<State> = if args.resume && ck_dir.exists() {
+        let state_path = ck_dir.join("state.json");
+        let bytes = std::fs::read(&state_path).with_context(|| {
+            format!("--resume: cannot read {} (the checkpoint is incomplete)", state_path.display())
+        })?;
+        let st: State = serde_json::from_slice(&bytes)
+            .with_context(|| format!("--resume: {} is not a checkpoint state", state_path.display()))?;
         if st.fingerprint != fingerprint(&args) {
             bail!(
                 "--resume: the flags differ from the interrupted run's (see {}); rerun with the same flags",
@@ -176,8 +181,11 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     let mut start_epoch = 0;
     if let Some(st) = &resumed {
         checkpoint::load(&ck_dir.join("model.safetensors"), &model, Some(&mut opt))?;
-        let bytes = std::fs::read(ck_dir.join("pruner.bin")).context("reading checkpoint/pruner.bin")?;
-        pruner.restore(PrunerState::from_bytes(&bytes)?)?;
+        let pruner_path = ck_dir.join("pruner.bin");
+        let bytes =
+            std::fs::read(&pruner_path).with_context(|| format!("--resume: reading {}", pruner_path.display()))?;
+        let state = PrunerState::from_bytes(&bytes).with_context(|| format!("--resume: {}", pruner_path.display()))?;
+        pruner.restore(state).with_context(|| format!("--resume: {}", pruner_path.display()))?;
         rows = st.rows.clone();
         start_epoch = st.completed_epochs;
         if let Ok(b) = std::fs::read(ck_dir.join("timing.json")) {
@@ -271,6 +279,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             mean_staleness: stats.mean_staleness,
             max_staleness: stats.max_staleness,
             lr_factor: stats.lr_factor,
+            weight_sum: stats.weight_sum,
             rescore_samples: stale.len(),
             rescore_s,
             select_s,

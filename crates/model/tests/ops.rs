@@ -129,7 +129,13 @@ fn batch_norm_matches_candle_forward_and_backward() {
             let xt = x.transpose(0, 1).unwrap().flatten_from(1).unwrap();
             let m: Vec<f32> = xt.mean(1).unwrap().to_vec1().unwrap();
             assert!(mean.iter().zip(&m).all(|(a, b)| (a - *b as f64).abs() < 1e-5));
+            // Biased variance per channel, computed independently: mean of squares minus square of mean.
+            let sq: Vec<f32> = xt.sqr().unwrap().mean(1).unwrap().to_vec1().unwrap();
             assert_eq!(var.len(), shape[1]);
+            for (c, (&v, (&s2, &mu))) in var.iter().zip(sq.iter().zip(&m)).enumerate() {
+                let want = f64::from(s2) - f64::from(mu) * f64::from(mu);
+                assert!((v - want).abs() < 1e-4 * (1.0 + want.abs()), "channel {c}: variance {v} vs {want}");
+            }
             let r = rand_tensor(shape, seed + 3, DType::F32);
             let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (&reference * &r).unwrap().sum_all().unwrap().backward().unwrap();

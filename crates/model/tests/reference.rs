@@ -169,11 +169,59 @@ fn losses_match_pytorch() {
     close(&e, &[0.27968758, 0.7753833], 1e-6, "EL2N");
     let c = loss::correct(&logits, &labels).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(c, vec![1.0, 1.0]);
-    let w = Tensor::new(&[2.0f32, 0.0], &Device::Cpu).unwrap();
+    // sum(w * l) = 2 * 1 + 0.5 * 3 = 3.5: divided by N = 2 it is 1.75 (InfoBatch's convention);
+    // divided by the weight sum 2.5 it would be 1.4, and the unweighted mean would be 2.
+    let w = Tensor::new(&[2.0f32, 0.5], &Device::Cpu).unwrap();
     let wm = loss::weighted_mean(&Tensor::new(&[1.0f32, 3.0], &Device::Cpu).unwrap(), Some(&w))
         .unwrap()
         .to_scalar::<f32>()
         .unwrap();
-    assert_eq!(wm, 1.0, "sum(w * l) / N");
+    assert_eq!(wm, 1.75, "sum(w * l) / N");
     assert!(loss::cross_entropy_per_sample(&logits, &labels, 1.0).is_err());
+}
+
+/// The weights reach the gradient as `sum(w_i * l_i) / N`: for a linear model `logits = x W^T`,
+/// `dL/dW = (1 / N) * sum_i w_i (p_i - y_i) x_i^T`, computed here in plain f64 and compared with
+/// autograd through `weighted_mean`. Dividing by the weight sum instead, or dropping the
+/// weights, moves every entry.
+#[test]
+fn weighted_loss_gradient_is_the_weighted_sum_over_n() {
+    let x = [[1.0f64, -2.0], [0.5, 0.25], [-1.0, 3.0]];
+    let labels = [1usize, 0, 2];
+    let w_loss = [2.0f64, 0.0, 0.5];
+    let wmat = [[0.2f64, -0.1], [0.05, 0.3], [-0.4, 0.1]];
+    let n = x.len() as f64;
+    let mut want = [[0.0f64; 2]; 3];
+    for i in 0..3 {
+        let z: Vec<f64> = (0..3).map(|k| wmat[k][0] * x[i][0] + wmat[k][1] * x[i][1]).collect();
+        let m = z.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        for k in 0..3 {
+            let p = e[k] / s - if k == labels[i] { 1.0 } else { 0.0 };
+            for d in 0..2 {
+                want[k][d] += w_loss[i] * p * x[i][d] / n;
+            }
+        }
+    }
+    let xt = Tensor::new(&x.map(|r| r.map(|v| v as f32)), &Device::Cpu).unwrap();
+    let wv =
+        candle_core::Var::from_tensor(&Tensor::new(&wmat.map(|r| r.map(|v| v as f32)), &Device::Cpu).unwrap()).unwrap();
+    let logits = xt.matmul(&wv.as_tensor().t().unwrap()).unwrap();
+    let y = Tensor::new(&labels.map(|v| v as u32), &Device::Cpu).unwrap();
+    let per = loss::cross_entropy_per_sample(&logits, &y, 0.0).unwrap();
+    let wt = Tensor::new(&w_loss.map(|v| v as f32), &Device::Cpu).unwrap();
+    let l = loss::weighted_mean(&per, Some(&wt)).unwrap();
+    let g = l.backward().unwrap();
+    let got: Vec<Vec<f32>> = g.get(&wv).unwrap().to_vec2().unwrap();
+    for k in 0..3 {
+        for d in 0..2 {
+            assert!(
+                (f64::from(got[k][d]) - want[k][d]).abs() < 1e-6,
+                "dL/dW[{k}][{d}]: {} vs {}",
+                got[k][d],
+                want[k][d]
+            );
+        }
+    }
 }

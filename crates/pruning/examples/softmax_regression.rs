@@ -110,13 +110,24 @@ impl Model {
     }
 }
 
+/// What one run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    /// The rule.
+    pub name: &'static str,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Samples back-propagated over the run.
+    pub used: usize,
+}
+
 fn train(
-    name: &str,
+    name: &'static str,
     policy: Box<dyn Policy>,
     schedule: Schedule,
     train: &Data,
     test: &Data,
-) -> Result<(), dynaprune::PruneError> {
+) -> Result<RunResult, dynaprune::PruneError> {
     let mut model = Model { w: [[0.0; DIM]; CLASSES], b: [0.0; CLASSES] };
     let mut pruner = Pruner::builder(train.x.len()).boxed_policy(policy).schedule(schedule).seed(1).build()?;
     let mut used = 0usize;
@@ -130,15 +141,21 @@ fn train(
         }
     }
     let full = EPOCHS * train.x.len();
+    let accuracy = model.accuracy(test);
     println!(
         "{name:<16} test accuracy {:.2}%   samples back-propagated {used:>7} ({:.0}% of full data)",
-        100.0 * model.accuracy(test),
+        100.0 * accuracy,
         100.0 * used as f64 / full as f64
     );
-    Ok(())
+    Ok(RunResult { name, accuracy, used })
 }
 
 pub fn main() -> Result<(), dynaprune::PruneError> {
+    run_all().map(|_| ())
+}
+
+/// Trains every rule and returns what each reported.
+pub fn run_all() -> Result<Vec<RunResult>, dynaprune::PruneError> {
     let (train_set, test_set) = (generate(20_000, 1), generate(5_000, 2));
     let pf = 0.5;
     let sched = Schedule::new(EPOCHS).warmup(1).anneal(2);
@@ -153,8 +170,5 @@ pub fn main() -> Result<(), dynaprune::PruneError> {
             Schedule::new(EPOCHS).anneal_fraction(1.0 - InfoBatch::DEFAULT_DELTA)?,
         ),
     ];
-    for (name, policy, schedule) in runs {
-        train(name, policy, schedule, &train_set, &test_set)?;
-    }
-    Ok(())
+    runs.into_iter().map(|(name, policy, schedule)| train(name, policy, schedule, &train_set, &test_set)).collect()
 }

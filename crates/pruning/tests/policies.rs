@@ -248,7 +248,15 @@ fn schedule_phases_and_accounting() {
         kept.push((p.phase(), p.len()));
         let losses: Vec<f32> = p.indices().iter().map(|&i| i as f32 / 200.0).collect();
         pr.observe(p.indices(), &losses).unwrap();
-        assert_eq!(p.stats().saving, 1.0 - p.len() as f64 / 200.0);
+        // 1 - kept / n, written out: full-data epochs save nothing, UCB at 0.75 saves 75%.
+        let want = if p.phase().is_full() { 0.0 } else { 0.75 };
+        assert_eq!(p.stats().saving, want, "epoch {e}");
+        if e == 1 {
+            // The first selection ranks by the warm-up losses i / 200: the top quarter.
+            let mut first: Vec<usize> = p.indices().to_vec();
+            first.sort_unstable();
+            assert_eq!(first, (150..200).collect::<Vec<_>>());
+        }
     }
     assert_eq!(
         kept,
@@ -264,7 +272,11 @@ fn schedule_phases_and_accounting() {
     assert_eq!(pr.epochs_planned(), 6);
     let counts = pr.selection_counts();
     assert_eq!(counts.iter().map(|&c| c as usize).sum::<usize>(), 3 * 200 + 3 * 50);
-    assert!(counts.iter().all(|&c| (3..=6).contains(&c)));
+    // Every sample is in the 3 full-data epochs; the pruned counts add up to 3 epochs of 50.
+    let pruned = pr.pruned_selection_counts();
+    assert!(counts.iter().zip(pruned).all(|(&c, &p)| c == 3 + p), "selection counts = full epochs + pruned");
+    assert_eq!(pruned.iter().map(|&c| c as usize).sum::<usize>(), 150);
+    assert!(pruned[150..].iter().all(|&c| c >= 1), "the first selection's samples were counted");
 }
 
 #[test]

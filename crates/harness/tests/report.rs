@@ -1,0 +1,149 @@
+//! The report against its inputs: summaries with known values in, every number of the REPORT.md
+//! tables checked against a hand computation.
+
+use std::path::Path;
+
+use dynaprune_harness::accounting::Summary;
+use dynaprune_harness::report::{self, Paired, ReportArgs};
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    method: &str,
+    pf: f64,
+    seed: u64,
+    acc: f64,
+    train_s: f64,
+    cpu_s: f64,
+    samples: usize,
+    static_s: f64,
+) -> Summary {
+    let policy = method.split(['+', '-']).next().unwrap().to_string();
+    Summary {
+        run_id: format!("{method}-{seed}"),
+        dataset: "fashion-mnist".into(),
+        model: "resnet8".into(),
+        policy: if method == "el2n" { "el2n".into() } else { policy },
+        method: method.into(),
+        prune_fraction: pf,
+        budget: if method == "full" { "none".into() } else { "matched".into() },
+        pruned_epoch_fraction: None,
+        seed,
+        epochs: 10,
+        final_test_acc: acc,
+        final_test_loss: 0.3,
+        best_test_acc: acc,
+        samples,
+        full_data_samples: 1000,
+        train_s,
+        static_scoring_s: static_s,
+        static_scoring: None,
+        total_s: train_s + static_s,
+        rescore_s: 0.0,
+        rescore_samples: 0,
+        cpu_s,
+        mean_overlap: None,
+        peak_rss_mib: 100.0,
+        wall_s: train_s + 5.0,
+        select_s: 0.01,
+        data_s: 0.01,
+        compute_s: train_s - 0.03,
+        observe_s: 0.01,
+        eval_s: 5.0,
+        checkpoint_s: 0.1,
+        pruned_epochs: 9,
+        selection_histogram: vec![],
+        device: "Cpu".into(),
+        threads: 2,
+    }
+}
+
+fn write(dir: &Path, s: &Summary) {
+    let d = dir.join(&s.run_id);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("summary.json"), serde_json::to_vec(s).unwrap()).unwrap();
+}
+
+fn row<'a>(md: &'a str, start: &str) -> &'a str {
+    md.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no row starting with `{start}` in:\n{md}"))
+}
+
+#[test]
+fn report_numbers_match_a_hand_computation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    for s in [
+        summary("full", 0.0, 0, 0.90, 100.0, 180.0, 1000, 0.0),
+        summary("full", 0.0, 1, 0.92, 110.0, 200.0, 1000, 0.0),
+        summary("random", 0.5, 0, 0.88, 50.0, 90.0, 500, 0.0),
+        summary("random", 0.5, 1, 0.89, 60.0, 100.0, 500, 0.0),
+        summary("ucb", 0.5, 0, 0.91, 45.0, 95.0, 550, 0.0),
+        summary("ucb", 0.5, 1, 0.90, 60.0, 105.0, 550, 0.0),
+        summary("el2n", 0.5, 0, 0.85, 50.0, 90.0, 500, 30.0),
+    ] {
+        write(&runs, &s);
+    }
+    let out = tmp.path().join("out");
+    let rows = report::collect(&runs).unwrap();
+    assert_eq!(rows.len(), 7);
+    report::write(&rows, &ReportArgs { runs: runs.clone(), out: out.clone(), title: "t".into(), note: None }).unwrap();
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+
+    // Columns: method | budget | prune | acc | samples | bound | wall | CPU | train | ms/pass | total | total speed-up.
+    // full: mean(0.90, 0.92) = 91.00, sample std 1.41; its own baseline: 1.00x everywhere;
+    // ms/pass = mean(100 s, 110 s) / 1000 passes = 105 ms.
+    assert_eq!(
+        row(&md, "| full |"),
+        "| full | none | 0.00 | 91.00 ± 1.41 (n=2) | 100.0% | 1.00x | 1.00x | 1.00x | 105.0 | 105.000 | 105.0 | 1.00x |"
+    );
+    // random, paired by seed: wall (100/50 + 110/60) / 2 = 1.92x; CPU (180/90 + 200/100) / 2 = 2.00x;
+    // bound 1000 / 500 = 2.00x, not exceeded by more than 5%.
+    assert_eq!(
+        row(&md, "| random |"),
+        "| random | matched | 0.50 | 88.50 ± 0.71 (n=2) | 50.0% | 2.00x | 1.92x | 2.00x | 55.0 | 110.000 | 55.0 | 1.92x |"
+    );
+    // ucb: wall (100/45 + 110/60) / 2 = 2.03x, and seed 0's 2.22x exceeds its bound 1000/550 =
+    // 1.82x by more than 5% (1.91x): flagged once. CPU (180/95 + 200/105) / 2 = 1.90x, within.
+    assert_eq!(
+        row(&md, "| ucb |"),
+        "| ucb | matched | 0.50 | 90.50 ± 0.71 (n=2) | 55.0% | 1.82x | 2.03x ⚠1 | 1.90x | 52.5 | 95.455 | 52.5 | 2.03x |"
+    );
+    // el2n, one seed: no spread shown; its 30 s of scoring count in the total: 100 / 80 = 1.25x.
+    assert_eq!(
+        row(&md, "| el2n |"),
+        "| el2n | matched | 0.50 | 85.00 (n=1) | 50.0% | 2.00x | 2.00x | 2.00x | 50.0 | 100.000 | 80.0 | 1.25x |"
+    );
+    assert!(md.contains("such measurements here"), "the noise note counts the flagged measurement");
+
+    // Paired differences: ucb - random per seed = +3, +1 points: mean +2.00, sd 1.414, n = 2,
+    // t(0.975, 1) = 12.706: +-12.706 * 1.414 / sqrt(2) = +-12.71 -> [-10.71, +14.71].
+    assert_eq!(
+        row(&md, "| fashion-mnist | ucb | matched | 0.50 |"),
+        "| fashion-mnist | ucb | matched | 0.50 | +2.00 [-10.71, +14.71] (n=2) | no measurable difference | -0.50 [-19.56, +18.56] (n=2) | no measurable difference |"
+    );
+    assert_eq!(
+        row(&md, "| fashion-mnist | el2n | matched | 0.50 |"),
+        "| fashion-mnist | el2n | matched | 0.50 | -3.00 (n=1) | n < 2: no interval | -5.00 (n=1) | n < 2: no interval |"
+    );
+    // Time per sample pass, per run (ucb seed 0: 45 s / 550 passes; CPU 95 s / 550).
+    assert!(md.contains("| ucb-0 | 81.818 | 172.727 | 100 |"), "{md}");
+    // cells.csv holds the same aggregates.
+    let csv = std::fs::read_to_string(out.join("cells.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("speedup_cpu") && csv.lines().count() == 5, "{csv}");
+}
+
+#[test]
+fn paired_intervals_and_verdicts() {
+    // Three seeds, all about -3 points: t(0.975, 2) = 4.303, sd 0.1 points -> half-width
+    // 4.303 * 0.001 / sqrt(3) = 0.00248: the interval excludes 0.
+    let p = Paired::from_diffs(&[-0.03, -0.031, -0.029]);
+    assert_eq!(p.n, 3);
+    assert!((p.mean + 0.03).abs() < 1e-12);
+    assert!((p.hi - (-0.03 + 4.303 * 0.001 / 3f64.sqrt())).abs() < 1e-9, "{p:?}");
+    assert_eq!(p.verdict(), "lower");
+    assert_eq!(Paired::from_diffs(&[0.03, 0.031, 0.029]).verdict(), "higher");
+    assert_eq!(Paired::from_diffs(&[0.03, -0.02, 0.01]).verdict(), "no measurable difference");
+    assert_eq!(Paired::from_diffs(&[0.05]).verdict(), "n < 2: no interval");
+    assert_eq!(report::t975(1), 12.706);
+    assert_eq!(report::t975(100), 1.96);
+    assert!(report::is_noise(2.2, 2.0) && !report::is_noise(2.09, 2.0) && !report::is_noise(f64::NAN, 2.0));
+}
