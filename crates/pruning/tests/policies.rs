@@ -277,6 +277,18 @@ fn schedule_phases_and_accounting() {
     assert!(counts.iter().zip(pruned).all(|(&c, &p)| c == 3 + p), "selection counts = full epochs + pruned");
     assert_eq!(pruned.iter().map(|&c| c as usize).sum::<usize>(), 150);
     assert!(pruned[150..].iter().all(|&c| c >= 1), "the first selection's samples were counted");
+    // With as many full as pruned epochs the two counts cannot be told apart: 1 full, 4 pruned.
+    let mut pr = Pruner::builder(40)
+        .policy(UniformRandom::new(0.5).unwrap())
+        .schedule(Schedule::new(5).warmup(1))
+        .build()
+        .unwrap();
+    for e in 0..5 {
+        pr.plan(e).unwrap();
+    }
+    let (all, pruned) = (pr.selection_counts(), pr.pruned_selection_counts());
+    assert!(all.iter().zip(pruned).all(|(&c, &p)| c == 1 + p), "1 full-data epoch + the pruned selections");
+    assert_eq!(pruned.iter().map(|&c| c as usize).sum::<usize>(), 4 * 20);
 }
 
 #[test]
