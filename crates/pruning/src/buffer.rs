@@ -137,13 +137,42 @@ pub(crate) fn validate_predictions(len: usize, correct: &[bool], confidence: &[f
     Ok(())
 }
 
-/// Writes the prediction half of an already validated observation.
-fn record_predictions(records: &mut [SampleStats], indices: &[usize], correct: &[bool], confidence: &[f32]) {
-    for ((&i, &ok), &c) in indices.iter().zip(correct).zip(confidence) {
-        let r = &mut records[i];
-        r.correct = ok;
-        r.confidence = c;
+/// The buffers of this module, whose records can be written in place.
+trait RecordsMut {
+    fn records_mut(&mut self) -> &mut [SampleStats];
+}
+
+impl RecordsMut for EmaBuffer {
+    fn records_mut(&mut self) -> &mut [SampleStats] {
+        &mut self.records
     }
+}
+
+impl RecordsMut for LastValueBuffer {
+    fn records_mut(&mut self) -> &mut [SampleStats] {
+        &mut self.records
+    }
+}
+
+/// [`ScoreBuffer::observe_predictions`] for this module's buffers: validates everything, records
+/// the values as `observe` does, then each sample's prediction.
+fn observe_with_predictions<B: ScoreBuffer + RecordsMut>(
+    b: &mut B,
+    epoch: usize,
+    indices: &[usize],
+    values: &[f32],
+    correct: &[bool],
+    confidence: &[f32],
+) -> Result<()> {
+    validate(b.len(), indices, values)?;
+    validate_predictions(indices.len(), correct, confidence)?;
+    b.observe(epoch, indices, values)?;
+    let records = b.records_mut();
+    for ((&i, &ok), &c) in indices.iter().zip(correct).zip(confidence) {
+        records[i].correct = ok;
+        records[i].confidence = c;
+    }
+    Ok(())
 }
 
 /// How many observations ahead `observe` prefetches: observations arrive in shuffled order, so
@@ -241,11 +270,7 @@ impl ScoreBuffer for EmaBuffer {
         correct: &[bool],
         confidence: &[f32],
     ) -> Result<()> {
-        validate(self.records.len(), indices, values)?;
-        validate_predictions(indices.len(), correct, confidence)?;
-        self.observe(epoch, indices, values)?;
-        record_predictions(&mut self.records, indices, correct, confidence);
-        Ok(())
+        observe_with_predictions(self, epoch, indices, values, correct, confidence)
     }
 
     fn records(&self) -> &[SampleStats] {
@@ -296,11 +321,7 @@ impl ScoreBuffer for LastValueBuffer {
         correct: &[bool],
         confidence: &[f32],
     ) -> Result<()> {
-        validate(self.records.len(), indices, values)?;
-        validate_predictions(indices.len(), correct, confidence)?;
-        self.observe(epoch, indices, values)?;
-        record_predictions(&mut self.records, indices, correct, confidence);
-        Ok(())
+        observe_with_predictions(self, epoch, indices, values, correct, confidence)
     }
 
     fn records(&self) -> &[SampleStats] {
