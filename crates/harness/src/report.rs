@@ -163,6 +163,9 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         let run_dir = f.parent().unwrap_or(dir);
         let cfg: Option<RunConfig> =
             std::fs::read(run_dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if !["matched", "nominal", "none"].contains(&s.budget.as_str()) {
+            bail!("{}: unknown budget `{}` (expected matched, nominal or none)", f.display(), s.budget);
+        }
         let epochs = read_overlaps(run_dir)?;
         // Summaries written before `method` existed: the config says which rule variant ran.
         let method = if !s.method.is_empty() {

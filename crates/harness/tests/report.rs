@@ -147,3 +147,13 @@ fn paired_intervals_and_verdicts() {
     assert_eq!(report::t975(100), 1.96);
     assert!(report::is_noise(2.2, 2.0) && !report::is_noise(2.09, 2.0) && !report::is_noise(f64::NAN, 2.0));
 }
+
+#[test]
+fn an_unknown_budget_is_rejected_with_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = summary("ucb", 0.5, 0, 0.9, 10.0, 20.0, 500, 0.0);
+    s.budget = "generous".into();
+    write(tmp.path(), &s);
+    let e = format!("{:#}", report::collect(tmp.path()).unwrap_err());
+    assert!(e.contains("summary.json") && e.contains("generous") && e.contains("matched"), "{e}");
+}
