@@ -99,6 +99,9 @@ enum Cmd {
         /// Environment directory.
         dir: Option<PathBuf>,
     },
+    /// Bring up a one-node Slurm cluster here (root; Debian's packages), run a small grid as a
+    /// 3-task job array plus the dependent report job, check the merged report, tear it down.
+    SlurmCheck,
     /// Build the dynaprune binary with --features cuda (no GPU needed).
     CudaCheck {
         /// Environment directory.
@@ -214,6 +217,16 @@ fn main() -> Result<()> {
         }
         Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
+        Cmd::SlurmCheck => {
+            let status = std::process::Command::new("bash")
+                .arg(repo.join("scripts/slurm/check.sh"))
+                .current_dir(&repo)
+                .status()
+                .map_err(|e| anyhow::anyhow!("cannot run scripts/slurm/check.sh: {e}"))?;
+            if !status.success() {
+                anyhow::bail!("the Slurm check failed ({status}); see its output above");
+            }
+        }
     }
     Ok(())
 }

@@ -305,7 +305,7 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
             let file = scores.join(format!("{}-{}-seed{}-{scorer}.csv", cell.dataset, p.model, cell.seed));
             if !file.exists() {
                 eprintln!(
-                    "{label}: computing {scorer} scores once for ({}, {}, seed {}) -> {}",
+                    "{label}: {scorer} scores for ({}, {}, seed {}) -> {} (computed once, whichever shard comes first)",
                     cell.dataset,
                     p.model,
                     cell.seed,
@@ -316,7 +316,7 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
                 if o.dry_run {
                     println!("{c:?}");
                 } else {
-                    run(&mut c, "scoring")?;
+                    compute_once(&file, || run(&mut c, "scoring"))?;
                 }
             }
             flags.extend(["--scores".into(), file.display().to_string()]);
@@ -350,6 +350,71 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
         return Ok(());
     }
     report(p.name, &o.binary, &o.out, &o.command)
+}
+
+/// Makes `file` exist by running `compute` at most once across processes, even when several
+/// shards (Slurm array tasks, on one machine or on nodes sharing the filesystem) need it at the
+/// same moment: the process that creates `<file>.lock` first (atomically, `create_new`) computes
+/// and removes the lock; the others wait until the file appears. `compute` must write `file`
+/// atomically (the scorer does: temporary file, then rename), so no reader sees it half written.
+/// A lock left by a process that died on this host is taken over; if the computing process
+/// fails, its lock is removed and a waiting one tries.
+pub fn compute_once(file: &Path, compute: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock = PathBuf::from(format!("{}.lock", file.display()));
+    let me = format!("{} {}", hostname(), std::process::id());
+    let mut compute = Some(compute);
+    let mut waited = false;
+    loop {
+        if file.exists() {
+            if waited {
+                eprintln!("{}: computed by another shard", file.display());
+            }
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(mut f) => {
+                writeln!(f, "{me}").with_context(|| format!("writing {}", lock.display()))?;
+                drop(f);
+                let result = if file.exists() { Ok(()) } else { (compute.take().expect("computed at most once"))() };
+                let _ = std::fs::remove_file(&lock);
+                return result;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if lock_is_stale(&lock) {
+                    eprintln!("{}: removing a stale lock ({})", lock.display(), std::fs::read_to_string(&lock)?.trim());
+                    let _ = std::fs::remove_file(&lock);
+                    continue;
+                }
+                if !waited {
+                    eprintln!("{}: another shard is computing it; waiting", file.display());
+                    waited = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating the lock {}", lock.display())),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A lock written by a process of this host that no longer runs. Locks of other hosts are never
+/// judged stale from here (their PIDs mean nothing on this machine).
+fn lock_is_stale(lock: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock) else { return false };
+    let mut it = text.split_whitespace();
+    match (it.next(), it.next().and_then(|p| p.parse::<u32>().ok())) {
+        (Some(host), Some(pid)) if host == hostname() => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
 }
 
 /// Regenerates `results/<preset>/REPORT.md` from whatever finished runs exist.
@@ -399,7 +464,49 @@ fn count_summaries(dir: &Path) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::method_flags;
+    use super::{compute_once, method_flags};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn racing_shards_compute_a_score_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("scores/fmnist-resnet8-seed0-el2n.csv");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (file, calls) = (file.clone(), calls.clone());
+                std::thread::spawn(move || {
+                    compute_once(&file, || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        // Atomically, as the scorer writes it.
+                        let tmp = file.with_extension("tmp");
+                        std::fs::write(&tmp, "index,score\n0,1.5\n").unwrap();
+                        std::fs::rename(&tmp, &file).unwrap();
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "computed once");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "index,score\n0,1.5\n");
+        assert!(!dir.path().join("scores/fmnist-resnet8-seed0-el2n.csv.lock").exists(), "the lock is released");
+        // A lock left by a dead process of this host is taken over.
+        let file2 = dir.path().join("scores/other.csv");
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        std::fs::write(format!("{}.lock", file2.display()), format!("{} 4194303\n", host.trim())).unwrap();
+        compute_once(&file2, || Ok(std::fs::write(&file2, "x").unwrap())).unwrap();
+        assert!(file2.exists());
+        // A failed computation releases its lock, and the error comes back.
+        let file3 = dir.path().join("scores/fails.csv");
+        let e = compute_once(&file3, || anyhow::bail!("scoring failed")).unwrap_err().to_string();
+        assert!(e.contains("scoring failed"));
+        assert!(!dir.path().join("scores/fails.csv.lock").exists());
+    }
 
     #[test]
     fn method_names_become_flags() {
