@@ -101,3 +101,33 @@ fn the_design_card_layout_is_in_place() {
     let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
     assert!(arch.contains("never depends on candle"));
 }
+
+/// Committed results carry no machine's checkout path: recorded commands and folders are
+/// relative to the checkout. Checks for this checkout's absolute path and, since a clean clone
+/// lives elsewhere than the machine that produced the results, for any absolute path that points
+/// into a checkout (`/.../target/release/...`, `/.../results/...`).
+#[test]
+fn no_machine_paths_in_committed_results() {
+    let here = root().to_string_lossy().to_string();
+    let mut offenders = Vec::new();
+    let mut stack = vec![root().join("results")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            for token in text.split(|c: char| c.is_whitespace() || "\"'`(),=".contains(c)) {
+                let absolute =
+                    token.starts_with('/') && (token.contains("/target/release/") || token.contains("/results/"));
+                if token.contains(&here) || absolute {
+                    offenders.push(format!("{}: {token}", p.strip_prefix(root()).unwrap_or(&p).display()));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "absolute machine paths in committed results:\n{}", offenders.join("\n"));
+}

@@ -244,8 +244,8 @@ pub fn fetch_cifar_archive(data_dir: &Path, which: &str, base: &str, remote: Rem
     Ok(())
 }
 
-fn fashion_complete(dir: &Path) -> Result<bool> {
-    for (r, sha) in FASHION_MNIST {
+fn fashion_complete(dir: &Path, files: &[(Remote, &str)]) -> Result<bool> {
+    for &(r, sha) in files {
         let p = dir.join(r.name);
         if !p.exists() {
             return Ok(false);
@@ -259,9 +259,9 @@ fn fashion_complete(dir: &Path) -> Result<bool> {
 }
 
 /// Copies Debian's Fashion-MNIST into `target` after verifying the content of each file.
-fn copy_verified(src: &Path, target: &Path) -> Result<()> {
+fn copy_verified(src: &Path, target: &Path, files: &[(Remote, &str)]) -> Result<()> {
     std::fs::create_dir_all(target)?;
-    for (r, sha) in FASHION_MNIST {
+    for &(r, sha) in files {
         let from = src.join(r.name);
         let got = gunzip_sha256(&from)?;
         if got != sha {
@@ -279,18 +279,30 @@ fn copy_verified(src: &Path, target: &Path) -> Result<()> {
 /// there; Debian's packaged copy (`debian_dir`); the official download (`bases`); and, on a
 /// Debian-family system when running as root, installing `dataset-fashion-mnist` with apt.
 pub fn fetch_fashion_mnist(data_dir: &Path, debian_dir: &Path, bases: &[&str], allow_apt: bool) -> Result<()> {
+    fetch_fashion_mnist_files(data_dir, debian_dir, bases, allow_apt, &FASHION_MNIST)
+}
+
+/// [`fetch_fashion_mnist`] with an explicit list of files, their MD5 and content SHA-256 (tests
+/// serve real files whose gzip bytes are not the official ones).
+pub fn fetch_fashion_mnist_files(
+    data_dir: &Path,
+    debian_dir: &Path,
+    bases: &[&str],
+    allow_apt: bool,
+    files: &[(Remote, &str)],
+) -> Result<()> {
     let target = data_dir.join("fashion-mnist");
-    if fashion_complete(&target)? {
+    if fashion_complete(&target, files)? {
         eprintln!("fashion-mnist: already present in {}", target.display());
         return Ok(());
     }
-    if fashion_complete(debian_dir)? {
-        copy_verified(debian_dir, &target)?;
+    if fashion_complete(debian_dir, files)? {
+        copy_verified(debian_dir, &target, files)?;
         eprintln!("fashion-mnist: copied and verified from {}", debian_dir.display());
         return Ok(());
     }
     let mut failure = None;
-    for (r, _) in FASHION_MNIST {
+    for &(r, _) in files {
         if let Err(e) = ensure_file(&target, r, bases) {
             failure = Some(e);
             break;
@@ -306,8 +318,8 @@ pub fn fetch_fashion_mnist(data_dir: &Path, debian_dir: &Path, bases: &[&str], a
             .args(["install", "-y", "dataset-fashion-mnist"])
             .status()
             .is_ok_and(|s| s.success());
-        if ok && fashion_complete(debian_dir)? {
-            copy_verified(debian_dir, &target)?;
+        if ok && fashion_complete(debian_dir, files)? {
+            copy_verified(debian_dir, &target, files)?;
             eprintln!("fashion-mnist: installed with apt and copied from {}", debian_dir.display());
             return Ok(());
         }

@@ -112,7 +112,10 @@ enum Cmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let repo = repo_root();
-    let command_line = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    // Recorded in reports: paths inside the checkout are written relative to it.
+    let root = repo.display().to_string();
+    let command_line = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
+        .replace(&format!("{root}/"), "");
     match cli.command {
         Cmd::Fetch { datasets, data_dir, mirror, no_apt } => {
             let data_dir = if data_dir.is_absolute() { data_dir } else { repo.join(data_dir) };

@@ -243,6 +243,8 @@ pub struct Options {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    // From the checkout root, so that the runs find `data/` wherever the command was typed.
+    cmd.current_dir(crate::repo_root());
     let status = cmd.status().with_context(|| format!("cannot start {what}: {cmd:?}"))?;
     if !status.success() {
         bail!("{what} failed ({status}): {cmd:?}");
@@ -267,8 +269,72 @@ fn common_flags(p: &Preset, dataset: &str, seed: u64, threads: Option<usize>) ->
     f
 }
 
+/// Where a grid's datasets come from (the same sources, in the same order, as `cargo xtask
+/// fetch`).
+#[derive(Debug, Clone)]
+pub struct DataSources {
+    /// The checkout's `data/` folder: where the runs look first, and where fetched files go.
+    pub data_dir: PathBuf,
+    /// Debian's Fashion-MNIST folder: the runs read it directly when it is complete.
+    pub debian_dir: PathBuf,
+    /// Fashion-MNIST mirrors, tried in order.
+    pub fashion_mnist_bases: Vec<String>,
+    /// The Fashion-MNIST files with their MD5 and content SHA-256 (the official ones).
+    pub fashion_mnist_files: Vec<(crate::fetch::Remote, &'static str)>,
+    /// The CIFAR download base.
+    pub cifar_base: String,
+    /// Install Debian's package with apt-get when downloads fail (as root).
+    pub allow_apt: bool,
+}
+
+impl DataSources {
+    /// The real sources, fetching into the checkout's `data/`.
+    pub fn official() -> Self {
+        Self {
+            data_dir: crate::repo_root().join("data"),
+            debian_dir: PathBuf::from(crate::fetch::DEBIAN_FASHION_MNIST),
+            fashion_mnist_bases: crate::fetch::FASHION_MNIST_BASES.iter().map(|s| s.to_string()).collect(),
+            fashion_mnist_files: crate::fetch::FASHION_MNIST.to_vec(),
+            cifar_base: crate::fetch::CIFAR_BASE.to_string(),
+            allow_apt: true,
+        }
+    }
+}
+
+/// Makes sure every real dataset of `p` is where the runs will look (`data/`, or Debian's folder
+/// for Fashion-MNIST), fetching what is missing. Offline with no source, the error says how to
+/// place the files by hand.
+pub fn ensure_data(p: &Preset, src: &DataSources) -> Result<()> {
+    for d in &p.datasets {
+        match *d {
+            "synthetic" => {}
+            "fashion-mnist" => {
+                let have = |dir: &Path| src.fashion_mnist_files.iter().all(|(r, _)| dir.join(r.name).is_file());
+                if have(&src.data_dir.join("fashion-mnist")) || have(&src.debian_dir) {
+                    continue;
+                }
+                eprintln!("fashion-mnist is not here yet: fetching it (as `cargo xtask fetch fashion-mnist` would)");
+                let bases: Vec<&str> = src.fashion_mnist_bases.iter().map(String::as_str).collect();
+                crate::fetch::fetch_fashion_mnist_files(
+                    &src.data_dir,
+                    &src.debian_dir,
+                    &bases,
+                    src.allow_apt,
+                    &src.fashion_mnist_files,
+                )?;
+            }
+            which @ ("cifar10" | "cifar100") => crate::fetch::fetch_cifar(&src.data_dir, which, &src.cifar_base)?,
+            other => bail!("preset {}: no way to fetch dataset `{other}`", p.name),
+        }
+    }
+    Ok(())
+}
+
 /// Runs the grid (or this shard of it) and writes the report.
 pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
+    if !o.dry_run {
+        ensure_data(p, &DataSources::official())?;
+    }
     let all = cells(p);
     let total_cells = all.len();
     let mine = shard(all, o.shard.0, o.shard.1);

@@ -129,14 +129,26 @@ fn debian_fashion_mnist() -> Option<&'static Path> {
     None
 }
 
+/// Debian's files under their own MD5 (Debian recompressed them, so their gzip bytes are not the
+/// official downloads'; the content SHA-256 is the official one), and their bytes.
+fn debian_as_mirror(debian: &Path) -> (Vec<(Remote, &'static str)>, Vec<(&'static str, Vec<u8>)>) {
+    let mut files = Vec::new();
+    let mut bytes = Vec::new();
+    for (r, sha) in fetch::FASHION_MNIST {
+        let md5: &'static str = Box::leak(fetch::md5_file(&debian.join(r.name)).unwrap().into_boxed_str());
+        files.push((Remote { name: r.name, md5 }, sha));
+        bytes.push((r.name, std::fs::read(debian.join(r.name)).unwrap()));
+    }
+    (files, bytes)
+}
+
 /// The download path with the real files: the first mirror serves a corrupted copy of one file
 /// (refused by its MD5), the second serves the real ones; the result is verified, and a second
 /// fetch needs no server at all.
 #[test]
 fn fashion_mnist_mirrors_are_tried_in_order_and_verified() {
     let Some(debian) = debian_fashion_mnist() else { return };
-    let real: Vec<(&'static str, Vec<u8>)> =
-        fetch::FASHION_MNIST.iter().map(|(r, _)| (r.name, std::fs::read(debian.join(r.name)).unwrap())).collect();
+    let (files, real) = debian_as_mirror(debian);
     let mut corrupt = real[1].1.clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
@@ -144,20 +156,34 @@ fn fashion_mnist_mirrors_are_tried_in_order_and_verified() {
     let good = serve(real.iter().map(|(n, b)| (*n, Reply::Ok(b.clone()))).collect());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    fetch::fetch_fashion_mnist(&data, &dir.path().join("no-debian"), &[bad.as_str(), good.as_str()], false).unwrap();
-    for (r, _) in fetch::FASHION_MNIST {
+    fetch::fetch_fashion_mnist_files(
+        &data,
+        &dir.path().join("no-debian"),
+        &[bad.as_str(), good.as_str()],
+        false,
+        &files,
+    )
+    .unwrap();
+    for (r, _) in &files {
         let got = data.join("fashion-mnist").join(r.name);
         assert_eq!(fetch::md5_file(&got).unwrap(), r.md5, "{} verified", r.name);
         assert!(!got.with_extension("gz.part").exists());
     }
     // Idempotent: everything is in place, so dead mirrors do not matter.
-    fetch::fetch_fashion_mnist(&data, &dir.path().join("no-debian"), &["http://127.0.0.1:9"], false).unwrap();
+    fetch::fetch_fashion_mnist_files(&data, &dir.path().join("no-debian"), &["http://127.0.0.1:9"], false, &files)
+        .unwrap();
     // Only a corrupted copy anywhere: refused, with every mirror's error in the message.
     let dir2 = tempfile::tempdir().unwrap();
     let e = format!(
         "{:#}",
-        fetch::fetch_fashion_mnist(&dir2.path().join("data"), &dir2.path().join("no-debian"), &[bad.as_str()], false)
-            .unwrap_err()
+        fetch::fetch_fashion_mnist_files(
+            &dir2.path().join("data"),
+            &dir2.path().join("no-debian"),
+            &[bad.as_str()],
+            false,
+            &files
+        )
+        .unwrap_err()
     );
     assert!(e.contains("by hand"), "{e}");
 }
@@ -216,4 +242,37 @@ fn cifar_archive_is_downloaded_verified_and_extracted() {
     let e = format!("{:#}", fetch::fetch_cifar_archive(dir2.path(), "cifar10", &base, bad).unwrap_err());
     assert!(e.contains("checksum mismatch") && e.contains("by hand"), "{e}");
     assert!(!dir2.path().join("cifar-10-batches-bin").exists() && !dir2.path().join("fake-cifar.tar.gz").exists());
+}
+
+/// `cargo xtask reproduce` on a machine without the data: the quick preset's Fashion-MNIST is
+/// fetched first (here from a loopback mirror serving the real files), and offline with no source
+/// the grid stops before its first cell with the instructions.
+#[test]
+fn reproduce_fetches_its_data_first() {
+    let Some(debian) = debian_fashion_mnist() else { return };
+    let (files, real) = debian_as_mirror(debian);
+    let mirror = serve(real.into_iter().map(|(n, b)| (n, Reply::Ok(b))).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let p = xtask::reproduce::preset("quick").unwrap();
+    let src = |bases: Vec<String>| xtask::reproduce::DataSources {
+        data_dir: dir.path().join("data"),
+        debian_dir: dir.path().join("no-debian"),
+        fashion_mnist_bases: bases,
+        fashion_mnist_files: files.clone(),
+        cifar_base: "http://127.0.0.1:9".into(),
+        allow_apt: false,
+    };
+    // Offline: one clear message, nothing half-fetched.
+    let e = format!("{:#}", xtask::reproduce::ensure_data(&p, &src(vec!["http://127.0.0.1:9".into()])).unwrap_err());
+    assert!(e.contains("fashion-mnist is not available") && e.contains("by hand"), "{e}");
+    // With a source: fetched and verified into data/.
+    xtask::reproduce::ensure_data(&p, &src(vec![mirror.clone()])).unwrap();
+    for (r, _) in &files {
+        assert_eq!(fetch::md5_file(&dir.path().join("data/fashion-mnist").join(r.name)).unwrap(), r.md5);
+    }
+    // Present: nothing to do, no network needed.
+    xtask::reproduce::ensure_data(&p, &src(vec!["http://127.0.0.1:9".into()])).unwrap();
+    // The synthetic smoke preset needs nothing.
+    let smoke = xtask::reproduce::preset("smoke").unwrap();
+    xtask::reproduce::ensure_data(&smoke, &src(vec![])).unwrap();
 }

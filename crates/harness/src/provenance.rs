@@ -48,7 +48,7 @@ pub fn machine() -> String {
 /// Provenance of the current process.
 pub fn current() -> Provenance {
     Provenance {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: command_line(),
         commit: commit(),
         machine: machine(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -79,4 +79,27 @@ mod tests {
             None => assert_eq!(c, "unknown"),
         }
     }
+}
+
+/// The checkout this binary was built from (two levels above the harness crate).
+fn checkout_root() -> std::path::PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().and_then(std::path::Path::parent).unwrap_or(crate_dir).to_path_buf()
+}
+
+/// `text` with the checkout's absolute path written relative to the checkout (`/home/u/dynaprune/
+/// results/cpu` -> `results/cpu`): recorded commands and paths must not carry the machine's
+/// layout into committed results.
+pub fn relative_to_checkout(text: &str) -> String {
+    let root = checkout_root();
+    let root = root.to_string_lossy();
+    if root.len() <= 1 {
+        return text.to_string();
+    }
+    text.replace(&format!("{root}/"), "").replace(root.as_ref(), ".")
+}
+
+/// This process's command line, paths inside the checkout made relative to it.
+pub fn command_line() -> String {
+    relative_to_checkout(&std::env::args().collect::<Vec<_>>().join(" "))
 }

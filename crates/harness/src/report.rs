@@ -627,7 +627,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     ));
     md.push_str(&format!("- machines: {}\n", machines.into_iter().collect::<Vec<_>>().join("; ")));
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
-    md.push_str(&format!("- report command: `{}`\n", std::env::args().collect::<Vec<_>>().join(" ")));
+    md.push_str(&format!("- report command: `{}`\n", crate::provenance::command_line()));
     output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
 }
 

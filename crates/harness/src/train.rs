@@ -108,7 +108,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         run_id: id.clone(),
         train_samples: n_train,
         test_samples: n_test,
-        data_dir: datasets::resolve_dir(&args).display().to_string(),
+        data_dir: provenance::relative_to_checkout(&datasets::resolve_dir(&args).display().to_string()),
     };
     let progress = Progress::new(&args.progress, args.epochs);
 
