@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::{bench, build_binary, cuda, fetch, repo_root, reproduce};
 
@@ -63,6 +63,10 @@ enum Cmd {
         /// Print the commands instead of running them.
         #[arg(long)]
         dry_run: bool,
+        /// Copy the committed reference runs of the preset (results/reference/<preset>) into
+        /// the output first, so their cells are not trained again: only the report is made.
+        #[arg(long)]
+        reuse_reference: bool,
     },
     /// Regenerate results/<preset>/REPORT.md from whatever runs exist.
     Report {
@@ -147,7 +151,19 @@ fn main() -> Result<()> {
                 anyhow::bail!("could not fetch: {}", failed.join(", "));
             }
         }
-        Cmd::Reproduce { preset, methods, prune_fractions, seeds, epochs, budget, shard, out, threads, dry_run } => {
+        Cmd::Reproduce {
+            preset,
+            methods,
+            prune_fractions,
+            seeds,
+            epochs,
+            budget,
+            shard,
+            out,
+            threads,
+            dry_run,
+            reuse_reference,
+        } => {
             let mut p = reproduce::preset(&preset)?;
             if let Some(b) = budget {
                 if !["matched", "nominal"].contains(&b.as_str()) {
@@ -179,6 +195,17 @@ fn main() -> Result<()> {
             }
             let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
             let binary = build_binary(&repo)?;
+            let reference = reproduce::reference_runs(p.name);
+            if reuse_reference {
+                let r = reference.as_ref().with_context(|| {
+                    format!(
+                        "--reuse-reference: the preset `{}` has no committed reference (results/reference/{})",
+                        p.name, p.name
+                    )
+                })?;
+                let n = reproduce::reuse_reference(r.parent().expect("runs/ has a parent"), &out)?;
+                eprintln!("--reuse-reference: copied {n} finished reference runs into {}", out.display());
+            }
             let o = reproduce::Options {
                 binary,
                 out,
@@ -186,6 +213,7 @@ fn main() -> Result<()> {
                 threads,
                 dry_run,
                 command: command_line,
+                reference,
             };
             reproduce::reproduce(&p, &o)?;
         }
@@ -193,7 +221,7 @@ fn main() -> Result<()> {
             let p = reproduce::preset(&preset)?;
             let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
             let binary = build_binary(&repo)?;
-            reproduce::report(p.name, &binary, &out, &command_line)?;
+            reproduce::report(p.name, &binary, &out, &command_line, reproduce::reference_runs(p.name).as_deref())?;
         }
         Cmd::BenchTrain { threads, models, iters, no_torch, rounds, out } => {
             let binary = build_binary(&repo)?;

@@ -240,6 +240,41 @@ pub struct Options {
     pub dry_run: bool,
     /// The command line that started the grid (for the report).
     pub command: String,
+    /// Finished runs to compare with in the report (by default the committed
+    /// `results/reference/<preset>/runs`, when it exists).
+    pub reference: Option<PathBuf>,
+}
+
+/// The committed reference runs of a preset, if there are any.
+pub fn reference_runs(preset: &str) -> Option<PathBuf> {
+    let dir = crate::repo_root().join("results/reference").join(preset).join("runs");
+    dir.is_dir().then_some(dir)
+}
+
+/// Copies the finished runs (and static scores) of `reference` (a preset's results folder) into
+/// `out` where `out` has none, so that a grid over `out` skips those cells: `--reuse-reference`.
+pub fn reuse_reference(reference: &Path, out: &Path) -> Result<usize> {
+    fn copy_missing(from: &Path, to: &Path, copied: &mut usize) -> Result<()> {
+        std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+        for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+            let e = e?;
+            let (src, dst) = (e.path(), to.join(e.file_name()));
+            if src.is_dir() {
+                copy_missing(&src, &dst, copied)?;
+            } else if !dst.exists() {
+                std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+                *copied += usize::from(e.file_name() == "summary.json");
+            }
+        }
+        Ok(())
+    }
+    let mut copied = 0;
+    for sub in ["runs", "scores"] {
+        if reference.join(sub).is_dir() {
+            copy_missing(&reference.join(sub), &out.join(sub), &mut copied)?;
+        }
+    }
+    Ok(copied)
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
@@ -415,7 +450,7 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
     if o.dry_run {
         return Ok(());
     }
-    report(p.name, &o.binary, &o.out, &o.command)
+    report(p.name, &o.binary, &o.out, &o.command, o.reference.as_deref())
 }
 
 /// Makes `file` exist by running `compute` at most once across processes, even when several
@@ -484,7 +519,7 @@ fn lock_is_stale(lock: &Path) -> bool {
 }
 
 /// Regenerates `results/<preset>/REPORT.md` from whatever finished runs exist.
-pub fn report(name: &str, binary: &Path, out: &Path, command: &str) -> Result<()> {
+pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: Option<&Path>) -> Result<()> {
     let runs = out.join("runs");
     if !runs.exists() {
         bail!("no runs in {} yet: run `cargo xtask reproduce --preset {name}` first", runs.display());
@@ -510,6 +545,10 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str) -> Result<()
         .arg(format!("dynaprune: preset {name}"))
         .arg("--note")
         .arg(note);
+    // Never compare a folder with itself (when the reference is being regenerated).
+    if let Some(r) = reference.filter(|r| !r.starts_with(out)) {
+        c.arg("--reference").arg(r);
+    }
     run(&mut c, "report")
 }
 

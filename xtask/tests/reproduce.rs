@@ -44,6 +44,7 @@ fn smoke_preset_end_to_end_and_resume_skips_finished_cells() {
         threads: Some(2),
         dry_run: false,
         command: "test".into(),
+        reference: None,
     };
     reproduce::reproduce(&p, &o).unwrap();
     let runs_csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
@@ -86,6 +87,24 @@ fn smoke_preset_end_to_end_and_resume_skips_finished_cells() {
         let text = std::fs::read_to_string(s.path()).unwrap();
         assert!(text.starts_with("<svg") && text.contains("</svg>"));
     }
+    // Another user's run of the same grid, next to this one as the reference: on CPU the same
+    // code and seed reproduce every cell bit for bit, and the report says so.
+    let out2 = dir.path().join("yours");
+    let o2 = reproduce::Options { out: out2.clone(), reference: Some(out.join("runs")), ..o.clone() };
+    reproduce::reproduce(&p, &o2).unwrap();
+    let report2 = std::fs::read_to_string(out2.join("REPORT.md")).unwrap();
+    assert!(report2.contains("## Your runs next to the reference"), "{report2}");
+    assert!(report2.contains("2 of 2 matched runs are bit-identical to the reference."), "{report2}");
+    // --reuse-reference: the reference's finished runs are copied in, nothing is trained again.
+    let out3 = dir.path().join("reused");
+    assert_eq!(reproduce::reuse_reference(&out, &out3).unwrap(), 2);
+    let before3 =
+        std::fs::metadata(out3.join("runs/synthetic/matched/ucb-pf0.50-s0/summary.json")).unwrap().modified().unwrap();
+    reproduce::reproduce(&p, &reproduce::Options { out: out3.clone(), ..o.clone() }).unwrap();
+    assert_eq!(
+        std::fs::metadata(out3.join("runs/synthetic/matched/ucb-pf0.50-s0/summary.json")).unwrap().modified().unwrap(),
+        before3
+    );
     // Run again: every cell is skipped, the finished summaries are untouched.
     let summary = out.join("runs/synthetic/matched/ucb-pf0.50-s0/summary.json");
     let before = std::fs::metadata(&summary).unwrap().modified().unwrap();

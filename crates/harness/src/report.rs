@@ -31,6 +31,10 @@ pub struct ReportArgs {
     /// A note placed under the title (e.g. how the grid was run, what is partial).
     #[arg(long)]
     pub note: Option<String>,
+    /// Finished runs to compare with, cell by cell (e.g. the committed
+    /// `results/reference/<preset>/runs`): accuracy difference, bit-identical or not, time ratio.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 /// One finished run with its provenance.
@@ -56,6 +60,8 @@ pub struct RunRow {
     pub epochs: usize,
     /// Final test accuracy.
     pub final_test_acc: f64,
+    /// Final test loss.
+    pub final_test_loss: f64,
     /// Best test accuracy.
     pub best_test_acc: f64,
     /// Samples trained on.
@@ -200,6 +206,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             seed: s.seed,
             epochs: s.epochs,
             final_test_acc: s.final_test_acc,
+            final_test_loss: s.final_test_loss,
             best_test_acc: s.best_test_acc,
             samples: s.samples,
             full_data_samples: s.full_data_samples,
@@ -615,6 +622,9 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         }
         md.push('\n');
     }
+    if let Some(reference) = &args.reference {
+        md.push_str(&reference_section(rows, &collect(reference)?, reference));
+    }
     md.push_str(&paired_section(rows));
     md.push_str(&timing_section(rows));
     md.push_str("## Provenance\n\n");
@@ -683,6 +693,62 @@ fn paired_section(rows: &[RunRow]) -> String {
     }
     md.push('\n');
     md
+}
+
+/// Your runs next to the reference's, matched by (dataset, model, method, budget, prune
+/// fraction, seed). *Bit-identical* compares the final test accuracy and loss to the last bit
+/// and the sample passes: on CPU the same code and seed must reproduce them exactly.
+pub fn reference_section(yours: &[RunRow], reference: &[RunRow], dir: &Path) -> String {
+    let key = |r: &RunRow| {
+        (
+            r.dataset.clone(),
+            r.model.clone(),
+            r.method.clone(),
+            r.budget.clone(),
+            (r.prune_fraction * 1e6).round() as u64,
+            r.seed,
+        )
+    };
+    let refs: BTreeMap<_, &RunRow> = reference.iter().map(|r| (key(r), r)).collect();
+    let mut md = format!(
+        "## Your runs next to the reference\n\nEach of your runs beside the run of the same cell and seed in `{}`. *Bit-identical*: the \
+         same final test accuracy and loss to the last bit and the same sample passes (expected on CPU for the same code and \
+         seed; the commits are shown when they differ). *Time* is your training time over the reference's.\n\n\
+         | run | your acc (%) | reference acc (%) | difference (points) | bit-identical | time (yours / reference) |\n\
+         |---|---:|---:|---:|---|---:|\n",
+        crate::provenance::relative_to_checkout(&dir.display().to_string())
+    );
+    let (mut same, mut matched) = (0usize, 0usize);
+    for r in yours {
+        let Some(b) = refs.get(&key(r)) else {
+            md.push_str(&format!("| {} | {} | n/a | n/a | no reference run | n/a |\n", r.dir, pct(r.final_test_acc)));
+            continue;
+        };
+        matched += 1;
+        let identical = r.final_test_acc.to_bits() == b.final_test_acc.to_bits()
+            && r.final_test_loss.to_bits() == b.final_test_loss.to_bits()
+            && r.samples == b.samples;
+        same += usize::from(identical);
+        let verdict = match (identical, r.commit == b.commit) {
+            (true, _) => "yes".to_string(),
+            (false, true) => "**no**".to_string(),
+            (false, false) => format!("no (commit {} vs {})", short(&r.commit), short(&b.commit)),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {:+.2} | {verdict} | {:.2}x |\n",
+            r.dir,
+            pct(r.final_test_acc),
+            pct(b.final_test_acc),
+            100.0 * (r.final_test_acc - b.final_test_acc),
+            r.train_s / b.train_s
+        ));
+    }
+    md.push_str(&format!("\n{same} of {matched} matched runs are bit-identical to the reference.\n\n"));
+    md
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(7)]
 }
 
 /// Every run's training time per sample pass, wall and CPU: a run slowed by a neighbour shows up

@@ -85,7 +85,11 @@ fn report_numbers_match_a_hand_computation() {
     let out = tmp.path().join("out");
     let rows = report::collect(&runs).unwrap();
     assert_eq!(rows.len(), 7);
-    report::write(&rows, &ReportArgs { runs: runs.clone(), out: out.clone(), title: "t".into(), note: None }).unwrap();
+    report::write(
+        &rows,
+        &ReportArgs { runs: runs.clone(), out: out.clone(), title: "t".into(), note: None, reference: None },
+    )
+    .unwrap();
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
 
     // Columns: method | budget | prune | acc | samples | bound | wall | CPU | train | ms/pass | total | total speed-up.
@@ -156,4 +160,25 @@ fn an_unknown_budget_is_rejected_with_the_file() {
     write(tmp.path(), &s);
     let e = format!("{:#}", report::collect(tmp.path()).unwrap_err());
     assert!(e.contains("summary.json") && e.contains("generous") && e.contains("matched"), "{e}");
+}
+
+#[test]
+fn your_runs_next_to_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (yours, reference) = (tmp.path().join("yours"), tmp.path().join("reference"));
+    // Same cell and seed: one identical, one that moved by half a point, one with no reference.
+    write(&reference, &summary("full", 0.0, 0, 0.90, 100.0, 180.0, 1000, 0.0));
+    write(&reference, &summary("ucb", 0.5, 0, 0.91, 50.0, 90.0, 550, 0.0));
+    write(&yours, &summary("full", 0.0, 0, 0.90, 120.0, 200.0, 1000, 0.0));
+    write(&yours, &summary("ucb", 0.5, 0, 0.905, 40.0, 80.0, 550, 0.0));
+    write(&yours, &summary("random", 0.5, 0, 0.88, 50.0, 90.0, 500, 0.0));
+    let rows = report::collect(&yours).unwrap();
+    let out = tmp.path().join("out");
+    let args = ReportArgs { runs: yours, out: out.clone(), title: "t".into(), note: None, reference: Some(reference) };
+    report::write(&rows, &args).unwrap();
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert_eq!(row(&md, "| full-0 |"), "| full-0 | 90.00 | 90.00 | +0.00 | yes | 1.20x |");
+    assert_eq!(row(&md, "| ucb-0 |"), "| ucb-0 | 90.50 | 91.00 | -0.50 | **no** | 0.80x |");
+    assert_eq!(row(&md, "| random-0 |"), "| random-0 | 88.00 | n/a | n/a | no reference run | n/a |");
+    assert!(md.contains("1 of 2 matched runs are bit-identical to the reference."), "{md}");
 }
