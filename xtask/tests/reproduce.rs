@@ -21,7 +21,14 @@ fn shards_partition_the_grid_exactly() {
         let dirs: BTreeSet<PathBuf> = seen.iter().map(|c| c.dir(std::path::Path::new("r"))).collect();
         assert_eq!(dirs.len(), all.len(), "no cell in two shards, none missing (n = {n})");
     }
-    assert!(parse_shard("0/3").is_err() && parse_shard("4/3").is_err() && parse_shard("x").is_err());
+    for bad in ["0/3", "4/3", "a/b", "1/0", "x", "1/", "/3", "-1/3"] {
+        let e = format!("{:#}", parse_shard(bad).unwrap_err());
+        assert!(e.contains(bad) || e.contains("--shard"), "{bad}: {e}");
+        assert!(
+            e.contains("i/n") || e.contains("1 <= i <= n") || e.contains("--shard: "),
+            "{bad}: the expected form: {e}"
+        );
+    }
     assert_eq!(parse_shard("2/3").unwrap(), (2, 3));
     assert!(preset("huge").is_err());
 }

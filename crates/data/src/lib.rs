@@ -50,6 +50,9 @@ pub mod idx;
 mod mix;
 pub mod write;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use augment::{Augment, Padding};
 pub use batch::{Batch, BatchAssembler, Prefetch};
 pub use cifar::Cifar100Labels;

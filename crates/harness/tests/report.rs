@@ -182,3 +182,25 @@ fn your_runs_next_to_the_reference() {
     assert_eq!(row(&md, "| random-0 |"), "| random-0 | 88.00 | n/a | n/a | no reference run | n/a |");
     assert!(md.contains("1 of 2 matched runs are bit-identical to the reference."), "{md}");
 }
+
+#[test]
+fn a_partial_or_corrupt_reference_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yours = tmp.path().join("yours");
+    write(&yours, &summary("full", 0.0, 0, 0.9, 10.0, 20.0, 1000, 0.0));
+    let rows = report::collect(&yours).unwrap();
+    let reference = tmp.path().join("reference");
+    std::fs::create_dir_all(reference.join("full-0")).unwrap();
+    std::fs::write(reference.join("full-0/summary.json"), b"{\"run_id\": \"full-0\", \"truncated").unwrap();
+    let args = |r: &Path| ReportArgs {
+        runs: yours.clone(),
+        out: tmp.path().join("out"),
+        title: "t".into(),
+        note: None,
+        reference: Some(r.to_path_buf()),
+    };
+    let e = format!("{:#}", report::write(&rows, &args(&reference)).unwrap_err());
+    assert!(e.contains("full-0/summary.json") && e.contains("not a run summary"), "{e}");
+    let e = format!("{:#}", report::write(&rows, &args(&tmp.path().join("missing"))).unwrap_err());
+    assert!(e.contains("missing"), "{e}");
+}

@@ -251,3 +251,32 @@ fn configs_and_devices_are_validated() {
     let m = ResNet::new(ResNetConfig::resnet18(3, 10), 0, &Device::Cpu, Kernels::Fast).unwrap();
     assert_eq!(m.num_params(), 11_173_962, "CIFAR ResNet-18 parameter count");
 }
+
+/// Every truncation of a real checkpoint, and arbitrary bytes, are errors naming the file, never
+/// a panic or a half-loaded model.
+#[test]
+fn truncated_or_garbage_checkpoints_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let m = ResNet::new(ResNetConfig::resnet8(1, 10).width_multiplier(0.25).unwrap(), 0, &Device::Cpu, Kernels::Fast)
+        .unwrap();
+    checkpoint::save(&path, &m, None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let step = (bytes.len() / 300).max(1);
+    for len in (0..bytes.len()).step_by(step).chain([1, 7, 8, 9, bytes.len() - 1]) {
+        std::fs::write(&path, &bytes[..len]).unwrap();
+        let e = checkpoint::load(&path, &m, None).expect_err("a truncated checkpoint must not load");
+        assert!(e.to_string().contains("model.safetensors"), "{len}: {e}");
+    }
+    let mut z: u32 = 12345;
+    for trial in 0..200 {
+        let junk: Vec<u8> = (0..(trial * 13 % 500))
+            .map(|_| {
+                z = z.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (z >> 24) as u8
+            })
+            .collect();
+        std::fs::write(&path, &junk).unwrap();
+        assert!(checkpoint::load(&path, &m, None).is_err(), "trial {trial}");
+    }
+}

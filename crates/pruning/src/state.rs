@@ -336,6 +336,39 @@ mod tests {
     }
 
     #[test]
+    fn every_truncation_and_arbitrary_bytes_are_errors() {
+        let bytes = sample_state().to_bytes();
+        for len in 0..bytes.len() {
+            assert!(PrunerState::from_bytes(&bytes[..len]).is_err(), "truncated to {len} bytes");
+        }
+        // Arbitrary bytes, including a valid magic with junk after it: errors, never panics.
+        let mut z: u64 = 0x9E37_79B9_7F4A_7C15;
+        for trial in 0..2000 {
+            let len = trial % 300;
+            let mut junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    z ^= z << 13;
+                    z ^= z >> 7;
+                    z ^= z << 17;
+                    z as u8
+                })
+                .collect();
+            if trial % 2 == 0 && junk.len() >= 4 {
+                junk[..4].copy_from_slice(MAGIC);
+            }
+            assert!(PrunerState::from_bytes(&junk).is_err(), "trial {trial}");
+        }
+        // A valid checksum over a corrupted body (the policy name's length, after magic, version,
+        // n and seed, made huge) is still an error.
+        let mut b = sample_state().to_bytes_version(2);
+        let body = b.len() - 8;
+        b[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
+        let sum = fnv(&b[..body]);
+        b[body..].copy_from_slice(&sum.to_le_bytes());
+        assert!(PrunerState::from_bytes(&b).is_err());
+    }
+
+    #[test]
     fn newer_version_is_rejected_with_both_numbers() {
         let mut b = sample_state().to_bytes_version(3);
         // Re-checksum so that only the version is wrong.
