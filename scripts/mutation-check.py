@@ -108,7 +108,7 @@ MUTATIONS = [
      "let hn = (h.sqr()?.sum(1)? + 1.0)?.sqrt()?;", "let hn = h.sqr()?.sum(1)?.sqrt()?;",
      ["-p", "dynaprune-harness", "--test", "scorers", "grand_last_layer_matches"]),
     ("svg: 3 accepted as a nice step", "crates/harness/src/svg.rs",
-     "[1.0, 2.0, 5.0, 10.0]", "[1.0, 2.0, 3.0, 5.0, 10.0]",
+     "let steps = [10.0, 5.0, 2.0, 1.0, 0.5, 0.2].map(|m| m * mag);", "let steps = [10.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.2].map(|m| m * mag);",
      ["-p", "dynaprune-harness", "--lib", "ticks_are_nice"]),
     ("report: samples column shows the bound", "crates/harness/src/report.rs",
      "                100.0 * c.sample_fraction,\n", "                100.0 / c.bound.max(1e-9) * 1.01,\n",

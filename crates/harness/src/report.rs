@@ -467,6 +467,8 @@ fn x(v: f64) -> String {
 /// of one policy by name.
 fn policy_rank(method: &str) -> (usize, String) {
     let all = PolicyArg::value_variants();
+    // Chart labels carry the budget after the method: `ucb (nominal)`.
+    let method = method.split(" (").next().unwrap_or(method);
     let rank = policy_of_method(method).and_then(|a| all.iter().position(|v| *v == a)).unwrap_or(all.len());
     (rank, method.to_string())
 }
@@ -545,14 +547,22 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         let methods: BTreeSet<String> = cs.iter().map(|c| series_label(c)).collect();
         let mut methods: Vec<String> = methods.into_iter().collect();
         methods.sort_by_key(|p| policy_rank(p));
+        // Show the band where the rules differ: anything more than 5 points below the best cell
+        // is clipped to the bottom edge, with its value written there.
+        let best = cs.iter().map(|c| 100.0 * c.acc_mean).fold(f64::NEG_INFINITY, f64::max);
+        let y_floor = best.is_finite().then_some(best - 5.0);
         let mut acc = Chart {
+            y_floor,
+            pareto: false,
             title: format!("{d} / {m}: accuracy vs prune fraction"),
             x_label: "prune fraction (removed per pruned epoch)".into(),
             y_label: "test accuracy (%)".into(),
             series: vec![],
         };
         let mut time = Chart {
-            title: format!("{d} / {m}: accuracy vs total time"),
+            y_floor,
+            pareto: true,
+            title: format!("{d} / {m}: accuracy vs total time (error bars: std over seeds)"),
             x_label: "total time incl. static scoring (s)".into(),
             y_label: "test accuracy (%)".into(),
             series: vec![],
@@ -782,6 +792,8 @@ fn overlap_chart(rows: &[RunRow], d: &str, m: &str) -> Option<(Chart, f64)> {
     let mut methods: Vec<&str> = runs.iter().map(|r| r.method.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     methods.sort_by_key(|p| policy_rank(p));
     let mut chart = Chart {
+        y_floor: None,
+        pareto: false,
         title: format!("{d} / {m}: overlap with the previous epoch's plan (prune fraction {:.2})", pf as f64 / 1e6),
         x_label: "epoch".into(),
         y_label: "overlap".into(),

@@ -1,5 +1,12 @@
 //! A small, dependency-free SVG chart writer: axes with "nice" ticks, line and scatter series,
-//! optional error bars, a legend. Enough for the report's two plots, readable in any browser.
+//! optional error bars, a legend, a clipped y-range with its outliers marked, a Pareto front.
+//! Text is plain SVG `<text>`, laid out with a fixed estimate of glyph width, so the files need
+//! no font at all to be written and render in any browser.
+//!
+//! Why not `plotters`: tried (0.3, SVG backend, no font features). It also writes plain `<text>`,
+//! but without font metrics its layout estimates collided the y-axis title with the tick labels,
+//! clipped the last x tick at the edge and drew legend entries without their marker; with a font
+//! feature it needs a font file at build or run time. This writer is about 300 lines.
 
 use std::fmt::Write as _;
 
@@ -38,6 +45,31 @@ pub struct Chart {
     pub y_label: String,
     /// Series.
     pub series: Vec<Series>,
+    /// When set, the y-range starts no lower than this: points below it are drawn as triangles
+    /// on the bottom edge, labelled with their value, so that one far outlier does not squeeze
+    /// the band where the other series differ.
+    pub y_floor: Option<f64>,
+    /// Draw the Pareto front of all points (smaller x and larger y are better), e.g. the methods
+    /// that no other method beats in both time and accuracy.
+    pub pareto: bool,
+}
+
+/// Estimated width of `text` in pixels at `size`: sans-serif glyphs average about 0.6 em.
+fn text_width(text: &str, size: f64) -> f64 {
+    0.6 * size * text.chars().count() as f64
+}
+
+/// The points no other point beats in both coordinates (smaller x, larger y), by increasing x.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut front: Vec<(f64, f64)> = Vec::new();
+    for q in p {
+        if front.last().is_none_or(|l| q.1 > l.1) {
+            front.push(q);
+        }
+    }
+    front
 }
 
 const PALETTE: [&str; 10] =
@@ -54,10 +86,16 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / target.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step + 1e-9).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
+    // Nice steps from large to small: the largest one not below the raw step, unless it leaves
+    // fewer than 3 ticks in the range (then the next smaller one).
+    let steps = [10.0, 5.0, 2.0, 1.0, 0.5, 0.2].map(|m| m * mag);
+    let ticks = |step: f64| {
+        let first = (lo / step - 1e-9).ceil() as i64;
+        let last = (hi / step + 1e-9).floor() as i64;
+        (first..=last).map(|i| i as f64 * step).collect::<Vec<_>>()
+    };
+    let k = steps.iter().rposition(|&st| st >= raw * (1.0 - 1e-9)).unwrap_or(0);
+    steps[k..].iter().map(|&st| ticks(st)).find(|t| t.len() >= 3).unwrap_or_else(|| ticks(steps[k]))
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -74,9 +112,18 @@ fn fmt_tick(v: f64) -> String {
 impl Chart {
     /// Renders the chart as an SVG document.
     pub fn render(&self) -> String {
-        let (w, h) = (760.0, 460.0);
-        let (left, right, top, bottom) = (70.0, 200.0, 40.0, 55.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
+        let pareto_label = "Pareto front (less time, more accuracy)";
+        let legend = self
+            .series
+            .iter()
+            .map(|s| text_width(&s.name, 12.0))
+            .chain(self.pareto.then(|| text_width(pareto_label, 12.0)))
+            .fold(0.0, f64::max);
+        let (left, top, bottom) = (70.0, 40.0, 55.0);
+        let right = (legend + 60.0).max(200.0);
+        let (pw, ph) = (490.0, 365.0);
+        let (w, h) = (left + pw + right, top + ph + bottom);
+        let title_size = 15f64.min((w - 20.0) / (0.6 * self.title.chars().count().max(1) as f64));
         let pts = self.series.iter().flat_map(|s| {
             let errs = s.errors.clone().unwrap_or_else(|| vec![0.0; s.points.len()]);
             s.points.iter().zip(errs).map(|(&(x, y), e)| (x, y - e, y + e)).collect::<Vec<_>>()
@@ -98,8 +145,13 @@ impl Chart {
                 (a - 0.05 * (b - a), b + 0.05 * (b - a))
             }
         };
+        let y0 = match self.y_floor {
+            Some(f) if f > y0 && f < y1 => f,
+            _ => y0,
+        };
         let (x0, x1) = pad(x0, x1);
         let (y0, y1) = pad(y0, y1);
+        let below = |y: f64| self.y_floor.is_some() && y < y0;
         let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
         let mut s = String::new();
@@ -107,9 +159,9 @@ impl Chart {
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
+<text x="{}" y="22" text-anchor="middle" font-size="{title_size:.1}">{}</text>
 "#,
-            left + pw / 2.0,
+            w / 2.0,
             escape(&self.title)
         );
         for t in nice_ticks(x0, x1, 6) {
@@ -147,8 +199,11 @@ impl Chart {
             top + ph / 2.0,
             escape(&self.y_label)
         );
+        let mut placed: Vec<f64> = Vec::new();
         for (k, ser) in self.series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
+            // After ten series the colours repeat: the marker's shape tells them apart.
+            let shape = k / PALETTE.len() % 3;
             let valid: Vec<(f64, f64, f64)> = ser
                 .points
                 .iter()
@@ -169,6 +224,29 @@ impl Chart {
                     }
                 }
                 Style::Line | Style::Points => {
+                    // Outliers below the floor: a triangle on the bottom edge with the value,
+                    // labels stacked upwards where they would overlap.
+                    for &(x, y, _) in valid.iter().filter(|p| below(p.1)) {
+                        let (cx, cy) = (sx(x), top + ph);
+                        let level = placed.iter().filter(|&&px: &&f64| (px - cx).abs() < 34.0).count() as f64;
+                        placed.push(cx);
+                        let _ = writeln!(
+                            s,
+                            r#"<path d="M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" fill="{color}"><title>{}: ({}, {})</title></path><text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="{color}">{}</text>"#,
+                            cx - 5.0,
+                            cy - 9.0,
+                            cx + 5.0,
+                            cy - 9.0,
+                            cx,
+                            cy - 1.0,
+                            escape(&ser.name),
+                            fmt_tick(x),
+                            fmt_tick(y),
+                            cy - 12.0 - 11.0 * level,
+                            fmt_tick(y)
+                        );
+                    }
+                    let valid: Vec<(f64, f64, f64)> = valid.into_iter().filter(|p| !below(p.1)).collect();
                     if ser.style == Style::Line && valid.len() > 1 {
                         let path: Vec<String> =
                             valid.iter().map(|&(x, y, _)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
@@ -182,27 +260,61 @@ impl Chart {
                         if e > 0.0 {
                             let _ = writeln!(
                                 s,
-                                r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{color}"/>"#,
+                                r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{1:.1}" x2="{4:.1}" y2="{1:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{2:.1}" x2="{4:.1}" y2="{2:.1}" stroke="{color}"/>"#,
                                 sx(x),
-                                sy(y - e),
-                                sy(y + e)
+                                sy((y - e).max(y0)),
+                                sy((y + e).min(y1)),
+                                sx(x) - 3.0,
+                                sx(x) + 3.0
                             );
                         }
-                        let _ = writeln!(
-                            s,
-                            r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{}: ({}, {})</title></circle>"#,
-                            sx(x),
-                            sy(y),
-                            escape(&ser.name),
-                            fmt_tick(x),
-                            fmt_tick(y)
-                        );
+                        let tip = format!("<title>{}: ({}, {})</title>", escape(&ser.name), fmt_tick(x), fmt_tick(y));
+                        let (px, py) = (sx(x), sy(y));
+                        let _ = match shape {
+                            0 => {
+                                writeln!(s, r#"<circle cx="{px:.1}" cy="{py:.1}" r="4" fill="{color}">{tip}</circle>"#)
+                            }
+                            1 => writeln!(
+                                s,
+                                r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{color}">{tip}</rect>"#,
+                                px - 4.0,
+                                py - 4.0
+                            ),
+                            _ => writeln!(
+                                s,
+                                r#"<path d="M{px:.1},{:.1} L{:.1},{py:.1} L{px:.1},{:.1} L{:.1},{py:.1} Z" fill="{color}">{tip}</path>"#,
+                                py - 5.0,
+                                px + 5.0,
+                                py + 5.0,
+                                px - 5.0
+                            ),
+                        };
                     }
                 }
             }
             let ly = top + 10.0 + 20.0 * k as f64;
             let lx = left + pw + 16.0;
             let dash = if ser.style == Style::Reference { r#" stroke-dasharray="6,4""# } else { "" };
+            if ser.style != Style::Reference {
+                let mx = lx + 11.0;
+                let _ = match shape {
+                    0 => writeln!(s, r#"<circle cx="{mx:.1}" cy="{ly:.1}" r="4" fill="{color}"/>"#),
+                    1 => writeln!(
+                        s,
+                        r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{color}"/>"#,
+                        mx - 4.0,
+                        ly - 4.0
+                    ),
+                    _ => writeln!(
+                        s,
+                        r#"<path d="M{mx:.1},{:.1} L{:.1},{ly:.1} L{mx:.1},{:.1} L{:.1},{ly:.1} Z" fill="{color}"/>"#,
+                        ly - 5.0,
+                        mx + 5.0,
+                        ly + 5.0,
+                        mx - 5.0
+                    ),
+                };
+            }
             let _ = writeln!(
                 s,
                 r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
@@ -210,6 +322,59 @@ impl Chart {
                 lx + 28.0,
                 ly + 4.0,
                 escape(&ser.name)
+            );
+        }
+        if self.pareto {
+            let all: Vec<(f64, f64)> = self
+                .series
+                .iter()
+                .filter(|s| s.style != Style::Reference)
+                .flat_map(|s| s.points.iter().copied())
+                .filter(|p| !below(p.1))
+                .collect();
+            let front = pareto_front(&all);
+            if !front.is_empty() {
+                // A staircase: from each front point, right at its accuracy, then up to the next.
+                let mut path = Vec::new();
+                for (i, &(x, y)) in front.iter().enumerate() {
+                    path.push(format!("{:.1},{:.1}", sx(x), sy(y)));
+                    if let Some(&(nx, _)) = front.get(i + 1) {
+                        path.push(format!("{:.1},{:.1}", sx(nx), sy(y)));
+                    }
+                }
+                let _ = writeln!(
+                    s,
+                    r##"<polyline points="{}" fill="none" stroke="#444" stroke-width="1.2" stroke-dasharray="3,3"/>"##,
+                    path.join(" ")
+                );
+                for &(x, y) in &front {
+                    let _ = writeln!(
+                        s,
+                        r##"<circle cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#444" stroke-width="1.2"/>"##,
+                        sx(x),
+                        sy(y)
+                    );
+                }
+                let ly = top + 10.0 + 20.0 * self.series.len() as f64;
+                let lx = left + pw + 16.0;
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="#444" stroke-dasharray="3,3"/><text x="{}" y="{}">{pareto_label}</text>"##,
+                    lx + 22.0,
+                    lx + 28.0,
+                    ly + 4.0
+                );
+            }
+        }
+        let clipped =
+            self.series.iter().any(|s| s.points.iter().any(|&(x, y)| x.is_finite() && y.is_finite() && below(y)));
+        if clipped {
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10" fill="#555">▼ below {}, on the bottom edge with its value</text>"##,
+                left + pw,
+                top - 5.0,
+                fmt_tick(y0)
             );
         }
         s.push_str("</svg>\n");
@@ -243,6 +408,8 @@ mod tests {
     #[test]
     fn renders_valid_looking_svg() {
         let c = Chart {
+            y_floor: None,
+            pareto: false,
             title: "a < b".into(),
             x_label: "x".into(),
             y_label: "y".into(),
@@ -259,6 +426,41 @@ mod tests {
         let s = c.render();
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("a &lt; b") && s.contains("polyline") && s.contains("stroke-dasharray"));
-        assert_eq!(s.matches("<circle").count(), 2, "NaN points are skipped");
+        assert_eq!(s.matches("</circle>").count(), 2, "NaN points are skipped (data points carry a tooltip)");
+    }
+
+    #[test]
+    fn pareto_front_keeps_only_undominated_points() {
+        let pts =
+            [(100.0, 90.0), (50.0, 89.0), (60.0, 91.0), (200.0, 91.0), (40.0, 80.0), (300.0, 92.5), (f64::NAN, 99.0)];
+        // (50, 89) is beaten by nothing faster; (60, 91) beats (100, 90) and ties (200, 91) in
+        // accuracy with less time; (40, 80) is the fastest.
+        assert_eq!(pareto_front(&pts), vec![(40.0, 80.0), (50.0, 89.0), (60.0, 91.0), (300.0, 92.5)]);
+    }
+
+    #[test]
+    fn clipped_outliers_are_marked_not_hidden() {
+        let c = Chart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![Series {
+                name: "grand".into(),
+                points: vec![(1.0, 91.0), (2.0, 58.99), (3.0, 92.0)],
+                errors: None,
+                style: Style::Points,
+            }],
+            y_floor: Some(88.0),
+            pareto: true,
+        };
+        let s = c.render();
+        assert_eq!(s.matches("</circle>").count(), 2, "two points in range");
+        assert_eq!(s.matches(r##"r="7" fill="none""##).count(), 2, "both on the Pareto front, ringed");
+        assert!(s.contains(">58.99</text>"), "the clipped point's value is written");
+        assert!(s.contains("below 87.8") || s.contains("below 88"), "{s}");
+        assert!(s.contains("Pareto front"));
+        // No floor: nothing is clipped and no note is written.
+        let s = Chart { y_floor: None, ..c }.render();
+        assert!(!s.contains("on the bottom edge"));
     }
 }
