@@ -97,6 +97,15 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     if !args.resume && (ck_dir.exists() || out.join("epochs.csv").exists()) {
         bail!("{} holds an interrupted run: pass --resume to continue it, or choose another --out", out.display());
     }
+    // Epochs were recorded but no checkpoint holds them: resuming would silently start over.
+    if args.resume && !ck_dir.exists() && out.join("epochs.csv").exists() {
+        bail!(
+            "--resume: {} records finished epochs but {} is missing (and no checkpoint.old to recover): the run \
+             cannot continue where it stopped; start it again in another --out",
+            out.join("epochs.csv").display(),
+            ck_dir.display()
+        );
+    }
     let device = device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
     let splits = datasets::load(&args)?;
     let env = Env::new(splits, &args, &device)?;

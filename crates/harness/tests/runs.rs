@@ -352,9 +352,17 @@ fn damaged_run_directories_are_recovered_or_named() {
     // A crash between the two renames of a checkpoint swap leaves only `checkpoint.old`: it is
     // put back and the run continues as if nothing happened.
     let d = stopped("old");
+    let first_epoch = rows(&d)[0].clone();
     std::fs::rename(d.join("checkpoint"), d.join("checkpoint.old")).unwrap();
     same_as_straight(done(resume(&d).unwrap()));
     assert!(!d.join("checkpoint.old").exists());
+    // Continued, not restarted: epoch 0 is the record of the first invocation, timing included.
+    assert_eq!(rows(&d)[0], first_epoch, "epoch 0 was not run again");
+    // With neither checkpoint nor checkpoint.old, --resume refuses instead of starting over.
+    let d = stopped("gone");
+    std::fs::remove_dir_all(d.join("checkpoint")).unwrap();
+    let e = format!("{:#}", resume(&d).unwrap_err());
+    assert!(e.contains("epochs.csv") && e.contains("cannot continue"), "{e}");
     // A half-written `checkpoint.tmp` from a crash during the write is ignored and replaced.
     let d = stopped("tmp");
     std::fs::create_dir_all(d.join("checkpoint.tmp")).unwrap();
