@@ -530,9 +530,10 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     let in_grid = grid.iter().filter(|c| c.dir(&runs).join("summary.json").is_file()).count();
     let other = count_summaries(&runs).saturating_sub(in_grid);
     let others = if other > 0 { format!(" (and {other} runs outside it)") } else { String::new() };
+    let budget = preset(name)?.budget;
     let note = format!(
-        "Preset `{name}`: {in_grid} of its {} grid cells finished{others}. Last grid command: `{command}`. \
-         Regenerate with `cargo xtask report --preset {name}`.",
+        "Preset `{name}` (budget {budget}): {in_grid} of its {} grid cells finished{others}. Last grid command: \
+         `{command}`. Regenerate with `cargo xtask report --preset {name}`.",
         grid.len()
     );
     let mut c = Command::new(binary);
@@ -546,7 +547,8 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
         .arg("--note")
         .arg(note);
     // Never compare a folder with itself (when the reference is being regenerated).
-    if let Some(r) = reference.filter(|r| !r.starts_with(out)) {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(r) = reference.filter(|r| !canon(r).starts_with(canon(out))) {
         c.arg("--reference").arg(r);
     }
     run(&mut c, "report")
