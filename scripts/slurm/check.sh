@@ -14,7 +14,7 @@ read -r array report < <(scripts/slurm/submit.sh smoke 3 "$out" -- --methods ful
 echo "submitted: array $array, report $report (waits on the array)"
 while [ -n "$(squeue -h -j "$array,$report" -t pending,running,configuring,completing 2>/dev/null)" ]; do sleep 1; done
 echo "--- squeue -t all"
-squeue -t all -o "%.14i %.16j %.10T %.10M %r" | tee "$out/squeue.txt"
+squeue -t all -j "$array,$report" -o "%.14i %.16j %.10T %.10M %r" | tee "$out/squeue.txt"
 fail=0
 state=$(scontrol show job "$report" | grep -o 'JobState=[A-Z_]*' | head -1)
 [ "$state" = JobState=COMPLETED ] || { echo "the report job ended as $state" >&2; fail=1; }

@@ -277,6 +277,13 @@ pub fn reuse_reference(reference: &Path, out: &Path) -> Result<usize> {
     Ok(copied)
 }
 
+/// `p` relative to the checkout root when it lies inside it (the children run from there), so
+/// that recorded commands name no machine's layout.
+fn rel(p: &Path) -> PathBuf {
+    let root = crate::repo_root();
+    p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
     // From the checkout root, so that the runs find `data/` wherever the command was typed.
     cmd.current_dir(crate::repo_root());
@@ -413,17 +420,17 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
                     file.display()
                 );
                 let mut c = Command::new(&o.binary);
-                c.arg("score").arg("--scorer").arg(scorer).arg("--scores-out").arg(&file).args(&flags);
+                c.arg("score").arg("--scorer").arg(scorer).arg("--scores-out").arg(rel(&file)).args(&flags);
                 if o.dry_run {
                     println!("{c:?}");
                 } else {
                     compute_once(&file, || run(&mut c, "scoring"))?;
                 }
             }
-            flags.extend(["--scores".into(), file.display().to_string()]);
+            flags.extend(["--scores".into(), rel(&file).display().to_string()]);
         }
         let mut c = Command::new(&o.binary);
-        c.arg("train").args(method_flags(&cell.method)?).arg("--out").arg(&dir).args(&flags);
+        c.arg("train").args(method_flags(&cell.method)?).arg("--out").arg(rel(&dir)).args(&flags);
         if cell.method != "full" {
             c.arg("--prune-fraction").arg(cell.prune_fraction.to_string()).arg("--budget").arg(&cell.budget);
         }
@@ -539,9 +546,9 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     let mut c = Command::new(binary);
     c.arg("report")
         .arg("--runs")
-        .arg(&runs)
+        .arg(rel(&runs))
         .arg("--out")
-        .arg(out)
+        .arg(rel(out))
         .arg("--title")
         .arg(format!("dynaprune: preset {name}"))
         .arg("--note")
@@ -549,7 +556,7 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     // Never compare a folder with itself (when the reference is being regenerated).
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if let Some(r) = reference.filter(|r| !canon(r).starts_with(canon(out))) {
-        c.arg("--reference").arg(r);
+        c.arg("--reference").arg(rel(r));
     }
     run(&mut c, "report")
 }

@@ -54,6 +54,26 @@ pub struct Chart {
     pub pareto: bool,
 }
 
+/// A marker of `shape` (0 circle, 1 square, 2 diamond) centred on `(x, y)`, with `inner` (a
+/// tooltip, or nothing) inside the element; one line of SVG.
+fn marker(shape: usize, x: f64, y: f64, color: &str, inner: &str) -> String {
+    match shape {
+        0 => format!("<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{color}\">{inner}</circle>\n"),
+        1 => format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"{color}\">{inner}</rect>\n",
+            x - 4.0,
+            y - 4.0
+        ),
+        _ => format!(
+            "<path d=\"M{x:.1},{:.1} L{:.1},{y:.1} L{x:.1},{:.1} L{:.1},{y:.1} Z\" fill=\"{color}\">{inner}</path>\n",
+            y - 5.0,
+            x + 5.0,
+            y + 5.0,
+            x - 5.0
+        ),
+    }
+}
+
 /// Estimated width of `text` in pixels at `size`: sans-serif glyphs average about 0.6 em.
 fn text_width(text: &str, size: f64) -> f64 {
     0.6 * size * text.chars().count() as f64
@@ -269,26 +289,7 @@ impl Chart {
                             );
                         }
                         let tip = format!("<title>{}: ({}, {})</title>", escape(&ser.name), fmt_tick(x), fmt_tick(y));
-                        let (px, py) = (sx(x), sy(y));
-                        let _ = match shape {
-                            0 => {
-                                writeln!(s, r#"<circle cx="{px:.1}" cy="{py:.1}" r="4" fill="{color}">{tip}</circle>"#)
-                            }
-                            1 => writeln!(
-                                s,
-                                r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{color}">{tip}</rect>"#,
-                                px - 4.0,
-                                py - 4.0
-                            ),
-                            _ => writeln!(
-                                s,
-                                r#"<path d="M{px:.1},{:.1} L{:.1},{py:.1} L{px:.1},{:.1} L{:.1},{py:.1} Z" fill="{color}">{tip}</path>"#,
-                                py - 5.0,
-                                px + 5.0,
-                                py + 5.0,
-                                px - 5.0
-                            ),
-                        };
+                        s.push_str(&marker(shape, sx(x), sy(y), color, &tip));
                     }
                 }
             }
@@ -296,24 +297,7 @@ impl Chart {
             let lx = left + pw + 16.0;
             let dash = if ser.style == Style::Reference { r#" stroke-dasharray="6,4""# } else { "" };
             if ser.style != Style::Reference {
-                let mx = lx + 11.0;
-                let _ = match shape {
-                    0 => writeln!(s, r#"<circle cx="{mx:.1}" cy="{ly:.1}" r="4" fill="{color}"/>"#),
-                    1 => writeln!(
-                        s,
-                        r#"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="{color}"/>"#,
-                        mx - 4.0,
-                        ly - 4.0
-                    ),
-                    _ => writeln!(
-                        s,
-                        r#"<path d="M{mx:.1},{:.1} L{:.1},{ly:.1} L{mx:.1},{:.1} L{:.1},{ly:.1} Z" fill="{color}"/>"#,
-                        ly - 5.0,
-                        mx + 5.0,
-                        ly + 5.0,
-                        mx - 5.0
-                    ),
-                };
+                s.push_str(&marker(shape, lx + 11.0, ly, color, ""));
             }
             let _ = writeln!(
                 s,
@@ -426,7 +410,7 @@ mod tests {
         let s = c.render();
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("a &lt; b") && s.contains("polyline") && s.contains("stroke-dasharray"));
-        assert_eq!(s.matches("</circle>").count(), 2, "NaN points are skipped (data points carry a tooltip)");
+        assert_eq!(s.matches("</title></circle>").count(), 2, "NaN points are skipped (data points carry a tooltip)");
     }
 
     #[test]
@@ -454,7 +438,7 @@ mod tests {
             pareto: true,
         };
         let s = c.render();
-        assert_eq!(s.matches("</circle>").count(), 2, "two points in range");
+        assert_eq!(s.matches("</title></circle>").count(), 2, "two points in range");
         assert_eq!(s.matches(r##"r="7" fill="none""##).count(), 2, "both on the Pareto front, ringed");
         assert!(s.contains(">58.99</text>"), "the clipped point's value is written");
         assert!(s.contains("below 87.8") || s.contains("below 88"), "{s}");

@@ -111,8 +111,15 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     let env = Env::new(splits, &args, &device)?;
     let (n_train, n_test) = (env.train.len(), env.test.len());
     let id = run_id(&args);
+    // The recorded flags name paths relative to the checkout where they lie inside it.
+    let mut recorded = args.clone();
+    let rel =
+        |p: &std::path::Path| std::path::PathBuf::from(provenance::relative_to_checkout(&p.display().to_string()));
+    recorded.out = rel(&recorded.out);
+    recorded.scores = recorded.scores.as_deref().map(rel);
+    recorded.data_dir = recorded.data_dir.as_deref().map(rel);
     let config = RunConfig {
-        args: args.clone(),
+        args: recorded,
         provenance: provenance::current(),
         run_id: id.clone(),
         train_samples: n_train,
