@@ -300,8 +300,20 @@ pub struct Cell {
 /// A speed-up counts as timing noise when it exceeds the sample-pass bound by more than this.
 pub const NOISE_TOLERANCE: f64 = 0.05;
 
-fn group_key(r: &RunRow) -> (String, String, String, String, u64) {
+/// A cell: (dataset, model, method, budget, prune fraction in millionths).
+type GroupKey = (String, String, String, String, u64);
+
+fn group_key(r: &RunRow) -> GroupKey {
     (r.dataset.clone(), r.model.clone(), r.method.clone(), r.budget.clone(), (r.prune_fraction * 1e6).round() as u64)
+}
+
+/// The runs of each cell.
+fn groups(rows: &[RunRow]) -> BTreeMap<GroupKey, Vec<&RunRow>> {
+    let mut g: BTreeMap<GroupKey, Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        g.entry(group_key(r)).or_default().push(r);
+    }
+    g
 }
 
 /// The full-data run of the same dataset, model and seed, if any.
@@ -332,11 +344,7 @@ fn mean_of(v: impl Iterator<Item = f64>) -> f64 {
 
 /// Aggregates runs into cells (see [`Cell`] for how speed-ups are paired).
 pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
-    let mut groups: BTreeMap<(String, String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
-    for r in rows {
-        groups.entry(group_key(r)).or_default().push(r);
-    }
-    groups
+    groups(rows)
         .into_iter()
         .map(|((d, m, p, budget, _), v)| {
             let (acc_mean, acc_std) = mean_std(&v.iter().map(|r| r.final_test_acc).collect::<Vec<_>>());
@@ -654,12 +662,8 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
 /// Paired accuracy differences against dynamic random (same budget and prune fraction) and
 /// against full data, seed by seed, with 95% t intervals.
 fn paired_section(rows: &[RunRow]) -> String {
-    let mut groups: BTreeMap<(String, String, String, String, u64), Vec<&RunRow>> = BTreeMap::new();
-    for r in rows {
-        groups.entry(group_key(r)).or_default().push(r);
-    }
-    let mut keys: Vec<&(String, String, String, String, u64)> =
-        groups.keys().filter(|(_, _, m, _, _)| m != "full").collect();
+    let groups = groups(rows);
+    let mut keys: Vec<&GroupKey> = groups.keys().filter(|(_, _, m, _, _)| m != "full").collect();
     keys.sort_by(|a, b| (&a.0, &a.1, &a.3, policy_rank(&a.2), a.4).cmp(&(&b.0, &b.1, &b.3, policy_rank(&b.2), b.4)));
     if keys.is_empty() {
         return String::new();
@@ -709,16 +713,7 @@ fn paired_section(rows: &[RunRow]) -> String {
 /// fraction, seed). *Bit-identical* compares the final test accuracy and loss to the last bit
 /// and the sample passes: on CPU the same code and seed must reproduce them exactly.
 pub fn reference_section(yours: &[RunRow], reference: &[RunRow], dir: &Path) -> String {
-    let key = |r: &RunRow| {
-        (
-            r.dataset.clone(),
-            r.model.clone(),
-            r.method.clone(),
-            r.budget.clone(),
-            (r.prune_fraction * 1e6).round() as u64,
-            r.seed,
-        )
-    };
+    let key = |r: &RunRow| (group_key(r), r.seed);
     let refs: BTreeMap<_, &RunRow> = reference.iter().map(|r| (key(r), r)).collect();
     let mut md = format!(
         "## Your runs next to the reference\n\nEach of your runs beside the run of the same cell and seed in `{}`. *Bit-identical*: the \

@@ -102,7 +102,7 @@ impl Staleness {
         }
         let (mu, s2) = if n > 0.0 {
             let mu = sum / n;
-            ((mu), ((sum_sq / n - mu * mu).max(0.0) + within / n))
+            (mu, (sum_sq / n - mu * mu).max(0.0) + within / n)
         } else {
             (0.0, 0.0)
         };
