@@ -76,3 +76,8 @@ pub use pruner::{Pruner, PrunerBuilder};
 pub use schedule::{Phase, Schedule};
 pub use select::keep_count;
 pub use state::PrunerState;
+
+/// The crate README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

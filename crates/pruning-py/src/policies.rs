@@ -1,0 +1,424 @@
+//! The selection rules as Python classes. Each is a subclass of `Policy`; a `Pruner` takes any of
+//! them. Knobs are checked by the crate's own constructors, so the errors are the crate's.
+
+use dynaprune::{
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, Policy, Rs2, Staleness, StaticRandom,
+    StaticScores, Statistic, Ucb, UniformRandom,
+};
+use pyo3::prelude::*;
+
+use crate::arrays;
+use crate::errors::{value_error, IntoPy};
+
+/// The Rust rule behind a Python policy object (all of them are cheap to clone, except static
+/// scores, cloned once per `Pruner`).
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Full(FullData),
+    Random(UniformRandom),
+    EpsilonGreedy(EpsilonGreedy),
+    Ucb(Ucb),
+    InfoBatch(InfoBatch),
+    Rs2(Rs2),
+    Kakurenbo(Kakurenbo),
+    StaticScores(StaticScores),
+    StaticRandom(StaticRandom),
+}
+
+impl Kind {
+    pub fn as_dyn(&self) -> &dyn Policy {
+        match self {
+            Kind::Full(p) => p,
+            Kind::Random(p) => p,
+            Kind::EpsilonGreedy(p) => p,
+            Kind::Ucb(p) => p,
+            Kind::InfoBatch(p) => p,
+            Kind::Rs2(p) => p,
+            Kind::Kakurenbo(p) => p,
+            Kind::StaticScores(p) => p,
+            Kind::StaticRandom(p) => p,
+        }
+    }
+
+    pub fn boxed(&self) -> Box<dyn Policy> {
+        match self.clone() {
+            Kind::Full(p) => Box::new(p),
+            Kind::Random(p) => Box::new(p),
+            Kind::EpsilonGreedy(p) => Box::new(p),
+            Kind::Ucb(p) => Box::new(p),
+            Kind::InfoBatch(p) => Box::new(p),
+            Kind::Rs2(p) => Box::new(p),
+            Kind::Kakurenbo(p) => Box::new(p),
+            Kind::StaticScores(p) => Box::new(p),
+            Kind::StaticRandom(p) => Box::new(p),
+        }
+    }
+}
+
+/// A selection rule. Use one of the subclasses: `FullData`, `UniformRandom`, `EpsilonGreedy`,
+/// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `StaticScores`, `StaticRandom`.
+#[pyclass(subclass, frozen, name = "Policy", module = "dynaprune")]
+pub struct PyPolicy {
+    pub kind: Kind,
+    repr: String,
+}
+
+impl PyPolicy {
+    fn new(kind: Kind, repr: String) -> Self {
+        Self { kind, repr }
+    }
+
+    /// The initializer of subclass `T` with this base.
+    fn with<T: pyo3::PyClass<BaseType = PyPolicy>>(self, sub: T) -> PyClassInitializer<T> {
+        PyClassInitializer::from(self).add_subclass(sub)
+    }
+}
+
+#[pymethods]
+impl PyPolicy {
+    /// The rule's stable name (`"ucb"`, `"infobatch"`, ...), as in logs and saved state.
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.kind.as_dyn().name()
+    }
+    /// The fraction of samples the rule removes per pruned epoch (nominal for soft rules).
+    #[getter]
+    fn prune_fraction(&self) -> f64 {
+        self.kind.as_dyn().prune_fraction()
+    }
+    /// Whether the rule re-chooses during training.
+    #[getter]
+    fn is_dynamic(&self) -> bool {
+        self.kind.as_dyn().is_dynamic()
+    }
+    /// Whether the rule reads the observed scores (losses).
+    #[getter]
+    fn uses_scores(&self) -> bool {
+        self.kind.as_dyn().uses_scores()
+    }
+    /// The EMA decay the pruner's buffer uses by default for this rule.
+    #[getter]
+    fn preferred_ema_decay(&self) -> f64 {
+        self.kind.as_dyn().preferred_ema_decay()
+    }
+    fn __repr__(&self) -> String {
+        self.repr.clone()
+    }
+}
+
+/// How a score-based rule ages the statistics of samples it has not observed recently.
+/// `Staleness.prior()` (the default of `Ucb` and `EpsilonGreedy`), `Staleness.count_bonus(w)`, or
+/// `Staleness.off()` (the original rule of Raju et al.).
+#[pyclass(frozen, name = "Staleness", module = "dynaprune")]
+#[derive(Clone)]
+pub struct PyStaleness(pub Staleness);
+
+#[pymethods]
+impl PyStaleness {
+    #[classattr]
+    const DEFAULT_RETENTION: f64 = Staleness::DEFAULT_RETENTION;
+    #[classattr]
+    const DEFAULT_DRIFT: f64 = Staleness::DEFAULT_DRIFT;
+
+    /// Relax stale beliefs towards the population (retention in [0, 1], drift >= 0).
+    #[staticmethod]
+    #[pyo3(signature = (retention = Staleness::DEFAULT_RETENTION, drift = Staleness::DEFAULT_DRIFT))]
+    fn prior(retention: f64, drift: f64) -> PyResult<Self> {
+        Ok(Self(Staleness::prior(retention, drift).py()?))
+    }
+    /// UCB1's count bonus with this weight (>= 0).
+    #[staticmethod]
+    fn count_bonus(weight: f64) -> PyResult<Self> {
+        Ok(Self(Staleness::count_bonus(weight).py()?))
+    }
+    /// The raw statistics: skipped samples keep their frozen values.
+    #[staticmethod]
+    fn off() -> Self {
+        Self(Staleness::Off)
+    }
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.0.as_str()
+    }
+    fn __repr__(&self) -> String {
+        match self.0 {
+            Staleness::Off => "Staleness.off()".into(),
+            Staleness::Prior { retention, drift } => format!("Staleness.prior(retention={retention}, drift={drift})"),
+            Staleness::CountBonus { weight } => format!("Staleness.count_bonus({weight})"),
+        }
+    }
+}
+
+/// `None` (the default), a `Staleness`, or one of the strings `"prior"`, `"off"`.
+fn staleness_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Staleness> {
+    let Some(obj) = obj else { return Ok(Staleness::default()) };
+    if obj.is_none() {
+        return Ok(Staleness::default());
+    }
+    if let Ok(s) = obj.cast::<PyStaleness>() {
+        return Ok(s.get().0);
+    }
+    match obj.extract::<String>()?.as_str() {
+        "prior" => Ok(Staleness::default()),
+        "off" => Ok(Staleness::Off),
+        other => Err(value_error(
+            "staleness",
+            format!("unknown `{other}`: expected \"prior\", \"off\", or a Staleness object (Staleness.count_bonus(w))"),
+        )),
+    }
+}
+
+fn statistic_arg(s: &str) -> PyResult<Statistic> {
+    match s {
+        "mean" => Ok(Statistic::Mean),
+        "last" => Ok(Statistic::Last),
+        other => Err(value_error("statistic", format!("unknown `{other}`: expected \"mean\" or \"last\""))),
+    }
+}
+
+/// Every sample, every epoch: the baseline.
+#[pyclass(extends = PyPolicy, frozen, name = "FullData", module = "dynaprune")]
+pub struct PyFullData;
+
+#[pymethods]
+impl PyFullData {
+    #[new]
+    fn new() -> PyClassInitializer<Self> {
+        PyPolicy::new(Kind::Full(FullData), "FullData()".into()).with(Self)
+    }
+}
+
+/// A fresh uniformly random subset at each selection, removing `prune_fraction` in [0, 1).
+#[pyclass(extends = PyPolicy, frozen, name = "UniformRandom", module = "dynaprune")]
+pub struct PyUniformRandom;
+
+#[pymethods]
+impl PyUniformRandom {
+    #[new]
+    fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
+        let p = UniformRandom::new(prune_fraction).py()?;
+        Ok(PyPolicy::new(Kind::Random(p), format!("UniformRandom({prune_fraction})")).with(Self))
+    }
+}
+
+/// Epsilon-greedy over the per-sample loss statistics (Raju et al., 2021): `1 - epsilon` of the
+/// kept budget goes to the highest scores, `epsilon` is drawn uniformly from the rest.
+/// `epsilon_decay_rate` (with `epsilon_min`) makes epsilon decay exponentially per epoch;
+/// `epsilon_to` makes it go linearly to that value by the last epoch.
+#[pyclass(extends = PyPolicy, frozen, name = "EpsilonGreedy", module = "dynaprune")]
+pub struct PyEpsilonGreedy;
+
+#[pymethods]
+impl PyEpsilonGreedy {
+    #[classattr]
+    const DEFAULT_EPSILON: f64 = EpsilonGreedy::DEFAULT_EPSILON;
+    #[classattr]
+    const DEFAULT_EMA_DECAY: f64 = EpsilonGreedy::DEFAULT_EMA_DECAY;
+
+    #[new]
+    #[pyo3(signature = (prune_fraction, epsilon = EpsilonGreedy::DEFAULT_EPSILON, *, staleness = None, statistic = "mean", epsilon_decay_rate = None, epsilon_min = 0.0, epsilon_to = None))]
+    fn new(
+        prune_fraction: f64,
+        epsilon: f64,
+        staleness: Option<&Bound<'_, PyAny>>,
+        statistic: &str,
+        epsilon_decay_rate: Option<f64>,
+        epsilon_min: f64,
+        epsilon_to: Option<f64>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let decay = match (epsilon_decay_rate, epsilon_to) {
+            (None, None) => EpsilonDecay::Constant,
+            (Some(rate), None) => EpsilonDecay::Exponential { rate, min: epsilon_min },
+            (None, Some(to)) => EpsilonDecay::Linear { to },
+            (Some(_), Some(_)) => {
+                return Err(value_error("epsilon_to", "give either epsilon_decay_rate (exponential) or epsilon_to (linear), not both"))
+            }
+        };
+        let st = staleness_arg(staleness)?;
+        let p = EpsilonGreedy::new(prune_fraction, epsilon)
+            .py()?
+            .with_staleness(st)
+            .py()?
+            .with_decay(decay)
+            .py()?
+            .with_statistic(statistic_arg(statistic)?);
+        let repr = format!("EpsilonGreedy({prune_fraction}, epsilon={epsilon}, staleness={:?})", st.as_str());
+        Ok(PyPolicy::new(Kind::EpsilonGreedy(p), repr).with(Self))
+    }
+}
+
+/// UCB over the per-sample loss statistics (Raju et al., 2021): keeps the samples with the largest
+/// `mean + c * std`, with skipped samples aged by `staleness`.
+#[pyclass(extends = PyPolicy, frozen, name = "Ucb", module = "dynaprune")]
+pub struct PyUcb;
+
+#[pymethods]
+impl PyUcb {
+    #[classattr]
+    const DEFAULT_C: f64 = Ucb::DEFAULT_C;
+
+    #[new]
+    #[pyo3(signature = (prune_fraction, c = Ucb::DEFAULT_C, *, staleness = None))]
+    fn new(prune_fraction: f64, c: f64, staleness: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
+        let st = staleness_arg(staleness)?;
+        let p = Ucb::new(prune_fraction, c).py()?.with_staleness(st).py()?;
+        let repr = format!("Ucb({prune_fraction}, c={c}, staleness={:?})", st.as_str());
+        Ok(PyPolicy::new(Kind::Ucb(p), repr).with(Self))
+    }
+}
+
+/// InfoBatch (Qin et al., 2024). Two different knobs, never one ambiguous "ratio":
+/// `drop_probability` is the chance each below-mean sample is dropped (the paper's `ratio`);
+/// `prune_fraction`, when given instead, is the fraction of the whole dataset to remove, and the
+/// drop probability is chosen per selection to hit it (capped at `max_drop_probability`).
+/// Pair it with `Schedule(epochs, anneal_fraction=1 - InfoBatch.DEFAULT_DELTA)` as the paper does.
+#[pyclass(extends = PyPolicy, frozen, name = "InfoBatch", module = "dynaprune")]
+pub struct PyInfoBatch;
+
+#[pymethods]
+impl PyInfoBatch {
+    #[classattr]
+    const DEFAULT_DROP_PROBABILITY: f64 = InfoBatch::DEFAULT_DROP_PROBABILITY;
+    #[classattr]
+    const DEFAULT_DELTA: f64 = InfoBatch::DEFAULT_DELTA;
+
+    #[new]
+    #[pyo3(signature = (drop_probability = None, *, prune_fraction = None, max_drop_probability = 0.9, statistic = "last"))]
+    fn new(
+        drop_probability: Option<f64>,
+        prune_fraction: Option<f64>,
+        max_drop_probability: f64,
+        statistic: &str,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let (rate, repr) = match (drop_probability, prune_fraction) {
+            (Some(_), Some(_)) => {
+                return Err(value_error(
+                    "prune_fraction",
+                    "give either drop_probability (the paper's ratio) or prune_fraction (a target), not both",
+                ))
+            }
+            (None, Some(pf)) => (
+                InfoBatchRate::TargetPruneFraction { prune_fraction: pf, max_drop_probability },
+                format!("InfoBatch(prune_fraction={pf}, max_drop_probability={max_drop_probability})"),
+            ),
+            (r, None) => {
+                let r = r.unwrap_or(InfoBatch::DEFAULT_DROP_PROBABILITY);
+                (InfoBatchRate::DropProbability(r), format!("InfoBatch(drop_probability={r})"))
+            }
+        };
+        let p = InfoBatch::with_rate(rate).py()?.with_statistic(statistic_arg(statistic)?);
+        Ok(PyPolicy::new(Kind::InfoBatch(p), repr).with(Self))
+    }
+}
+
+/// RS2 without replacement (Okanovic et al., 2023): consecutive slices of seeded permutations.
+#[pyclass(extends = PyPolicy, frozen, name = "Rs2", module = "dynaprune")]
+pub struct PyRs2;
+
+#[pymethods]
+impl PyRs2 {
+    #[new]
+    fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
+        let p = Rs2::new(prune_fraction).py()?;
+        Ok(PyPolicy::new(Kind::Rs2(p), format!("Rs2({prune_fraction})")).with(Self))
+    }
+}
+
+/// KAKURENBO (Nguyen et al., 2023): hides up to `max_fraction` of the lowest-loss samples that are
+/// predicted correctly with confidence >= `tau`, and scales the learning rate by `1 / (1 - F_e)`
+/// (`plan.lr_factor`). Feed it with `Pruner.observe_predictions`.
+#[pyclass(extends = PyPolicy, frozen, name = "Kakurenbo", module = "dynaprune")]
+pub struct PyKakurenbo;
+
+#[pymethods]
+impl PyKakurenbo {
+    #[classattr]
+    const DEFAULT_TAU: f64 = Kakurenbo::DEFAULT_TAU;
+
+    #[new]
+    #[pyo3(signature = (max_fraction, *, tau = Kakurenbo::DEFAULT_TAU, adjust_lr = true))]
+    fn new(max_fraction: f64, tau: f64, adjust_lr: bool) -> PyResult<PyClassInitializer<Self>> {
+        let p = Kakurenbo::new(max_fraction).py()?.with_tau(tau).py()?.with_lr_adjustment(adjust_lr);
+        let repr = format!("Kakurenbo({max_fraction}, tau={tau}, adjust_lr={})", if adjust_lr { "True" } else { "False" });
+        Ok(PyPolicy::new(Kind::Kakurenbo(p), repr).with(Self))
+    }
+}
+
+/// Static pruning from scores computed before training (EL2N, GraNd, forgetting counts, ...):
+/// one score per sample; `keep` is `"highest"` (default), `"lowest"`, or `"window"` with
+/// `skip_fraction` (skip the top, keep the next).
+#[pyclass(extends = PyPolicy, frozen, name = "StaticScores", module = "dynaprune")]
+pub struct PyStaticScores;
+
+#[pymethods]
+impl PyStaticScores {
+    #[new]
+    #[pyo3(signature = (scores, prune_fraction, *, keep = "highest", skip_fraction = None, name = "static-scores"))]
+    fn new(
+        scores: &Bound<'_, PyAny>,
+        prune_fraction: f64,
+        keep: &str,
+        skip_fraction: Option<f64>,
+        name: &str,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let keep = match (keep, skip_fraction) {
+            ("highest", None) => Keep::Highest,
+            ("lowest", None) => Keep::Lowest,
+            ("window", Some(skip_fraction)) => Keep::Window { skip_fraction },
+            ("window", None) => return Err(value_error("skip_fraction", "keep=\"window\" needs skip_fraction")),
+            ("highest" | "lowest", Some(_)) => {
+                return Err(value_error("skip_fraction", "only meaningful with keep=\"window\""))
+            }
+            (other, _) => {
+                return Err(value_error("keep", format!("unknown `{other}`: expected \"highest\", \"lowest\" or \"window\"")))
+            }
+        };
+        let name: &'static str = match name {
+            "static-scores" => "static-scores",
+            "el2n" => "el2n",
+            "grand" => "grand",
+            "grand-last-layer" => "grand-last-layer",
+            "forgetting" => "forgetting",
+            other => {
+                return Err(value_error(
+                    "name",
+                    format!("unknown `{other}`: expected static-scores, el2n, grand, grand-last-layer or forgetting"),
+                ))
+            }
+        };
+        let floats = arrays::floats(scores, "scores")?;
+        let v = floats.as_slice("scores")?.to_vec();
+        let n = v.len();
+        let p = StaticScores::new(v, keep, prune_fraction).py()?.with_name(name);
+        let repr = format!("StaticScores(<{n} scores>, {prune_fraction}, keep={keep:?}, name={name:?})");
+        Ok(PyPolicy::new(Kind::StaticScores(p), repr).with(Self))
+    }
+}
+
+/// Static random pruning: one random subset, chosen at the first pruned epoch and kept.
+#[pyclass(extends = PyPolicy, frozen, name = "StaticRandom", module = "dynaprune")]
+pub struct PyStaticRandom;
+
+#[pymethods]
+impl PyStaticRandom {
+    #[new]
+    fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
+        let p = StaticRandom::new(prune_fraction).py()?;
+        Ok(PyPolicy::new(Kind::StaticRandom(p), format!("StaticRandom({prune_fraction})")).with(Self))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPolicy>()?;
+    m.add_class::<PyStaleness>()?;
+    m.add_class::<PyFullData>()?;
+    m.add_class::<PyUniformRandom>()?;
+    m.add_class::<PyEpsilonGreedy>()?;
+    m.add_class::<PyUcb>()?;
+    m.add_class::<PyInfoBatch>()?;
+    m.add_class::<PyRs2>()?;
+    m.add_class::<PyKakurenbo>()?;
+    m.add_class::<PyStaticScores>()?;
+    m.add_class::<PyStaticRandom>()?;
+    Ok(())
+}
