@@ -1,16 +1,4 @@
-//! Stateless hashing for per-sample random draws.
+//! Stateless hashing for per-sample random draws: the pruning crate's hashes (the workspace has
+//! one implementation of each, in `dynaprune::rng`).
 
-/// SplitMix64's finaliser.
-#[inline]
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A well-mixed hash of three words.
-#[inline]
-pub(crate) fn mix3(a: u64, b: u64, c: u64) -> u64 {
-    mix64(mix64(mix64(a) ^ b) ^ c)
-}
+pub(crate) use dynaprune::rng::mix3;

@@ -6,20 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// Writes `bytes` to `path` via `path.tmp` and a rename.
+/// Writes `bytes` to `path` atomically ([`dynaprune::io::write_atomic`]: a temporary name of
+/// its own per process and call, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create directory {}", parent.display()))?;
-    }
-    // A name of its own per process and call: shards of a grid write the same report at once,
-    // and a shared temporary name would let one rename the other's half-written file.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
+    Ok(dynaprune::io::write_atomic(path, bytes)?)
 }
 
 /// Pretty JSON, atomically.

@@ -28,12 +28,9 @@ pub fn save(path: &Path, model: &ResNet, optimizer: Option<&Sgd>) -> Result<()> 
             map.insert(format!("optim.{n}"), t);
         }
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| ck(path, format!("cannot create directory: {e}")))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&map, &tmp).map_err(|e| ck(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| ck(path, format!("cannot rename the temporary file into place: {e}")))
+    // The same bytes `candle_core::safetensors::save` writes, written atomically.
+    let bytes = safetensors::serialize(&map, None).map_err(|e| ck(path, format!("cannot serialise: {e}")))?;
+    dynaprune::io::write_atomic(path, &bytes).map_err(|e| ck(path, e.to_string()))
 }
 
 /// Loads a file written by [`save`] into `model` (and `optimizer`). Every parameter and

@@ -11,12 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::Result;
 
 fn name_stream(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    dynaprune::rng::fnv1a(name.as_bytes())
 }
 
 /// The generator for parameter `name` under `seed`.

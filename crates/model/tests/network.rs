@@ -201,7 +201,12 @@ fn checkpoints_roundtrip_and_reject_mismatches() {
     assert!(checkpoint::load(&path, &b, None).unwrap_err().to_string().contains("ck.safetensors"));
     let e = checkpoint::load(&dir.path().join("none.safetensors"), &b, None).unwrap_err().to_string();
     assert!(e.contains("none.safetensors"), "a missing checkpoint is named: {e}");
-    assert!(!dir.path().join("ck.safetensors.tmp").exists(), "no temporary file is left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary file is left behind: {leftovers:?}");
 }
 
 #[test]

@@ -42,7 +42,9 @@
 //!   ([`Pruner::rescore_request`]; the caller runs the pass and charges its cost).
 //! - [`plan`]: [`EpochPlan`] and its batches.
 //! - [`state`]: [`PrunerState`], a versioned, checksummed binary snapshot for resuming.
-//! - [`rng`]: seed derivation; one seed fixes everything, each purpose gets its own stream.
+//! - [`rng`]: seed derivation; one seed fixes everything, each purpose gets its own stream. Its
+//!   hashes ([`rng::mix64`], [`rng::fnv1a`]) are the workspace's only ones.
+//! - [`io`]: [`io::write_atomic`], the workspace's one atomic file write.
 //!
 //! ## Conventions
 //! - `prune_fraction` is always the fraction of samples **removed**; hard rules keep exactly
@@ -57,6 +59,7 @@
 
 pub mod buffer;
 mod error;
+pub mod io;
 pub mod plan;
 pub mod policy;
 pub mod pruner;

@@ -27,14 +27,26 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a hash of a label (stable across platforms and releases).
-fn label_hash(label: &str) -> u64 {
+/// FNV-1a, 64 bits: stable across platforms and releases. Hashes labels into streams here,
+/// parameter names into initialisation streams (`dynaprune-model`), and checksums saved state.
+#[inline]
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in label.bytes() {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// A well-mixed hash of three words (per-sample draws: `(seed, epoch, index)`).
+#[inline]
+pub fn mix3(a: u64, b: u64, c: u64) -> u64 {
+    mix64(mix64(mix64(a) ^ b) ^ c)
+}
+
+fn label_hash(label: &str) -> u64 {
+    fnv1a(label.as_bytes())
 }
 
 /// Derives the seed of the stream `(root, purpose, index)`.

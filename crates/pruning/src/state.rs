@@ -10,6 +10,7 @@
 
 use crate::buffer::SampleStats;
 use crate::error::{PruneError, Result};
+use crate::rng::fnv1a as fnv;
 
 const MAGIC: &[u8; 4] = b"DPRS";
 const VERSION: u32 = 2;
@@ -43,15 +44,6 @@ pub struct PrunerState {
     pub pruned_counts: Vec<u32>,
     /// Score buffer records.
     pub buffer: Vec<SampleStats>,
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 struct W(Vec<u8>);

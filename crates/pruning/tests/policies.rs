@@ -381,3 +381,32 @@ fn weighted_mean_uses_batch_length() {
     let w = PlanBatch { indices: &[0, 1], weights: Some(&[2.0, 1.0]) };
     assert_eq!(w.weighted_mean(&[1.0, 1.0]), 1.5);
 }
+
+#[test]
+fn write_atomic_replaces_whole_files_and_names_the_file_on_error() {
+    let dir = std::env::temp_dir().join(format!("dynaprune-io-test-{}", std::process::id()));
+    let file = dir.join("a/b/state.bin");
+    dynaprune::io::write_atomic(&file, b"first").unwrap();
+    dynaprune::io::write_atomic(&file, b"second, longer").unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"second, longer");
+    let names: Vec<String> =
+        std::fs::read_dir(file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["state.bin"], "no temporary file is left behind");
+    // A directory where the file should go: the rename fails, the error names the target.
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    let e = dynaprune::io::write_atomic(&blocked, b"x").unwrap_err().to_string();
+    assert!(e.contains("blocked"), "{e}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_hashes_are_the_published_functions() {
+    // FNV-1a 64 test vectors (Fowler/Noll/Vo): "" and "a".
+    assert_eq!(dynaprune::rng::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(dynaprune::rng::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    // SplitMix64's first output for state 0 (Vigna's reference splitmix64.c).
+    assert_eq!(dynaprune::rng::mix64(0), 0xe220_a839_7b1d_cdaf);
+}
