@@ -64,6 +64,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_names_the_program_not_where_it_lives() {
+        let c = command_line();
+        let program = c.split(' ').next().unwrap();
+        assert!(!program.contains('/'), "program recorded by name: {c}");
+    }
+
+    #[test]
     fn commit_names_the_checkout_this_binary_was_built_from() {
         let c = commit();
         let head = std::process::Command::new("git")
@@ -99,7 +106,15 @@ pub fn relative_to_checkout(text: &str) -> String {
     text.replace(&format!("{root}/"), "").replace(root.as_ref(), ".")
 }
 
-/// This process's command line, paths inside the checkout made relative to it.
+/// This process's command line, paths inside the checkout made relative to it, and the program
+/// by its name alone: where this copy of the binary lives (a frozen copy in `/tmp` for a long
+/// grid, say) is the machine's business; the commit it was built from is recorded next to it.
 pub fn command_line() -> String {
-    relative_to_checkout(&std::env::args().collect::<Vec<_>>().join(" "))
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        if let Some(name) = std::path::Path::new(first.as_str()).file_name() {
+            *first = name.to_string_lossy().into_owned();
+        }
+    }
+    relative_to_checkout(&args.join(" "))
 }

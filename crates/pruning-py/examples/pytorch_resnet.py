@@ -107,7 +107,9 @@ def pruner_for(rule, n, epochs, prune, seed):
         s = dp.Schedule(epochs, warmup=1)
         return dp.Pruner(n, dp.Ucb(s.budget_matched_fraction(prune)), s, seed=seed)
     if rule == "infobatch":
-        s = dp.Schedule(epochs, anneal_fraction=1 - dp.InfoBatch.DEFAULT_DELTA)
+        # Its first epoch cannot prune (no sample has a score yet), so it counts as a warm-up
+        # in the budget, as in the dynaprune binary.
+        s = dp.Schedule(epochs, warmup=1, anneal_fraction=1 - dp.InfoBatch.DEFAULT_DELTA)
         return dp.Pruner(n, dp.InfoBatch(prune_fraction=s.budget_matched_fraction(prune)), s, seed=seed)
     raise ValueError(rule)
 
@@ -171,10 +173,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loader", action="store_true", help="feed through PlanSampler + DataLoader")
+    ap.add_argument("--train-samples", type=int, default=None, help="use only the first N training images (a quick check)")
     ap.add_argument("--data", default=os.environ.get("DYNAPRUNE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     data = load(a.data)
+    if a.train_samples is not None:
+        if a.train_samples < 1:
+            ap.error("--train-samples must be at least 1")
+        data = (data[0][: a.train_samples], data[1][: a.train_samples], data[2], data[3])
     print(f"torch {torch.__version__}, dynaprune {dp.__version__}, {a.threads} threads", flush=True)
     for rule in a.rules.split(","):
         run(rule, data, a)
