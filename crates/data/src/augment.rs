@@ -66,7 +66,7 @@ impl Augment {
     /// The draw for `(seed, epoch, index)`: crop offsets `(dy, dx)` in `0..=2*padding` and the
     /// flip bit.
     pub fn draw(&self, seed: u64, epoch: usize, index: usize) -> (usize, usize, bool) {
-        let h = crate::mix::mix3(seed, epoch as u64, index as u64);
+        let h = dynaprune::rng::mix3(seed, epoch as u64, index as u64);
         let span = 2 * self.crop_padding as u64 + 1;
         let dy = (h & 0xffff) % span;
         let dx = ((h >> 16) & 0xffff) % span;

@@ -345,7 +345,7 @@ pub fn synthetic(shape: ImageShape, classes: usize, train: usize, test: usize, s
     let mut counter = 0u64;
     let mut next = move || {
         counter += 1;
-        crate::mix::mix3(seed, 0x5851_F42D_4C95_7F2D, counter)
+        dynaprune::rng::mix3(seed, 0x5851_F42D_4C95_7F2D, counter)
     };
     let (c, h, w) = (shape.channels, shape.height, shape.width);
     let protos: Vec<Vec<f32>> = (0..classes)

@@ -47,7 +47,6 @@ pub mod cifar;
 pub mod dataset;
 mod error;
 pub mod idx;
-mod mix;
 pub mod write;
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! `Schedule`, `Pruner` and `Plan`.
 
-use dynaprune::{EmaBuffer, LastValueBuffer, PlanStats, PruneError, PrunerState, Schedule};
+use dynaprune::{EmaBuffer, LastValueBuffer, PlanStats, PrunerState, Schedule};
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyTuple};
 
 use crate::arrays::{self, index_array};
-use crate::errors::{to_py, value_error, IntoPy};
-use crate::policies::{Kind, PyPolicy};
+use crate::errors::{value_error, IntoPy};
+use crate::policies::PyPolicy;
 
 /// When a run prunes: `warmup` full-data epochs first, a new selection every `interval` epochs,
 /// and `anneal` full-data epochs at the end (or `anneal_fraction` of the run, InfoBatch's
@@ -187,30 +187,13 @@ impl PyPruner {
         };
         let seed = u64::try_from(seed).map_err(|_| value_error("seed", format!("{seed} is not in [0, 2^64)")))?;
         let mut b = dynaprune::Pruner::builder(n).schedule(schedule).seed(seed).rescore_every(rescore_every);
-        let policy_box = match policy {
-            Some(p) => {
-                if let Kind::StaticScores(s) = &p.get().kind {
-                    if s.scores().len() != n {
-                        return Err(to_py(PruneError::ScoreCountMismatch { expected: n, got: s.scores().len() }));
-                    }
-                }
-                p.get().kind.boxed()
-            }
-            None => Box::new(dynaprune::FullData),
-        };
-        let preferred = policy_box.preferred_ema_decay();
-        b = b.boxed_policy(policy_box);
+        if let Some(p) = policy {
+            b = b.boxed_policy(p.get().kind.boxed());
+        }
         match (buffer, ema_decay) {
-            ("ema", d) => {
-                if n > 0 {
-                    b = b.buffer(EmaBuffer::new(n, d.unwrap_or(preferred)).py()?);
-                }
-            }
-            ("last", None) => {
-                if n > 0 {
-                    b = b.buffer(LastValueBuffer::new(n).py()?);
-                }
-            }
+            ("ema", None) => {} // the builder's default: an EMA with the rule's preferred decay
+            ("ema", Some(d)) => b = b.buffer(EmaBuffer::new(n, d).py()?),
+            ("last", None) => b = b.buffer(LastValueBuffer::new(n).py()?),
             ("last", Some(_)) => return Err(value_error("ema_decay", "only meaningful with buffer=\"ema\"")),
             (other, _) => {
                 return Err(value_error("buffer", format!("unknown `{other}`: expected \"ema\" or \"last\"")))
@@ -310,10 +293,7 @@ impl PyPruner {
 
     /// What the schedule does at `epoch`.
     fn phase(&self, epoch: usize) -> PyResult<&'static str> {
-        if epoch >= self.inner.schedule().epochs() {
-            return Err(value_error("epoch", format!("{epoch} is outside the schedule of {} epochs", self.inner.schedule().epochs())));
-        }
-        Ok(self.inner.phase(epoch).as_str())
+        PySchedule(*self.inner.schedule()).phase(epoch)
     }
 
     #[getter]

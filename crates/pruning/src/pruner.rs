@@ -107,6 +107,9 @@ impl PrunerBuilder {
             PruneError::InvalidSchedule("no schedule given: call .schedule(Schedule::new(epochs))".into())
         })?;
         schedule.validate()?;
+        if let Some(got) = self.policy.sample_count().filter(|&k| k != self.n) {
+            return Err(PruneError::ScoreCountMismatch { expected: self.n, got });
+        }
         let buffer = match self.buffer {
             Some(b) => b,
             None => Box::new(EmaBuffer::new(self.n, self.policy.preferred_ema_decay())?),

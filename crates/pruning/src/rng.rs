@@ -45,13 +45,9 @@ pub fn mix3(a: u64, b: u64, c: u64) -> u64 {
     mix64(mix64(mix64(a) ^ b) ^ c)
 }
 
-fn label_hash(label: &str) -> u64 {
-    fnv1a(label.as_bytes())
-}
-
 /// Derives the seed of the stream `(root, purpose, index)`.
 pub fn derive_seed(root: u64, purpose: &str, index: u64) -> u64 {
-    mix64(mix64(mix64(root) ^ label_hash(purpose)) ^ index)
+    mix3(root, fnv1a(purpose.as_bytes()), index)
 }
 
 /// A generator for the stream `(root, purpose, index)`.

@@ -410,3 +410,10 @@ fn the_hashes_are_the_published_functions() {
     // SplitMix64's first output for state 0 (Vigna's reference splitmix64.c).
     assert_eq!(dynaprune::rng::mix64(0), 0xe220_a839_7b1d_cdaf);
 }
+
+#[test]
+fn static_scores_for_another_dataset_size_are_rejected_when_the_pruner_is_built() {
+    let p = dynaprune::StaticScores::new(vec![1.0; 4], dynaprune::Keep::Highest, 0.5).unwrap();
+    let e = dynaprune::Pruner::builder(10).policy(p).schedule(dynaprune::Schedule::new(3)).build().unwrap_err();
+    assert_eq!(e, dynaprune::PruneError::ScoreCountMismatch { expected: 10, got: 4 });
+}

@@ -11,7 +11,7 @@ def _is_torch(x):
     return type(x).__module__.startswith("torch")
 
 
-def _to_numpy(x, name):
+def _to_numpy(x):
     """A CPU NumPy view of ``x`` (a detached copy for torch tensors on another device)."""
     if _is_torch(x):
         x = x.detach()
@@ -104,20 +104,20 @@ class PlanSampler:
         self._need_plan()
         if self._weight_of is None:
             return None
-        return self._weight_of[_to_numpy(indices, "indices").astype(np.int64, copy=False)]
+        return self._weight_of[_to_numpy(indices).astype(np.int64, copy=False)]
 
     def observe(self, losses, indices, logits=None, targets=None):
         """Records the batch's per-sample losses (and, given ``logits`` and ``targets``, whether
         each prediction was right and its confidence, which KAKURENBO needs)."""
-        idx = _to_numpy(indices, "indices")
-        l = _to_numpy(losses, "losses")
+        idx = _to_numpy(indices)
+        l = _to_numpy(losses)
         if logits is None and targets is None:
             self.pruner.observe(idx, l)
             return
         if logits is None or targets is None:
             raise ValueError("give both `logits` and `targets` (or neither)")
-        z = _to_numpy(logits, "logits").astype(np.float64)
-        y = _to_numpy(targets, "targets")
+        z = _to_numpy(logits).astype(np.float64)
+        y = _to_numpy(targets)
         if z.ndim != 2 or len(z) != len(idx) or len(y) != len(idx):
             raise ValueError(f"`logits` must be (batch, classes) and `targets` (batch,), got {z.shape} and {np.shape(y)}")
         z = z - z.max(axis=1, keepdims=True)

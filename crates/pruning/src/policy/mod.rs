@@ -127,6 +127,13 @@ pub trait Policy: std::fmt::Debug + Send + Sync {
         crate::EmaBuffer::DEFAULT_DECAY
     }
 
+    /// The number of samples the rule was built for, when it holds per-sample data (static
+    /// scores); [`PrunerBuilder::build`](crate::PrunerBuilder::build) rejects a mismatch with the
+    /// pruner's sample count. `None` (the default) for rules that take the count from the buffer.
+    fn sample_count(&self) -> Option<usize> {
+        None
+    }
+
     /// Chooses the samples of `ctx.epoch`.
     fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection>;
 }

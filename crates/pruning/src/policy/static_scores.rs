@@ -77,6 +77,9 @@ impl Policy for StaticScores {
     fn is_dynamic(&self) -> bool {
         false
     }
+    fn sample_count(&self) -> Option<usize> {
+        Some(self.scores.len())
+    }
     fn uses_scores(&self) -> bool {
         false
     }
