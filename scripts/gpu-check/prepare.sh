@@ -5,8 +5,8 @@
 #   2. `dynaprune` built with --features cuda for Hopper (CUDA_COMPUTE_CAP=90) into
 #      target/cuda-<version>, stripped;
 #   3. everything the check needs on the GPU machine in .gpu-carry/ (ignored by git, < 64 MiB):
-#      the binary, Fashion-MNIST (from data/ or Debian's package), and a copy of the PyTorch
-#      reference script ../shared/anchors/torch_resnet_bench.py (it does not travel by itself).
+#      the binary, Fashion-MNIST (from data/ or Debian's package), and the PyTorch reference
+#      script xtask/torch/torch_resnet_bench.py.
 # Then, with the device tool:  run(command="bash scripts/gpu-check/run.sh", carry=[".gpu-carry"])
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +29,7 @@ for d in "$repo/data/fashion-mnist" /usr/share/datasets/fashion-mnist; do
 done
 [ -n "$fm" ] || { echo "Fashion-MNIST not found: run 'cargo xtask fetch fashion-mnist' first" >&2; exit 1; }
 cp "$fm"/*-idx?-ubyte.gz "$carry/data/fashion-mnist/"
-anchor=${DYNAPRUNE_TORCH_BENCH:-$repo/../shared/anchors/torch_resnet_bench.py}
+anchor=${DYNAPRUNE_TORCH_BENCH:-$repo/xtask/torch/torch_resnet_bench.py}
 if [ -f "$anchor" ]; then cp "$anchor" "$carry/torch_resnet_bench.py"; else echo "note: $anchor not found: the PyTorch comparison will be skipped" >&2; fi
 git -C "$repo" rev-parse HEAD > "$carry/COMMIT"
 du -sh "$carry"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch reference benchmark on any device (the GPU check's anchor).
 
-Reuses the networks of ../shared/anchors/torch_resnet_bench.py (passed with --anchor: the
+Reuses the networks of xtask/torch/torch_resnet_bench.py (passed with --anchor: the
 architectures are defined there, once) and its method (SGD with Nesterov momentum 0.9, weight
 decay 5e-4 on conv/linear weights, random data, median step time after warm-up), adding a
 --device flag and a device synchronisation at the end of each timed step.

@@ -85,12 +85,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The reference script, if present: `$DYNAPRUNE_TORCH_BENCH`, else `../shared/anchors/`.
+/// The reference script: `$DYNAPRUNE_TORCH_BENCH`, else the copy in `xtask/torch/`.
 pub fn find_torch_script(repo: &Path) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("DYNAPRUNE_TORCH_BENCH") {
         return Some(PathBuf::from(p));
     }
-    let p = repo.join("../shared/anchors/torch_resnet_bench.py");
+    let p = repo.join("xtask/torch/torch_resnet_bench.py");
     p.exists().then_some(p)
 }
 

@@ -2,7 +2,7 @@
 //! Candle, for the same networks, measured in one process (one line per network, mode and
 //! kernels; `cargo xtask bench-train` runs it per thread count and adds PyTorch).
 //!
-//! Method (the same as `shared/anchors/torch_resnet_bench.py`): random inputs and labels, batch
+//! Method (the same as `xtask/torch/torch_resnet_bench.py`): random inputs and labels, batch
 //! 128, SGD with Nesterov momentum and weight decay, `warmup` untimed steps, then the median
 //! (and best) of `iters` timed steps.
 
@@ -13,10 +13,11 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
 use clap::Args;
-use dynaprune_model::{loss, ops, Kernels, Mode, ResNet, ResNetConfig, Sgd, SgdConfig};
+use dynaprune_model::{loss, ops, Kernels, Mode, Sgd, SgdConfig};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::models::{self, BuildSpec};
 use crate::output;
 
 /// Flags of `dynaprune bench-train`.
@@ -92,6 +93,7 @@ pub(crate) fn parse_model_spec(spec: &str) -> Result<(&str, &str, usize, usize)>
         "cifar" => (3, 32),
         other => bail!("--models entry `{spec}`: unknown input `{other}` (expected fmnist or cifar)"),
     };
+    models::check_inputs(model, c, hw, hw).with_context(|| format!("--models entry `{spec}`"))?;
     Ok((model, input, c, hw))
 }
 
@@ -138,7 +140,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "candle" => Kernels::Candle,
                 other => bail!("unknown kernels `{other}`: expected fast or candle"),
             };
-            let model = ResNet::new(ResNetConfig::by_name(model_name, c, 10)?, 0, &device, kernels)?;
+            let model = models::build(model_name, &BuildSpec { kernels, ..BuildSpec::new(c, hw, hw, 10, 0, &device) })?;
             for mode in &args.modes {
                 ops::profile::enable(args.breakdown && kernels == Kernels::Fast);
                 let _ = ops::profile::take();

@@ -232,8 +232,8 @@ pub struct TrainArgs {
     /// Use only the first N test samples (0 = all).
     #[arg(long, default_value_t = 0)]
     pub max_test_samples: usize,
-    /// Model: resnet8, resnet14, resnet20, resnet32, resnet56, resnet18.
-    #[arg(long, default_value = "resnet8")]
+    /// Model: a name registered in `models` (the list is in `--help`).
+    #[arg(long, default_value = "resnet8", help = crate::models::help(), value_parser = crate::models::parse_name)]
     pub model: String,
     /// Multiplies every stage width.
     #[arg(long, default_value_t = 1.0)]

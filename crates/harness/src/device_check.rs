@@ -23,7 +23,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::Optimizer;
 use clap::Args;
-use dynaprune_model::{loss, Kernels, Mode, ResNet, ResNetConfig, Sgd, SgdConfig};
+use dynaprune_model::{loss, Kernels, Mode, Sgd, SgdConfig};
+
+use crate::models::{self, BuildSpec};
 use rand::{Rng, SeedableRng};
 
 /// Flags of `dynaprune device-check`.
@@ -119,7 +121,8 @@ struct Side {
 }
 
 fn run_side(
-    config: &ResNetConfig,
+    name: &str,
+    shape: (usize, usize),
     seed: u64,
     device: &Device,
     kernels: Kernels,
@@ -127,7 +130,8 @@ fn run_side(
     x: &Tensor,
     y: &Tensor,
 ) -> Result<Side> {
-    let model = ResNet::with_dtype(config.clone(), seed, dtype, device, kernels)?;
+    let (c, hw) = shape;
+    let model = models::build(name, &BuildSpec { kernels, dtype, ..BuildSpec::new(c, hw, hw, 10, seed, device) })?;
     let (x, y) = (x.to_device(device)?.to_dtype(dtype)?, y.to_device(device)?);
     let logits = model.forward(&x, true)?;
     let losses = loss::cross_entropy_per_sample(&logits, &y, 0.0)?;
@@ -155,16 +159,15 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
     let mut out = Vec::new();
     for spec in &args.models {
         let (name, _, c, hw) = crate::bench::parse_model_spec(spec)?;
-        let config = ResNetConfig::by_name(name, c, 10)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
         let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &Device::Cpu)?;
         let ys: Vec<u32> = (0..args.batch).map(|_| rng.random_range(0..10u32)).collect();
         let y = Tensor::from_vec(ys, args.batch, &Device::Cpu)?;
-        let reference = run_side(&config, args.seed, &Device::Cpu, Kernels::Fast, DType::F64, &x, &y)?;
-        let dev64 = run_side(&config, args.seed, &device, other_kernels, DType::F64, &x, &y)?;
-        let cpu32 = run_side(&config, args.seed, &Device::Cpu, Kernels::Fast, DType::F32, &x, &y)?;
-        let dev32 = run_side(&config, args.seed, &device, other_kernels, DType::F32, &x, &y)?;
+        let reference = run_side(name, (c, hw), args.seed, &Device::Cpu, Kernels::Fast, DType::F64, &x, &y)?;
+        let dev64 = run_side(name, (c, hw), args.seed, &device, other_kernels, DType::F64, &x, &y)?;
+        let cpu32 = run_side(name, (c, hw), args.seed, &Device::Cpu, Kernels::Fast, DType::F32, &x, &y)?;
+        let dev32 = run_side(name, (c, hw), args.seed, &device, other_kernels, DType::F32, &x, &y)?;
         let sides = [&reference, &dev64, &cpu32, &dev32];
         let mut push = |group: &'static str, what: String, t: [&Tensor; 4]| -> Result<()> {
             out.push(Comparison {

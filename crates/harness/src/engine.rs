@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
 use dynaprune_data::{Augment, BatchAssembler, ChannelStats, ImageDataset, Splits};
-use dynaprune_model::{loss, schedule, LrSchedule, Mode, ResNet, Sgd, SgdConfig};
+use dynaprune_model::{loss, schedule, LrSchedule, Mode, Network, Sgd, SgdConfig};
 
 use crate::config::{AugmentArg, DatasetArg, TrainArgs};
 use crate::seeds;
@@ -64,8 +64,27 @@ impl Env {
     }
 }
 
+impl Env {
+    /// What a model constructor needs to fit this data: its shape and classes, `--width`, the
+    /// device, and the seed of the weights.
+    pub fn model_spec(&self, args: &TrainArgs, seed: u64) -> crate::models::BuildSpec {
+        let shape = self.train.shape();
+        crate::models::BuildSpec {
+            width_multiplier: args.width,
+            ..crate::models::BuildSpec::new(
+                shape.channels,
+                shape.height,
+                shape.width,
+                self.train.classes(),
+                seed,
+                &self.device,
+            )
+        }
+    }
+}
+
 /// The optimizer of a run.
-pub fn optimizer(model: &ResNet, args: &TrainArgs) -> Result<Sgd> {
+pub fn optimizer(model: &dyn Network, args: &TrainArgs) -> Result<Sgd> {
     Ok(Sgd::from_params(
         model.params(),
         SgdConfig {
@@ -138,7 +157,7 @@ pub struct EpochTotals {
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     env: &Env,
-    model: &ResNet,
+    model: &dyn Network,
     opt: &mut Sgd,
     args: &TrainArgs,
     sched: &LrSchedule,
@@ -194,7 +213,7 @@ pub fn train_epoch(
 /// Eval-mode losses use the BatchNorm running statistics, so they differ slightly from the
 /// training-mode losses observed during training.
 pub fn forward_outputs(
-    model: &ResNet,
+    model: &dyn Network,
     assembler: &BatchAssembler,
     indices: &[usize],
     batch: usize,
@@ -217,7 +236,7 @@ pub fn sequential_batches(n: usize, batch: usize) -> Vec<Vec<usize>> {
 }
 
 /// Mean loss and accuracy of `model` (eval mode) on all of `assembler`'s dataset.
-pub fn evaluate(model: &ResNet, assembler: &BatchAssembler, batch: usize) -> Result<(f64, f64)> {
+pub fn evaluate(model: &dyn Network, assembler: &BatchAssembler, batch: usize) -> Result<(f64, f64)> {
     let n = assembler.dataset().len();
     let (mut loss_sum, mut correct) = (0f64, 0f64);
     let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> =

@@ -7,8 +7,9 @@
 //!
 //! ## Map
 //! - [`config`]: every flag of `dynaprune train`, serialised as the run's `config.json`.
-//! - [`datasets`]: which directory, which loader; [`models`]: the one place mapping model names
-//!   to constructors; [`policies`]: flags to a [`dynaprune::Pruner`].
+//! - [`datasets`]: which directory, which loader; [`models`]: the model registry (name ->
+//!   constructor, accepted inputs, help), one file per model family; [`policies`]: flags to a
+//!   [`dynaprune::Pruner`].
 //! - [`engine`]: one epoch of SGD over a plan's batches, evaluation.
 //! - [`train`]: the run loop, checkpoints, resume; [`scorers`]: EL2N, GraNd, forgetting.
 //! - [`accounting`]: per-epoch rows and the summary; [`output`]: atomic writes;

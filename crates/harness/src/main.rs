@@ -102,8 +102,14 @@ fn main() -> Result<()> {
     };
     configure_threads(threads, tuned)?;
     // Run on a pool worker, so the thread that drives training is one of the compute threads
-    // instead of an extra one competing with them.
-    rayon::scope(|_| run(cli.command))
+    // instead of an extra one competing with them. Not with a single worker: the batch
+    // prefetcher's parallel assembly would then wait for the one worker, which waits for the
+    // batch (a deadlock, seen with `--threads 1`).
+    if rayon::current_num_threads() > 1 {
+        rayon::scope(|_| run(cli.command))
+    } else {
+        run(cli.command)
+    }
 }
 
 fn run(command: Command) -> Result<()> {

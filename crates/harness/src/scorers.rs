@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
-use dynaprune_model::{loss, LrSchedule, Mode, ResNet};
+use dynaprune_model::{loss, LrSchedule, Mode, Network};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -53,27 +53,17 @@ pub struct ScoreInfo {
 pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f32>, ScoreInfo)> {
     let start = Instant::now();
     let n = env.train.len();
-    let (channels, classes) = (env.train.shape().channels, env.train.classes());
     let k = args.scorer_models;
-    let build = |i: usize| {
-        models::build(
-            &args.model,
-            args.width,
-            channels,
-            classes,
-            seeds::derive_k(args.seed, seeds::SCORER, i as u64),
-            &env.device,
-        )
-    };
+    let build = |i: usize| models::build(&args.model, &env.model_spec(args, seeds::derive_k(args.seed, seeds::SCORER, i as u64)));
     let (scores, label, models_used, epochs) = match scorer {
         ScorerArg::El2n => {
             let e = args.el2n_epochs.unwrap_or(1);
             let mut sum = vec![0f64; n];
             for i in 0..k {
                 let model = build(i)?;
-                train_full(env, &model, args, e, |_, _, _| Ok(()))?;
+                train_full(env, model.as_ref(), args, e, |_, _, _| Ok(()))?;
                 for (idx, v) in
-                    per_sample_eval(env, &model, args.batch_size, |logits, labels| Ok(loss::el2n(logits, labels)?))?
+                    per_sample_eval(env, model.as_ref(), args.batch_size, |logits, labels| Ok(loss::el2n(logits, labels)?))?
                 {
                     sum[idx] += f64::from(v);
                 }
@@ -85,7 +75,7 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
             let mut sum = vec![0f64; n];
             for i in 0..k {
                 let model = build(i)?;
-                for (idx, v) in per_sample_last_layer_grad(env, &model, args.batch_size)? {
+                for (idx, v) in per_sample_last_layer_grad(env, model.as_ref(), args.batch_size)? {
                     sum[idx] += f64::from(v);
                 }
             }
@@ -96,7 +86,7 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
             let mut sum = vec![0f64; n];
             for i in 0..k {
                 let model = build(i)?;
-                let norms = per_sample_full_grad(env, &model)?;
+                let norms = per_sample_full_grad(env, model.as_ref())?;
                 for (s, v) in sum.iter_mut().zip(norms) {
                     *s += f64::from(v);
                 }
@@ -108,7 +98,7 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
             let e = args.forgetting_epochs.unwrap_or(args.epochs);
             let model = build(0)?;
             let mut counter = ForgettingCounter::new(n);
-            train_full(env, &model, args, e, |indices, out, _| {
+            train_full(env, model.as_ref(), args, e, |indices, out, _| {
                 let correct: Vec<bool> = out.correct.iter().map(|&c| c > 0.5).collect();
                 counter.observe(indices, &correct);
                 Ok(())
@@ -136,7 +126,7 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
 /// learning-rate schedule (over the run's `--epochs`, so a short run is an early stop of it).
 fn train_full(
     env: &Env,
-    model: &ResNet,
+    model: &dyn Network,
     args: &TrainArgs,
     epochs: usize,
     mut observe: impl FnMut(&[usize], &engine::StepOutput, usize) -> Result<()>,
@@ -170,7 +160,7 @@ fn train_full(
 /// (eval mode, no augmentation).
 fn per_sample_eval(
     env: &Env,
-    model: &ResNet,
+    model: &dyn Network,
     batch: usize,
     f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Vec<(usize, f32)>> {
@@ -187,7 +177,7 @@ fn per_sample_eval(
 
 /// Last-layer gradient norms: for cross-entropy, the gradient with respect to the head's weight
 /// is `(p - y) h^T` and to its bias `p - y`, so the norm is `||p - y|| * sqrt(||h||^2 + 1)`.
-fn per_sample_last_layer_grad(env: &Env, model: &ResNet, batch: usize) -> Result<Vec<(usize, f32)>> {
+fn per_sample_last_layer_grad(env: &Env, model: &dyn Network, batch: usize) -> Result<Vec<(usize, f32)>> {
     let plan = engine::sequential_batches(env.train.len(), batch).into_iter().map(|b| (b, None)).collect();
     let mut out = Vec::with_capacity(env.train.len());
     for b in env.train_plain.prefetch(0, plan, 2) {
@@ -245,7 +235,7 @@ impl ForgettingCounter {
 
 /// Full per-sample gradient norms: one forward/backward pass per sample, in parallel over
 /// samples.
-fn per_sample_full_grad(env: &Env, model: &ResNet) -> Result<Vec<f32>> {
+fn per_sample_full_grad(env: &Env, model: &dyn Network) -> Result<Vec<f32>> {
     let n = env.train.len();
     (0..n)
         .into_par_iter()

@@ -182,21 +182,15 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         }
     };
 
-    let model = models::build(
-        &args.model,
-        args.width,
-        env.train.shape().channels,
-        env.train.classes(),
-        seeds::derive(args.seed, seeds::MODEL),
-        &device,
-    )?;
-    let mut opt = engine::optimizer(&model, &args)?;
+    let model = models::build(&args.model, &env.model_spec(&args, seeds::derive(args.seed, seeds::MODEL)))?;
+    let model = model.as_ref();
+    let mut opt = engine::optimizer(model, &args)?;
     let mut pruner = policies::build(&args, n_train, scores)?;
     let sched = LrSchedule::parse(&args.schedule).context("--schedule")?;
     let mut rows: Vec<EpochRow> = Vec::new();
     let mut start_epoch = 0;
     if let Some(st) = &resumed {
-        checkpoint::load(&ck_dir.join("model.safetensors"), &model, Some(&mut opt))?;
+        checkpoint::load(&ck_dir.join("model.safetensors"), model, Some(&mut opt))?;
         let pruner_path = ck_dir.join("pruner.bin");
         let bytes =
             std::fs::read(&pruner_path).with_context(|| format!("--resume: reading {}", pruner_path.display()))?;
@@ -237,7 +231,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         let mut rescore_s = 0.0;
         if !stale.is_empty() {
             let t_rescore = Instant::now();
-            for (idx, o) in engine::forward_outputs(&model, &env.train_plain, &stale, 500, wants)? {
+            for (idx, o) in engine::forward_outputs(model, &env.train_plain, &stale, 500, wants)? {
                 observe_outputs(&mut pruner, &idx, &o, wants)?;
             }
             rescore_s = t_rescore.elapsed().as_secs_f64();
@@ -251,7 +245,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         progress.start_epoch(epoch, batches.len(), stats.phase.as_str());
         let totals = engine::train_epoch(
             &env,
-            &model,
+            model,
             &mut opt,
             &args,
             &sched,
@@ -266,7 +260,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         let t_eval = Instant::now();
         let evaluate = (epoch + 1) % args.eval_every == 0 || epoch + 1 == args.epochs;
         let (test_loss, test_acc) = if evaluate {
-            let (l, a) = engine::evaluate(&model, &env.test_batches, 500)?;
+            let (l, a) = engine::evaluate(model, &env.test_batches, 500)?;
             (Some(l), Some(a))
         } else {
             (None, None)
@@ -320,7 +314,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
             static_scoring: static_label.clone(),
             fingerprint: fingerprint(&args),
         };
-        write_checkpoint(&out, &model, &opt, &pruner.state(), &st)?;
+        write_checkpoint(&out, model, &opt, &pruner.state(), &st)?;
         let checkpoint_s = t_ck.elapsed().as_secs_f64();
         let k = rows.len() - 1;
         rows[k].checkpoint_s = checkpoint_s;
@@ -472,7 +466,7 @@ fn recover_checkpoint_dir(out: &Path) -> Result<()> {
 /// crash at any point leaves either the previous or the new checkpoint, complete.
 fn write_checkpoint(
     out: &Path,
-    model: &dynaprune_model::ResNet,
+    model: &dyn dynaprune_model::Network,
     opt: &dynaprune_model::Sgd,
     pruner: &PrunerState,
     st: &State,

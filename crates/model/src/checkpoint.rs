@@ -1,5 +1,7 @@
 //! Saving and loading a model (parameters and BatchNorm statistics) and its optimizer (momentum
-//! buffers) as one safetensors file, written atomically (temporary file, then rename).
+//! buffers) as one safetensors file, written atomically (temporary file, then rename). Works on
+//! any [`Network`]; the file's metadata records the architecture, and loading a checkpoint of
+//! another architecture fails with both names before anything is changed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,14 +10,17 @@ use candle_core::Tensor;
 
 use crate::error::{ModelError, Result};
 use crate::optim::Sgd;
-use crate::resnet::ResNet;
+use crate::network::Network;
+
+/// The safetensors metadata key holding [`Network::architecture`].
+pub const ARCHITECTURE_KEY: &str = "dynaprune.architecture";
 
 fn ck(path: &Path, message: impl Into<String>) -> ModelError {
     ModelError::Checkpoint { path: path.to_path_buf(), message: message.into() }
 }
 
 /// Writes `model` (and `optimizer` if given) to `path`, atomically.
-pub fn save(path: &Path, model: &ResNet, optimizer: Option<&Sgd>) -> Result<()> {
+pub fn save(path: &Path, model: &dyn Network, optimizer: Option<&Sgd>) -> Result<()> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for p in model.params() {
         map.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
@@ -28,16 +33,29 @@ pub fn save(path: &Path, model: &ResNet, optimizer: Option<&Sgd>) -> Result<()> 
             map.insert(format!("optim.{n}"), t);
         }
     }
-    // The same bytes `candle_core::safetensors::save` writes, written atomically.
-    let bytes = safetensors::serialize(&map, None).map_err(|e| ck(path, format!("cannot serialise: {e}")))?;
+    // What `candle_core::safetensors::save` writes, plus the metadata, written atomically.
+    let metadata = HashMap::from([(ARCHITECTURE_KEY.to_string(), model.architecture().to_string())]);
+    let bytes = safetensors::serialize(&map, Some(metadata)).map_err(|e| ck(path, format!("cannot serialise: {e}")))?;
     dynaprune::io::write_atomic(path, &bytes).map_err(|e| ck(path, e.to_string()))
 }
 
 /// Loads a file written by [`save`] into `model` (and `optimizer`). Every parameter and
 /// statistic must be present with the right shape; unknown entries are an error too, so a
-/// checkpoint of another architecture is never half-loaded.
-pub fn load(path: &Path, model: &ResNet, mut optimizer: Option<&mut Sgd>) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, model.device())
+/// checkpoint of another architecture is never half-loaded. A file without the architecture
+/// entry (written before it existed) is checked by names and shapes alone.
+pub fn load(path: &Path, model: &dyn Network, mut optimizer: Option<&mut Sgd>) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| ck(path, format!("cannot read: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| ck(path, format!("not a readable safetensors file: {e}")))?;
+    if let Some(saved) = header.metadata().as_ref().and_then(|m| m.get(ARCHITECTURE_KEY)) {
+        if saved != model.architecture() {
+            return Err(ck(
+                path,
+                format!("a checkpoint of `{saved}` cannot be loaded into `{}`", model.architecture()),
+            ));
+        }
+    }
+    let tensors = candle_core::safetensors::load_buffer(&bytes, model.device())
         .map_err(|e| ck(path, format!("not a readable safetensors file: {e}")))?;
     let mut seen = 0usize;
     for p in model.params() {

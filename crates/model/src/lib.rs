@@ -3,7 +3,7 @@
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use candle_nn::Optimizer;
-//! use dynaprune_model::{loss, Kernels, ResNet, ResNetConfig, Sgd, SgdConfig};
+//! use dynaprune_model::{loss, Kernels, Network, ResNet, ResNetConfig, Sgd, SgdConfig};
 //!
 //! # fn main() -> dynaprune_model::Result<()> {
 //! let device = Device::Cpu;
@@ -19,6 +19,8 @@
 //! ```
 //!
 //! ## Map
+//! - [`network`]: the [`Network`] trait, everything the harness needs from a network (forward in
+//!   three modes, features, parameters, buffers, device, work per image).
 //! - [`resnet`]: [`ResNetConfig`] (ResNet-8/14/20/32/56, CIFAR ResNet-18, width multiplier,
 //!   1 or 3 input channels) and [`ResNet`].
 //! - [`layers`]: convolution, BatchNorm (running statistics, train/eval), linear; [`Kernels`]
@@ -29,7 +31,8 @@
 //! - [`optim`]: [`Sgd`] with momentum, Nesterov and weight decay (bias/norm exclusion).
 //! - [`schedule`]: learning-rate schedules keyed on training progress.
 //! - [`init`]: seeded Kaiming/uniform initialisation (Candle's CPU RNG cannot be seeded).
-//! - [`checkpoint`]: atomic safetensors save/load of model, statistics and optimizer.
+//! - [`checkpoint`]: atomic safetensors save/load of any [`Network`] (architecture checked by
+//!   name), its statistics and optimizer.
 //! - [`device`]: CPU by default; `--features cuda` for the GPU.
 
 pub mod checkpoint;
@@ -38,6 +41,7 @@ mod error;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod network;
 pub mod ops;
 pub mod optim;
 pub mod resnet;
@@ -45,6 +49,7 @@ pub mod schedule;
 
 pub use error::{ModelError, Result};
 pub use layers::{Kernels, Mode, Param, ParamKind};
+pub use network::Network;
 pub use optim::{Sgd, SgdConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use schedule::LrSchedule;

@@ -1,6 +1,7 @@
 //! ResNets for small images: the CIFAR ResNet-18 (as in the Data Diet and InfoBatch code) and
 //! He et al.'s ResNet-8/14/20/32/56 family, layer for layer the networks of
-//! `shared/anchors/torch_resnet_bench.py`: a 3x3 stem conv + BN + ReLU (no max-pool), basic
+//! `xtask/torch/torch_resnet_bench.py` (the PyTorch networks our
+//! speed is compared with): a 3x3 stem conv + BN + ReLU (no max-pool), basic
 //! blocks `relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))` with a 1x1 conv + BN shortcut where
 //! the shape changes, global average pooling and a linear head.
 
@@ -8,6 +9,7 @@ use candle_core::{DType, Device, ModuleT, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::layers::{ConvBn, Kernels, Linear, Mode, Param};
+use crate::network::Network;
 use crate::ops;
 
 /// The shape of a ResNet.
@@ -196,49 +198,13 @@ impl ResNet {
         Ok(Self { config, stem, blocks, head, params, kernels, device: device.clone() })
     }
 
-    /// Logits `(N, classes)` for images `(N, C, H, W)`; `train` selects training mode (batch
-    /// statistics, running statistics updated) or inference (no gradient).
-    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_mode(x, if train { Mode::Train } else { Mode::Eval })
-    }
-
-    /// Logits in any [`Mode`].
-    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        Ok(self.forward_with_features(x, mode)?.1)
-    }
-
-    /// `(pooled features (N, width), logits (N, classes))`: the features are the input of the
-    /// linear head (what last-layer gradient scores need).
-    pub fn forward_with_features(&self, x: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
-        let k = self.kernels;
-        let mut h = self.stem.forward(x, mode, true, k)?;
-        for b in &self.blocks {
-            h = b.forward(&h, mode, k)?;
-        }
-        let pooled = h.mean((2, 3))?;
-        let logits = self.head.forward(&pooled)?;
-        Ok(if mode == Mode::Eval { (pooled.detach(), logits.detach()) } else { (pooled, logits) })
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ResNetConfig {
         &self.config
     }
-    /// The trainable parameters, in a fixed order.
-    pub fn params(&self) -> &[Param] {
-        &self.params
-    }
     /// The kernels in use.
     pub fn kernels(&self) -> Kernels {
         self.kernels
-    }
-    /// The device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-    /// Number of trainable scalars.
-    pub fn num_params(&self) -> usize {
-        self.params.iter().map(|p| p.var.elem_count()).sum()
     }
 
     fn units(&self) -> Vec<&ConvBn> {
@@ -252,21 +218,46 @@ impl ResNet {
         }
         v
     }
+}
+
+impl Network for ResNet {
+    fn architecture(&self) -> &str {
+        &self.config.name
+    }
+
+    /// `(pooled features (N, width), logits (N, classes))`.
+    fn forward_with_features(&self, x: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let k = self.kernels;
+        let mut h = self.stem.forward(x, mode, true, k)?;
+        for b in &self.blocks {
+            h = b.forward(&h, mode, k)?;
+        }
+        let pooled = h.mean((2, 3))?;
+        let logits = self.head.forward(&pooled)?;
+        Ok(if mode == Mode::Eval { (pooled.detach(), logits.detach()) } else { (pooled, logits) })
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
 
     /// BatchNorm running statistics, by checkpoint name.
-    pub fn buffers(&self) -> Vec<(String, Tensor)> {
+    fn buffers(&self) -> Vec<(String, Tensor)> {
         self.units().into_iter().flat_map(ConvBn::buffers).collect()
     }
 
-    /// Restores a running statistic; `false` if no BatchNorm has that name.
-    pub fn set_buffer(&self, name: &str, t: Tensor) -> bool {
+    fn set_buffer(&self, name: &str, t: Tensor) -> bool {
         self.units().into_iter().any(|u| u.set_buffer(name, t.clone()))
     }
 
-    /// Forward multiply-accumulates per image of `h x w` (convolutions and the head; BatchNorm,
-    /// ReLU and pooling are O(activations) and left out). Training costs about 3x this (forward,
-    /// input gradient, weight gradient), minus the stem's input gradient.
-    pub fn forward_macs(&self, h: usize, w: usize) -> u64 {
+    /// Convolutions and the head; BatchNorm, ReLU and pooling are O(activations) and left out.
+    /// Training costs about 3x this (forward, input gradient, weight gradient), minus the stem's
+    /// input gradient.
+    fn forward_macs(&self, h: usize, w: usize) -> u64 {
         let (mut total, mut hh, mut ww) = (0u64, h, w);
         let (m, h1, w1) = self.stem.macs(hh, ww);
         total += m;
@@ -282,9 +273,8 @@ impl ResNet {
         total + (last * self.config.classes) as u64
     }
 
-    /// Training FLOPs per image (2 per multiply-accumulate; forward + input gradient + weight
-    /// gradient, without the stem's input gradient).
-    pub fn train_flops(&self, h: usize, w: usize) -> u64 {
+    /// Without the stem's input gradient (nothing upstream needs it).
+    fn train_flops(&self, h: usize, w: usize) -> u64 {
         let fwd = self.forward_macs(h, w);
         let (stem, _, _) = self.stem.macs(h, w);
         2 * (3 * fwd - stem)
