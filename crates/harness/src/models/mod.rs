@@ -10,6 +10,7 @@
 //! | file | models |
 //! |---|---|
 //! | [`resnet`] | `resnet8`, `resnet14`, `resnet20`, `resnet32`, `resnet56`, `resnet18` |
+//! | [`mlp`] | `mlp` |
 
 use std::sync::{LazyLock, RwLock};
 
@@ -100,6 +101,7 @@ macro_rules! builtin {
 // One line per model file.
 builtin![
     resnet,
+    mlp,
 ];
 
 static REGISTRY: LazyLock<RwLock<Vec<ModelEntry>>> = LazyLock::new(|| RwLock::new(builtin()));
