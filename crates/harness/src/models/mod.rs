@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`resnet`] | `resnet8`, `resnet14`, `resnet20`, `resnet32`, `resnet56`, `resnet18` |
 //! | [`mlp`] | `mlp` |
+//! | [`vgg`] | `vgg11` |
 
 use std::sync::{LazyLock, RwLock};
 
@@ -102,6 +103,7 @@ macro_rules! builtin {
 builtin![
     resnet,
     mlp,
+    vgg,
 ];
 
 static REGISTRY: LazyLock<RwLock<Vec<ModelEntry>>> = LazyLock::new(|| RwLock::new(builtin()));
