@@ -17,8 +17,12 @@ pub enum DatasetArg {
     Cifar10,
     /// CIFAR-100 (fine labels), binary version.
     Cifar100,
-    /// Generated in memory from the seed (tests and the smoke preset; never for results).
+    /// Generated in memory from the seed, 1x16x16, 4 classes (tests and the smoke preset; never
+    /// for results).
     Synthetic,
+    /// Generated in memory from the seed in CIFAR's shape, 3x32x32, 10 classes, 4096 + 1024
+    /// images (3-channel models and speed checks; never for results).
+    SyntheticCifar,
 }
 
 impl DatasetArg {
@@ -29,6 +33,7 @@ impl DatasetArg {
             DatasetArg::Cifar10 => "cifar10",
             DatasetArg::Cifar100 => "cifar100",
             DatasetArg::Synthetic => "synthetic",
+            DatasetArg::SyntheticCifar => "synthetic-cifar",
         }
     }
 }

@@ -29,6 +29,9 @@ pub fn resolve_dir(args: &TrainArgs) -> PathBuf {
 pub fn load(args: &TrainArgs) -> Result<Splits> {
     let mut splits = match args.dataset {
         DatasetArg::Synthetic => synthetic(ImageShape { channels: 1, height: 16, width: 16 }, 4, 2048, 512, args.seed)?,
+        DatasetArg::SyntheticCifar => {
+            synthetic(ImageShape { channels: 3, height: 32, width: 32 }, 10, 4096, 1024, args.seed)?
+        }
         other => {
             let kind = match other {
                 DatasetArg::FashionMnist => DatasetKind::FashionMnist,

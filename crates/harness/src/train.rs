@@ -109,6 +109,9 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     let device = device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
     let splits = datasets::load(&args)?;
     let env = Env::new(splits, &args, &device)?;
+    let shape = env.train.shape();
+    models::check_inputs(&args.model, shape.channels, shape.height, shape.width)
+        .with_context(|| format!("--dataset {}", args.dataset.as_str()))?;
     let (n_train, n_test) = (env.train.len(), env.test.len());
     let id = run_id(&args);
     // The recorded flags name paths relative to the checkout where they lie inside it.
