@@ -173,14 +173,7 @@ fn main() -> Result<()> {
             }
             if let Some(m) = methods {
                 for x in &m {
-                    let base = reproduce::method_flags(x).map(|f| f[1].clone()).unwrap_or_default();
-                    if !reproduce::ALL_METHODS.contains(&base.as_str()) {
-                        anyhow::bail!(
-                            "--methods: unknown method `{x}`: expected one of {}, optionally with -plain (ucb, \
-                             epsilon-greedy: the original rule) and/or +rescoreR",
-                            reproduce::ALL_METHODS.join(", ")
-                        );
-                    }
+                    reproduce::method_flags(x).context("--methods")?;
                 }
                 p.methods = m;
             }

@@ -37,21 +37,10 @@ pub struct Preset {
 }
 
 /// All methods of the paper plus InfoBatch, RS2 and KAKURENBO (UCB and epsilon-greedy with the
-/// default staleness model).
-pub const ALL_METHODS: [&str; 12] = [
-    "full",
-    "static-random",
-    "el2n",
-    "grand",
-    "grand-last-layer",
-    "forgetting",
-    "random",
-    "epsilon-greedy",
-    "ucb",
-    "infobatch",
-    "rs2",
-    "kakurenbo",
-];
+/// default staleness model): every rule of [`dynaprune::catalog::RULES`].
+pub fn all_methods() -> Vec<&'static str> {
+    dynaprune::catalog::RULES.iter().map(|r| r.name).collect()
+}
 
 /// The original UCB and epsilon-greedy (`--staleness off`), kept in the `cpu` grid so the report
 /// compares the rules before and after the staleness fix.
@@ -82,8 +71,16 @@ pub fn method_flags(method: &str) -> Result<Vec<String>> {
     } else {
         (base, None)
     };
-    if staleness.is_some() && !["ucb", "epsilon-greedy"].contains(&policy) {
-        bail!("method `{method}`: -plain and -bonus apply to ucb and epsilon-greedy only");
+    let Some(info) = dynaprune::catalog::rule(policy) else {
+        bail!(
+            "method `{method}`: unknown rule `{policy}`: expected one of {}, optionally with -plain or -bonus \
+             (rules with staleness) and +rescoreR / +warmupW",
+            all_methods().join(", ")
+        );
+    };
+    if staleness.is_some() && !info.staleness {
+        let with: Vec<&str> = dynaprune::catalog::RULES.iter().filter(|r| r.staleness).map(|r| r.name).collect();
+        bail!("method `{method}`: -plain and -bonus apply to {} only", with.join(" and "));
     }
     let mut f = vec!["--policy".to_string(), policy.to_string()];
     if let Some(s) = staleness {
@@ -134,7 +131,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 10,
-            methods: ALL_METHODS.iter().chain(&PLAIN_METHODS).chain(&["random+warmup1"]).map(|m| m.to_string()).collect(),
+            methods: all_methods().into_iter().chain(PLAIN_METHODS).chain(["random+warmup1"]).map(String::from).collect(),
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--scorer-models", "3"],
@@ -146,7 +143,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["cifar10", "cifar100"],
             model: "resnet18",
             epochs: 200,
-            methods: ALL_METHODS.map(String::from).to_vec(),
+            methods: all_methods().into_iter().map(String::from).collect(),
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--device", "cuda", "--lr", "0.1", "--schedule", "cosine", "--scorer-models", "10"],
@@ -183,8 +180,8 @@ impl Cell {
         }
     }
     /// The static scorer the cell needs.
-    pub fn scorer(&self) -> Option<&str> {
-        ["el2n", "grand", "grand-last-layer", "forgetting"].into_iter().find(|s| *s == self.method)
+    pub fn scorer(&self) -> Option<&'static str> {
+        dynaprune::catalog::rule(&self.method).and_then(|r| r.scorer)
     }
 }
 

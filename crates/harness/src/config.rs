@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use dynaprune::catalog::RuleInfo;
 use serde::{Deserialize, Serialize};
 
 /// Datasets the harness trains on.
@@ -38,90 +39,125 @@ impl DatasetArg {
     }
 }
 
-/// Every selection rule the harness can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Every selection rule the harness can run: one variant per rule of
+/// [`dynaprune::catalog::RULES`], whose facts (name, help, static or dynamic, scorer, defaults)
+/// it reads from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum PolicyArg {
-    /// Full data, every epoch (the baseline).
+    /// Full data.
     Full,
-    /// Static: one random subset chosen before training.
+    /// Static random.
     StaticRandom,
-    /// Static: keep by EL2N score (Paul et al., 2021), computed before training.
+    /// Static EL2N.
     El2n,
-    /// Static: keep by GraNd score at initialisation, full-parameter gradient norm.
+    /// Static GraNd, all parameters.
     Grand,
-    /// Static: keep by GraNd score at initialisation, last-layer approximation.
+    /// Static GraNd, last layer.
     GrandLastLayer,
-    /// Static: keep by forgetting counts (Toneva et al., 2019) from a full-data run.
+    /// Static forgetting.
     Forgetting,
-    /// Dynamic: a new uniformly random subset every selection.
+    /// Dynamic uniform random.
     Random,
-    /// Dynamic: epsilon-greedy on per-sample loss statistics (Raju et al., 2021).
+    /// Epsilon-greedy.
     EpsilonGreedy,
-    /// Dynamic: upper confidence bound on per-sample loss statistics (Raju et al., 2021).
+    /// UCB.
     Ucb,
-    /// Dynamic: InfoBatch soft pruning with loss rescaling and annealing (Qin et al., 2024).
+    /// InfoBatch.
     Infobatch,
-    /// Dynamic: RS2 without replacement, consecutive slices of random permutations (Okanovic et
-    /// al., 2023).
+    /// RS2.
     Rs2,
-    /// Dynamic: KAKURENBO, hide confidently learned low-loss samples, re-score them each epoch,
-    /// scale the learning rate (Nguyen et al., 2023).
+    /// KAKURENBO.
     Kakurenbo,
 }
 
 impl PolicyArg {
+    /// Every rule, in the catalog's order.
+    pub const ALL: [PolicyArg; 12] = [
+        PolicyArg::Full,
+        PolicyArg::StaticRandom,
+        PolicyArg::El2n,
+        PolicyArg::Grand,
+        PolicyArg::GrandLastLayer,
+        PolicyArg::Forgetting,
+        PolicyArg::Random,
+        PolicyArg::EpsilonGreedy,
+        PolicyArg::Ucb,
+        PolicyArg::Infobatch,
+        PolicyArg::Rs2,
+        PolicyArg::Kakurenbo,
+    ];
+
+    /// The rule's facts.
+    pub fn info(self) -> &'static RuleInfo {
+        use dynaprune::catalog as c;
+        match self {
+            PolicyArg::Full => &c::FULL,
+            PolicyArg::StaticRandom => &c::STATIC_RANDOM,
+            PolicyArg::El2n => &c::EL2N,
+            PolicyArg::Grand => &c::GRAND,
+            PolicyArg::GrandLastLayer => &c::GRAND_LAST_LAYER,
+            PolicyArg::Forgetting => &c::FORGETTING,
+            PolicyArg::Random => &c::RANDOM,
+            PolicyArg::EpsilonGreedy => &c::EPSILON_GREEDY,
+            PolicyArg::Ucb => &c::UCB,
+            PolicyArg::Infobatch => &c::INFOBATCH,
+            PolicyArg::Rs2 => &c::RS2,
+            PolicyArg::Kakurenbo => &c::KAKURENBO,
+        }
+    }
+
     /// The name used on the command line and in results.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyArg::Full => "full",
-            PolicyArg::StaticRandom => "static-random",
-            PolicyArg::El2n => "el2n",
-            PolicyArg::Grand => "grand",
-            PolicyArg::GrandLastLayer => "grand-last-layer",
-            PolicyArg::Forgetting => "forgetting",
-            PolicyArg::Random => "random",
-            PolicyArg::EpsilonGreedy => "epsilon-greedy",
-            PolicyArg::Ucb => "ucb",
-            PolicyArg::Infobatch => "infobatch",
-            PolicyArg::Rs2 => "rs2",
-            PolicyArg::Kakurenbo => "kakurenbo",
-        }
+        self.info().name
+    }
+
+    /// The rule named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
     /// The static scorer this policy needs, if any.
     pub fn scorer(self) -> Option<ScorerArg> {
-        match self {
-            PolicyArg::El2n => Some(ScorerArg::El2n),
-            PolicyArg::Grand => Some(ScorerArg::Grand),
-            PolicyArg::GrandLastLayer => Some(ScorerArg::GrandLastLayer),
-            PolicyArg::Forgetting => Some(ScorerArg::Forgetting),
-            _ => None,
-        }
+        self.info().scorer.map(|s| ScorerArg::from_str(s, false).expect("every catalog scorer is a ScorerArg"))
     }
 
     /// `true` for rules that re-select during training.
     pub fn is_dynamic(self) -> bool {
-        matches!(
-            self,
-            PolicyArg::Random
-                | PolicyArg::EpsilonGreedy
-                | PolicyArg::Ucb
-                | PolicyArg::Infobatch
-                | PolicyArg::Rs2
-                | PolicyArg::Kakurenbo
-        )
+        self.info().is_dynamic()
     }
 
     /// `true` for dynamic rules that rank by per-sample scores (they get a full-data warm-up
     /// epoch by default, to fill the score buffer).
     pub fn is_score_based(self) -> bool {
-        matches!(self, PolicyArg::EpsilonGreedy | PolicyArg::Ucb | PolicyArg::Infobatch | PolicyArg::Kakurenbo)
+        self.info().score_based
     }
 
     /// `true` for rules whose score ranking ages stale samples (`--staleness`).
     pub fn has_staleness(self) -> bool {
-        matches!(self, PolicyArg::EpsilonGreedy | PolicyArg::Ucb)
+        self.info().staleness
+    }
+}
+
+impl ValueEnum for PolicyArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(self.info().summary))
+    }
+}
+
+impl From<PolicyArg> for String {
+    fn from(p: PolicyArg) -> String {
+        p.as_str().to_string()
+    }
+}
+
+impl TryFrom<String> for PolicyArg {
+    type Error = String;
+    fn try_from(name: String) -> std::result::Result<Self, String> {
+        Self::from_name(&name).ok_or_else(|| format!("unknown policy `{name}`"))
     }
 }
 
@@ -291,7 +327,7 @@ pub struct TrainArgs {
     #[serde(default = "serde_defaults::drift")]
     pub staleness_drift: f64,
     /// `--staleness count-bonus`: the bonus weight.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = dynaprune::Staleness::DEFAULT_BONUS)]
     #[serde(default = "serde_defaults::bonus")]
     pub staleness_bonus: f64,
     /// Score-based rules: every R-th selection, give each sample not observed in the last R
@@ -315,7 +351,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = InfobatchMode::Target)]
     pub infobatch_mode: InfobatchMode,
     /// Upper bound on InfoBatch's drop probability in target mode.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = dynaprune::InfoBatch::DEFAULT_MAX_DROP_PROBABILITY)]
     pub infobatch_max_r: f64,
     /// Static rules: which part of the score ranking to keep (`highest`, `lowest`, or
     /// `window:F` to skip the top F fraction first).
@@ -415,7 +451,7 @@ impl TrainArgs {
             bail!("--progress must be auto, bar or plain, got `{}`", self.progress);
         }
         if self.warmup_epochs.is_none() {
-            self.warmup_epochs = Some(usize::from(self.policy.is_score_based() && self.epochs > 1));
+            self.warmup_epochs = Some(self.policy.info().warmup_epochs(self.epochs));
         }
         if self.ema_decay.is_none() {
             self.ema_decay = Some(crate::policies::preferred_ema_decay(self)?);
@@ -438,11 +474,7 @@ impl TrainArgs {
             );
         }
         if self.anneal_epochs.is_none() {
-            self.anneal_epochs = Some(if self.policy == PolicyArg::Infobatch {
-                ((1.0 - dynaprune::InfoBatch::DEFAULT_DELTA) * self.epochs as f64).round() as usize
-            } else {
-                0
-            });
+            self.anneal_epochs = Some(self.policy.info().anneal_epochs(self.epochs));
         }
         if self.el2n_epochs.is_none() {
             self.el2n_epochs = Some(((self.epochs as f64 * 0.1).round() as usize).max(1));
@@ -505,7 +537,7 @@ impl TrainArgs {
 pub fn policy_of_method(method: &str) -> Option<PolicyArg> {
     let base = method.split('+').next().unwrap_or(method);
     let base = base.strip_suffix("-plain").or_else(|| base.strip_suffix("-bonus")).unwrap_or(base);
-    PolicyArg::from_str(base, false).ok()
+    PolicyArg::from_name(base)
 }
 
 /// Values for fields missing from a `config.json` written before they existed: what those runs
@@ -524,9 +556,30 @@ mod serde_defaults {
         dynaprune::Staleness::DEFAULT_DRIFT
     }
     pub fn bonus() -> f64 {
-        1.0
+        dynaprune::Staleness::DEFAULT_BONUS
     }
     pub fn tau() -> f64 {
         dynaprune::Kakurenbo::DEFAULT_TAU
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_rule_is_a_policy_flag_with_its_name_and_help() {
+        let names: Vec<&str> = PolicyArg::ALL.iter().map(|p| p.as_str()).collect();
+        let catalog: Vec<&str> = dynaprune::catalog::RULES.iter().map(|r| r.name).collect();
+        assert_eq!(names, catalog, "one PolicyArg per catalog rule, in order");
+        for p in PolicyArg::ALL {
+            assert_eq!(PolicyArg::from_str(p.as_str(), false), Ok(p));
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<PolicyArg>(&format!("\"{}\"", p.as_str())).unwrap(), p);
+            let v = p.to_possible_value().unwrap();
+            assert_eq!(v.get_help().map(|h| h.to_string()).as_deref(), Some(p.info().summary));
+            assert_eq!(p.scorer().map(ScorerArg::as_str), p.info().scorer);
+        }
+        assert!(serde_json::from_str::<PolicyArg>("\"nope\"").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Turns the policy flags (and, for static rules, a score vector) into a [`Pruner`].
 
 use anyhow::{bail, Context, Result};
+use dynaprune::catalog::BufferKind;
 use dynaprune::{
     EmaBuffer, EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, LastValueBuffer,
     Policy, Pruner, Rs2, Schedule, Staleness, StaticRandom, StaticScores, Ucb, UniformRandom,
@@ -89,11 +90,12 @@ pub fn build(args: &TrainArgs, n: usize, scores: Option<Vec<f32>>) -> Result<Pru
         .schedule(schedule)
         .seed(seeds::derive(args.seed, seeds::PRUNER))
         .rescore_every(args.rescore_every);
-    let pruner = if args.policy == PolicyArg::Infobatch {
-        builder.buffer(LastValueBuffer::new(n)?).build()?
-    } else {
-        let decay = args.ema_decay.context("internal: --ema-decay is resolved before the pruner is built")?;
-        builder.buffer(EmaBuffer::new(n, decay).context("--ema-decay")?).build()?
+    let pruner = match args.policy.info().buffer {
+        BufferKind::LastValue => builder.buffer(LastValueBuffer::new(n)?).build()?,
+        BufferKind::Ema => {
+            let decay = args.ema_decay.context("internal: --ema-decay is resolved before the pruner is built")?;
+            builder.buffer(EmaBuffer::new(n, decay).context("--ema-decay")?).build()?
+        }
     };
     Ok(pruner)
 }

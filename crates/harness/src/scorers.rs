@@ -54,7 +54,9 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
     let start = Instant::now();
     let n = env.train.len();
     let k = args.scorer_models;
-    let build = |i: usize| models::build(&args.model, &env.model_spec(args, seeds::derive_k(args.seed, seeds::SCORER, i as u64)));
+    let build = |i: usize| {
+        models::build(&args.model, &env.model_spec(args, seeds::derive_k(args.seed, seeds::SCORER, i as u64)))
+    };
     let (scores, label, models_used, epochs) = match scorer {
         ScorerArg::El2n => {
             let e = args.el2n_epochs.unwrap_or(1);
@@ -62,9 +64,9 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
             for i in 0..k {
                 let model = build(i)?;
                 train_full(env, model.as_ref(), args, e, |_, _, _| Ok(()))?;
-                for (idx, v) in
-                    per_sample_eval(env, model.as_ref(), args.batch_size, |logits, labels| Ok(loss::el2n(logits, labels)?))?
-                {
+                for (idx, v) in per_sample_eval(env, model.as_ref(), args.batch_size, |logits, labels| {
+                    Ok(loss::el2n(logits, labels)?)
+                })? {
                     sum[idx] += f64::from(v);
                 }
             }

@@ -215,10 +215,7 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
     }
     let mut cumulative_samples = rows.last().map_or(0, |r| r.cumulative_samples);
     let mut cumulative_train = rows.last().map_or(0.0, |r| r.cumulative_train_s);
-    let wants = engine::Wants {
-        el2n: args.score == ScoreArg::El2n,
-        confidence: args.policy == crate::config::PolicyArg::Kakurenbo,
-    };
+    let wants = engine::Wants { el2n: args.score == ScoreArg::El2n, confidence: args.policy.info().reads_predictions };
     let mut epochs_this_call = 0;
 
     for epoch in start_epoch..args.epochs {

@@ -79,8 +79,7 @@ fn every_registered_model_trains_scores_and_resumes_bit_identically() {
         assert_eq!(rows(&straight), rows(&resumed), "{name}");
         // Last-layer GraNd reads the features in front of the head.
         let scored = tmp.path().join(format!("{name}-grand"));
-        let Outcome::Done(s) = train(args(&scored, name, &["--policy", "grand-last-layer"])).unwrap()
-        else {
+        let Outcome::Done(s) = train(args(&scored, name, &["--policy", "grand-last-layer"])).unwrap() else {
             panic!("{name} stopped")
         };
         assert!(s.static_scoring_s > 0.0 && s.samples < 3 * 256, "{name}: {s:?}");

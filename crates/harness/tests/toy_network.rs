@@ -101,13 +101,8 @@ fn a_registered_network_refuses_data_of_another_shape_before_training() {
     let e = format!("{:#}", train(args(&out, &["--dataset", "synthetic-cifar"])).unwrap_err());
     assert!(e.contains("--model toy takes 1-channel images") && e.contains("3 channels"), "{e}");
     assert!(!out.join("config.json").exists(), "refused before anything was written");
-    assert!(models::register(ModelEntry {
-        name: "toy",
-        help: "again",
-        inputs: Inputs::ANY,
-        build
-    })
-    .unwrap_err()
-    .to_string()
-    .contains("already registered"));
+    assert!(models::register(ModelEntry { name: "toy", help: "again", inputs: Inputs::ANY, build })
+        .unwrap_err()
+        .to_string()
+        .contains("already registered"));
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use candle_core::Tensor;
 
 use crate::error::{ModelError, Result};
-use crate::optim::Sgd;
 use crate::network::Network;
+use crate::optim::Sgd;
 
 /// The safetensors metadata key holding [`Network::architecture`].
 pub const ARCHITECTURE_KEY: &str = "dynaprune.architecture";

@@ -283,7 +283,7 @@ impl PyInfoBatch {
     const DEFAULT_DELTA: f64 = InfoBatch::DEFAULT_DELTA;
 
     #[new]
-    #[pyo3(signature = (drop_probability = None, *, prune_fraction = None, max_drop_probability = 0.9, statistic = "last"))]
+    #[pyo3(signature = (drop_probability = None, *, prune_fraction = None, max_drop_probability = dynaprune::InfoBatch::DEFAULT_MAX_DROP_PROBABILITY, statistic = "last"))]
     fn new(
         drop_probability: Option<f64>,
         prune_fraction: Option<f64>,

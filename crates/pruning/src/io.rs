@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let named = |what: &str, p: &Path, e: io::Error| io::Error::new(e.kind(), format!("cannot {what} {}: {e}", p.display()));
+    let named =
+        |what: &str, p: &Path, e: io::Error| io::Error::new(e.kind(), format!("cannot {what} {}: {e}", p.display()));
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| named("create directory", parent, e))?;
     }

@@ -35,6 +35,8 @@
 //!   dynamic [`UniformRandom`], [`EpsilonGreedy`], [`Ucb`] (Raju et al., 2021; with
 //!   [`Staleness`], so that the samples they skip come back), [`InfoBatch`] (Qin et al., 2024),
 //!   [`Rs2`] (Okanovic et al., 2023) and [`Kakurenbo`] (Nguyen et al., 2023).
+//! - [`catalog`]: the facts of every built-in rule, stated once ([`catalog::RULES`]: name,
+//!   static or dynamic, static scorer, default warm-up and annealing, buffer, staleness).
 //! - [`schedule`]: [`Schedule`] — warm-up, re-selection interval, annealing — shared by all rules.
 //! - [`pruner`]: [`Pruner`], which drives a policy epoch by epoch, shuffles, keeps the
 //!   accounting ([`PlanStats`]: overlap, coverage, staleness; per-sample selection counts), and
@@ -58,6 +60,7 @@
 //!   [`Staleness`] model (retention 0.5, drift 0.1) chosen by measurement. All are knobs.
 
 pub mod buffer;
+pub mod catalog;
 mod error;
 pub mod io;
 pub mod plan;

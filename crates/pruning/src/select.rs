@@ -1,4 +1,5 @@
-//! O(n) selection helpers shared by the policies.
+//! O(n) selection helpers shared by the policies, and public (re-exported in [`crate::rng`]) so
+//! that a policy written outside this crate needs no `rand` of its own.
 //!
 //! Scores are turned into `u64` keys, `(order-preserving bits of the f32 score) << 32 | index`, so
 //! a top-k is one `select_nth_unstable` over integers (introselect, O(n) expected) with ties broken
@@ -59,14 +60,14 @@ pub(crate) fn best_k(mut keys: Vec<u64>, k: usize) -> Vec<usize> {
 
 /// The `k` candidates with the highest `score(i)` (ties: lower index first), in no particular
 /// order.
-pub(crate) fn top_k(candidates: &[usize], k: usize, score: impl Fn(usize) -> f32) -> Vec<usize> {
+pub fn top_k(candidates: &[usize], k: usize, score: impl Fn(usize) -> f32) -> Vec<usize> {
     best_k(candidates.iter().map(|&i| rank_key(score(i), i)).collect(), k)
 }
 
 /// A uniform integer in `0..bound` (`bound >= 1`), by Lemire's nearly divisionless method:
 /// exact (rejection removes the bias) and about one multiply per draw.
 #[inline]
-pub(crate) fn below(rng: &mut Rng, bound: u32) -> u32 {
+pub fn below(rng: &mut Rng, bound: u32) -> u32 {
     use rand::RngCore as _;
     let mut m = u64::from(rng.next_u32()) * u64::from(bound);
     if (m as u32) < bound {
@@ -80,7 +81,7 @@ pub(crate) fn below(rng: &mut Rng, bound: u32) -> u32 {
 
 /// A uniformly random subset of `0..n` that removes `prune_fraction` of it (static and dynamic
 /// random pruning differ only in how often they call this).
-pub(crate) fn random_subset(n: usize, prune_fraction: f64, rng: &mut Rng) -> Result<Vec<usize>> {
+pub fn random_subset(n: usize, prune_fraction: f64, rng: &mut Rng) -> Result<Vec<usize>> {
     let k = keep_count(n, prune_fraction)?;
     Ok(sample((0..n).collect(), k, rng))
 }
@@ -90,7 +91,7 @@ pub(crate) fn random_subset(n: usize, prune_fraction: f64, rng: &mut Rng) -> Res
 /// For small `k` this is a partial Fisher-Yates (O(k) draws, result in random order); for large
 /// `k` it is selection sampling (Knuth's Algorithm S: one sequential pass, result in pool order),
 /// which avoids the cache misses of random swaps over a large pool.
-pub(crate) fn sample(mut pool: Vec<usize>, k: usize, rng: &mut Rng) -> Vec<usize> {
+pub fn sample(mut pool: Vec<usize>, k: usize, rng: &mut Rng) -> Vec<usize> {
     let m = pool.len();
     let k = k.min(m);
     if k.saturating_mul(8) < m || m < SEQUENTIAL_MIN {
@@ -129,7 +130,7 @@ const SHUFFLE_BUCKET: usize = 1 << 14;
 /// yields several bucket ids without bias; writes are sequential per bucket), then each bucket,
 /// small enough for the cache, is Fisher-Yates shuffled, and the buckets are concatenated. A
 /// plain Fisher-Yates over millions of elements spends most of its time in cache misses.
-pub(crate) fn shuffle_together(a: &mut Vec<usize>, b: Option<&mut Vec<f32>>, rng: &mut Rng) {
+pub fn shuffle_together(a: &mut Vec<usize>, b: Option<&mut Vec<f32>>, rng: &mut Rng) {
     let n = a.len();
     if n <= 2 * SHUFFLE_BUCKET {
         fisher_yates(a, b.map(|b| b.as_mut_slice()), rng);

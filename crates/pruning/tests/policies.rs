@@ -389,8 +389,10 @@ fn write_atomic_replaces_whole_files_and_names_the_file_on_error() {
     dynaprune::io::write_atomic(&file, b"first").unwrap();
     dynaprune::io::write_atomic(&file, b"second, longer").unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), b"second, longer");
-    let names: Vec<String> =
-        std::fs::read_dir(file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, ["state.bin"], "no temporary file is left behind");
     // A directory where the file should go: the rename fails, the error names the target.
     let blocked = dir.join("blocked");

@@ -37,7 +37,11 @@ fn cases() -> Vec<(&'static str, Box<dyn Policy>, Schedule)> {
         ("full", Box::new(FullData), s),
         ("random", Box::new(UniformRandom::new(0.5).unwrap()), s),
         ("epsilon-greedy", Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap()), s),
-        ("epsilon-greedy-plain", Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap().with_staleness(Staleness::Off).unwrap()), s),
+        (
+            "epsilon-greedy-plain",
+            Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap().with_staleness(Staleness::Off).unwrap()),
+            s,
+        ),
         ("ucb", Box::new(Ucb::new(0.5, 1.0).unwrap()), s),
         (
             "ucb-count-bonus",
@@ -48,8 +52,11 @@ fn cases() -> Vec<(&'static str, Box<dyn Policy>, Schedule)> {
         (
             "infobatch-target",
             Box::new(
-                InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.3, max_drop_probability: 0.9 })
-                    .unwrap(),
+                InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction {
+                    prune_fraction: 0.3,
+                    max_drop_probability: 0.9,
+                })
+                .unwrap(),
             ),
             s,
         ),

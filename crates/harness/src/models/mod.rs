@@ -100,11 +100,11 @@ macro_rules! builtin {
 }
 
 // One line per model file.
-builtin![
+builtin! {
     resnet,
     mlp,
     vgg,
-];
+}
 
 static REGISTRY: LazyLock<RwLock<Vec<ModelEntry>>> = LazyLock::new(|| RwLock::new(builtin()));
 
@@ -139,7 +139,9 @@ pub fn entry(name: &str) -> Result<ModelEntry> {
 
 /// `--model`'s parser: a registered name, or an error listing them.
 pub fn parse_name(name: &str) -> std::result::Result<String, String> {
-    entry(name).map(|e| e.name.to_string()).map_err(|_| format!("unknown model `{name}`; registered: {}", names().join(", ")))
+    entry(name)
+        .map(|e| e.name.to_string())
+        .map_err(|_| format!("unknown model `{name}`; registered: {}", names().join(", ")))
 }
 
 /// `--model`'s help: every registered model with its line.

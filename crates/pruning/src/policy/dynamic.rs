@@ -24,7 +24,7 @@ impl UniformRandom {
 
 impl Policy for UniformRandom {
     fn name(&self) -> &'static str {
-        "random"
+        crate::catalog::RANDOM.name
     }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction
@@ -144,7 +144,7 @@ impl EpsilonGreedy {
 
 impl Policy for EpsilonGreedy {
     fn name(&self) -> &'static str {
-        "epsilon-greedy"
+        crate::catalog::EPSILON_GREEDY.name
     }
     fn preferred_ema_decay(&self) -> f64 {
         if self.staleness == Staleness::Off {
@@ -220,7 +220,7 @@ impl Ucb {
 
 impl Policy for Ucb {
     fn name(&self) -> &'static str {
-        "ucb"
+        crate::catalog::UCB.name
     }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction

@@ -49,6 +49,9 @@ impl InfoBatch {
     pub const DEFAULT_DROP_PROBABILITY: f64 = 0.5;
     /// The paper's default annealing point: full data after this fraction of the epochs.
     pub const DEFAULT_DELTA: f64 = 0.875;
+    /// The default cap on the drop probability when it is solved for a target prune fraction
+    /// ([`InfoBatchRate::TargetPruneFraction`]; reconstructed: InfoBatch itself has no target mode).
+    pub const DEFAULT_MAX_DROP_PROBABILITY: f64 = 0.9;
 
     /// InfoBatch with a fixed drop probability `r` in `[0, 1)`.
     pub fn new(drop_probability: f64) -> Result<Self> {
@@ -76,7 +79,7 @@ impl InfoBatch {
 
 impl Policy for InfoBatch {
     fn name(&self) -> &'static str {
-        "infobatch"
+        crate::catalog::INFOBATCH.name
     }
     fn prune_fraction(&self) -> f64 {
         match self.rate {

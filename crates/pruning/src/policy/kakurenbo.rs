@@ -67,7 +67,7 @@ impl Kakurenbo {
 
 impl Policy for Kakurenbo {
     fn name(&self) -> &'static str {
-        "kakurenbo"
+        crate::catalog::KAKURENBO.name
     }
     fn prune_fraction(&self) -> f64 {
         self.max_fraction

@@ -144,7 +144,7 @@ pub struct FullData;
 
 impl Policy for FullData {
     fn name(&self) -> &'static str {
-        "full"
+        crate::catalog::FULL.name
     }
     fn is_full_data(&self) -> bool {
         true

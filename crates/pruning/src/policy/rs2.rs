@@ -81,7 +81,7 @@ fn pass_order(seed: u64, n: usize, k: usize, pass: usize) -> Vec<usize> {
 
 impl Policy for Rs2 {
     fn name(&self) -> &'static str {
-        "rs2"
+        crate::catalog::RS2.name
     }
     fn prune_fraction(&self) -> f64 {
         self.prune_fraction

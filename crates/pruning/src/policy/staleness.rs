@@ -55,6 +55,8 @@ impl Staleness {
     pub const DEFAULT_RETENTION: f64 = 0.5;
     /// Default drift of [`Staleness::Prior`] (reconstructed; chosen by measurement).
     pub const DEFAULT_DRIFT: f64 = 0.1;
+    /// The default weight of [`Staleness::count_bonus`] (UCB1's).
+    pub const DEFAULT_BONUS: f64 = 1.0;
 
     /// [`Staleness::Prior`] with checked knobs.
     pub fn prior(retention: f64, drift: f64) -> Result<Self> {

@@ -127,7 +127,7 @@ impl StaticRandom {
 
 impl Policy for StaticRandom {
     fn name(&self) -> &'static str {
-        "static-random"
+        crate::catalog::STATIC_RANDOM.name
     }
     fn is_dynamic(&self) -> bool {
         false
