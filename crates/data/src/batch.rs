@@ -184,16 +184,16 @@ impl BatchAssembler {
         Ok(Batch { images, labels, indices: indices.to_vec(), weights: weights.map(<[f32]>::to_vec) })
     }
 
-    /// Assembles `batches` (index lists with optional weights) on a background thread, at most
-    /// `depth` ahead of the consumer, so the next batch is ready while the model computes.
-    pub fn prefetch(&self, epoch: usize, batches: Vec<(Vec<usize>, Option<Vec<f32>>)>, depth: usize) -> Prefetch {
+    /// Assembles `batches` on a background thread, at most `depth` ahead of the consumer, so the
+    /// next batch is ready while the model computes.
+    pub fn prefetch(&self, epoch: usize, batches: Vec<BatchSpec>, depth: usize) -> Prefetch {
         let (tx, rx) = sync_channel(depth.max(1));
         let me = self.clone();
         let handle = std::thread::Builder::new()
             .name("dynaprune-prefetch".into())
             .spawn(move || {
-                for (idx, w) in batches {
-                    let b = me.assemble(epoch, &idx, w.as_deref());
+                for spec in batches {
+                    let b = me.assemble(epoch, &spec.indices, spec.weights.as_deref());
                     let stop = b.is_err();
                     if tx.send(b).is_err() || stop {
                         break;
@@ -202,6 +202,28 @@ impl BatchAssembler {
             })
             .expect("spawning the prefetch thread");
         Prefetch { rx: Some(rx), handle: Some(handle) }
+    }
+}
+
+/// What to put in one batch: sample indices and optional per-sample loss weights (a pruning
+/// plan's batch, owned so it can cross to the prefetch thread).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchSpec {
+    /// Sample indices, in batch order.
+    pub indices: Vec<usize>,
+    /// Loss weights aligned with `indices` (`None`: all 1).
+    pub weights: Option<Vec<f32>>,
+}
+
+impl BatchSpec {
+    /// A batch of `indices`, unweighted.
+    pub fn unweighted(indices: Vec<usize>) -> Self {
+        Self { indices, weights: None }
+    }
+
+    /// Consecutive unweighted batches of at most `size` over `indices`, in order.
+    pub fn chunks(indices: &[usize], size: usize) -> Vec<Self> {
+        indices.chunks(size).map(|c| Self::unweighted(c.to_vec())).collect()
     }
 }
 

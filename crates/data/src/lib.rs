@@ -28,8 +28,11 @@
 //! - [`dataset`]: [`ImageDataset`] (u8 images + labels, shape, classes, channel statistics),
 //!   [`Splits`], [`DatasetKind`] and its loaders, and [`synthetic`] generated data.
 //! - [`augment`]: [`Augment`] (random crop with zero or reflect padding, horizontal flip).
-//! - [`batch`]: [`BatchAssembler`], [`Batch`] and the background [`Prefetch`].
-//! - [`write`]: writers for every format (fixtures, smoke data).
+//! - [`batch`]: [`BatchAssembler`], [`BatchSpec`] (what goes in a batch: indices and loss
+//!   weights), [`Batch`] and the background [`Prefetch`].
+//! - [`write`]: writers for every format, for test fixtures (this crate's tests, the fuzz tests,
+//!   xtask's download tests) so no binary blobs live in git.
+//! - `fuzz` (tests only): arbitrary bytes and truncations through every reader.
 //!
 //! ## What we took from candle-datasets, and why not more
 //! `candle_datasets::vision::cifar::load_dir` reads the CIFAR-10 binary files in the right
@@ -53,7 +56,7 @@ pub mod write;
 mod fuzz;
 
 pub use augment::{Augment, Padding};
-pub use batch::{Batch, BatchAssembler, Prefetch};
+pub use batch::{Batch, BatchAssembler, BatchSpec, Prefetch};
 pub use cifar::Cifar100Labels;
 pub use dataset::{
     load_cifar10, load_cifar100, load_fashion_mnist, synthetic, ChannelStats, DatasetKind, ImageDataset, ImageShape,

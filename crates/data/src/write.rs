@@ -1,5 +1,6 @@
-//! Writers for the on-disk formats: tests generate fixtures with them (no binary blobs in git),
-//! and the smoke preset writes generated datasets in the real formats so the whole pipeline runs.
+//! Writers for the on-disk formats: tests generate fixtures with them in the real formats (no
+//! binary blobs in git). The smoke preset does not use them: it trains on `synthetic` data
+//! generated in memory.
 
 use std::io::Write;
 use std::path::Path;

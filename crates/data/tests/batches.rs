@@ -134,12 +134,12 @@ fn prefetch_yields_the_same_batches_in_order() {
     let splits = synthetic(ImageShape { channels: 1, height: 12, width: 12 }, 3, 100, 10, 5).unwrap();
     let stats = splits.train.channel_stats();
     let a = BatchAssembler::new(Arc::new(splits.train), &stats, Augment::LIGHT, 2, Device::Cpu).unwrap();
-    let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> = (0..10).map(|b| ((b * 10..b * 10 + 10).collect(), None)).collect();
+    let plan: Vec<BatchSpec> = (0..10).map(|b| BatchSpec::unweighted((b * 10..b * 10 + 10).collect())).collect();
     let fetched: Vec<Batch> = a.prefetch(7, plan.clone(), 2).collect::<Result<_>>().unwrap();
     assert_eq!(fetched.len(), 10);
-    for (got, (idx, _)) in fetched.iter().zip(&plan) {
-        let want = a.assemble(7, idx, None).unwrap();
-        assert_eq!(got.indices, *idx);
+    for (got, spec) in fetched.iter().zip(&plan) {
+        let want = a.assemble(7, &spec.indices, None).unwrap();
+        assert_eq!(got.indices, spec.indices);
         assert_eq!(
             got.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             want.images.flatten_all().unwrap().to_vec1::<f32>().unwrap()

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use dynaprune_data::{synthetic, DatasetKind, ImageShape, Splits};
 
-use crate::config::{DatasetArg, TrainArgs};
+use crate::config::{DataSettings, DatasetArg};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The directory to load from: `--data-dir`, else `data/`, else (Fashion-MNIST) Debian's copy.
-pub fn resolve_dir(args: &TrainArgs) -> PathBuf {
-    if let Some(d) = &args.data_dir {
+pub fn resolve_dir(args: &DataSettings) -> PathBuf {
+    if let Some(d) = &args.dir {
         return d.clone();
     }
     let local = PathBuf::from("data");
@@ -25,12 +25,13 @@ pub fn resolve_dir(args: &TrainArgs) -> PathBuf {
     local
 }
 
-/// Loads (or generates) the dataset and applies `--max-train-samples` / `--max-test-samples`.
-pub fn load(args: &TrainArgs) -> Result<Splits> {
+/// Loads (or generates, from `seed`) the dataset and applies `--max-train-samples` /
+/// `--max-test-samples`.
+pub fn load(args: &DataSettings, seed: u64) -> Result<Splits> {
     let mut splits = match args.dataset {
-        DatasetArg::Synthetic => synthetic(ImageShape { channels: 1, height: 16, width: 16 }, 4, 2048, 512, args.seed)?,
+        DatasetArg::Synthetic => synthetic(ImageShape { channels: 1, height: 16, width: 16 }, 4, 2048, 512, seed)?,
         DatasetArg::SyntheticCifar => {
-            synthetic(ImageShape { channels: 3, height: 32, width: 32 }, 10, 4096, 1024, args.seed)?
+            synthetic(ImageShape { channels: 3, height: 32, width: 32 }, 10, 4096, 1024, seed)?
         }
         other => {
             let kind = match other {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use dynaprune_harness::config::{ScorerArg, TrainArgs};
-use dynaprune_harness::train::Outcome;
-use dynaprune_harness::{bench, datasets, device_check, engine, report, scorers, train};
+use dynaprune_harness::run::{engine, train, Outcome};
+use dynaprune_harness::tools::{bench, device_check};
+use dynaprune_harness::{datasets, report, scoring};
 
 // glibc's allocator returns large freed blocks to the kernel and faults them back in on every
 // training step (about a third of CPU training time in our measurements); mimalloc keeps them.
@@ -114,7 +115,7 @@ fn main() -> Result<()> {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train(args) => match train::train(args)? {
+        Command::Train(args) => match train(args)? {
             Outcome::Done(s) => println!(
                 "done: {} {} prune {:.2}: test acc {:.4}, train {:.1}s + static scoring {:.1}s = {:.1}s, {} of {} sample passes",
                 s.dataset, s.policy, s.prune_fraction, s.final_test_acc, s.train_s, s.static_scoring_s, s.total_s, s.samples, s.full_data_samples
@@ -122,12 +123,11 @@ fn run(command: Command) -> Result<()> {
             Outcome::Stopped(e) => println!("stopped after epoch {e} (--stop-after); continue with --resume"),
         },
         Command::Score { scorer, scores_out, mut train } => {
-            train.resolve()?;
-            let device = dynaprune_model::device::parse(&train.device)?;
-            let env = engine::Env::new(datasets::load(&train)?, &train, &device)?;
-            let (s, info) = scorers::compute(scorer, &train, &env)?;
-            scorers::save(&scores_out, &s, &info)?;
-            println!("{}: {} scores in {:.1}s -> {}", info.scorer, s.len(), info.seconds, scores_out.display());
+            let s = train.resolve()?;
+            let env = engine::Env::new(datasets::load(&s.data, s.run.seed)?, s.data.augment, s.run.seed, &s.run.device)?;
+            let (scores, info) = scoring::compute(scorer, &s, &env)?;
+            scoring::save(&scores_out, &scores, &info)?;
+            println!("{}: {} scores in {:.1}s -> {}", info.scorer, scores.len(), info.seconds, scores_out.display());
         }
         Command::Report(args) => report::run(&args)?,
         Command::BenchTrain(args) => bench::run(&args)?,

@@ -4,6 +4,29 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar on a terminal, log lines otherwise.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// Always log lines.
+    Plain,
+}
+
+impl ProgressMode {
+    /// Parses `--progress`.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "bar" => Self::Bar,
+            "plain" => Self::Plain,
+            other => anyhow::bail!("--progress must be auto, bar or plain, got `{other}`"),
+        })
+    }
+}
+
 /// Reports progress of a run.
 #[derive(Debug)]
 pub struct Progress {
@@ -12,12 +35,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `mode` is `auto`, `bar` or `plain`.
-    pub fn new(mode: &str, epochs: usize) -> Self {
+    /// A display for a run of `epochs`.
+    pub fn new(mode: ProgressMode, epochs: usize) -> Self {
         let use_bar = match mode {
-            "bar" => true,
-            "plain" => false,
-            _ => std::io::stderr().is_terminal(),
+            ProgressMode::Bar => true,
+            ProgressMode::Plain => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
         };
         let bar = use_bar.then(|| {
             let b = ProgressBar::new(0);

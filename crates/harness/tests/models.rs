@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use clap::Parser;
-use dynaprune_harness::accounting::EpochRow;
 use dynaprune_harness::config::TrainArgs;
 use dynaprune_harness::models;
-use dynaprune_harness::train::{train, Outcome};
+use dynaprune_harness::run::accounting::EpochRow;
+use dynaprune_harness::run::{train, Outcome};
 
 #[derive(Parser)]
 struct Cli {

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use dynaprune_harness::accounting::Summary;
 use dynaprune_harness::report::{self, Paired, ReportArgs};
+use dynaprune_harness::run::accounting::Summary;
 
 #[allow(clippy::too_many_arguments)]
 fn summary(

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use clap::Parser;
-use dynaprune_harness::accounting::{EpochRow, Summary};
 use dynaprune_harness::config::TrainArgs;
-use dynaprune_harness::train::{train, Outcome};
+use dynaprune_harness::run::accounting::{EpochRow, Summary};
+use dynaprune_harness::run::{train, Outcome};
 
 #[derive(Parser)]
 struct Cli {

@@ -4,8 +4,9 @@
 use candle_core::{Device, Tensor, Var};
 use clap::Parser;
 use dynaprune_harness::config::{ScorerArg, TrainArgs};
-use dynaprune_harness::scorers::{self, ForgettingCounter};
-use dynaprune_harness::{datasets, engine};
+use dynaprune_harness::datasets;
+use dynaprune_harness::run::engine;
+use dynaprune_harness::scoring::{self as scorers, ForgettingCounter};
 
 #[test]
 fn forgetting_events_counted_by_hand() {
@@ -99,10 +100,11 @@ fn full_grand_contains_its_last_layer_part() {
         "3",
     ])
     .args;
-    args.resolve().unwrap();
-    let env = engine::Env::new(datasets::load(&args).unwrap(), &args, &Device::Cpu).unwrap();
-    let (full, info) = scorers::compute(ScorerArg::Grand, &args, &env).unwrap();
-    let (last, _) = scorers::compute(ScorerArg::GrandLastLayer, &args, &env).unwrap();
+    let s = args.resolve().unwrap();
+    let env = engine::Env::new(datasets::load(&s.data, s.run.seed).unwrap(), s.data.augment, s.run.seed, &Device::Cpu)
+        .unwrap();
+    let (full, info) = scorers::compute(ScorerArg::Grand, &s, &env).unwrap();
+    let (last, _) = scorers::compute(ScorerArg::GrandLastLayer, &s, &env).unwrap();
     assert_eq!((full.len(), info.samples, info.models), (24, 24, 1));
     let mut strictly = 0;
     for (i, (f, l)) in full.iter().zip(&last).enumerate() {

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use clap::Parser;
 use dynaprune_harness::config::TrainArgs;
 use dynaprune_harness::models::{self, BuildSpec, Inputs, ModelEntry};
-use dynaprune_harness::train::{train, Outcome};
+use dynaprune_harness::run::{train, Outcome};
 use dynaprune_model::layers::Linear;
 use dynaprune_model::{Mode, Network, Param};
 

@@ -333,7 +333,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Budget matching: with the matched per-epoch fraction, a hard rule's whole run spends
-    /// `(1 - f) * n * epochs` sample passes within 1%, whatever its warm-up and annealing.
+    /// `(1 - f) * n * epochs` sample passes within 1% (or half a sample per epoch, the rounding to
+    /// whole samples), whatever its warm-up and annealing.
     #[test]
     fn budget_matched_runs_spend_the_uniform_budget(
         n in 200usize..600, epochs in 3usize..12, warmup in 0usize..3, anneal in 0usize..2, f in 0.05f64..0.8,
@@ -363,7 +364,10 @@ proptest! {
                     let v: Vec<f32> = idx.iter().map(|&i| hash01(i, e, seed)).collect();
                     pr.observe(&idx, &v).unwrap();
                 }
-                prop_assert!((total as f64 - budget).abs() <= 0.01 * budget, "{total} passes vs budget {budget}");
+                // Within 1%, or within the rounding of each epoch's kept count to whole samples
+                // (at most half a sample per epoch), which dominates on small datasets.
+                let tolerance = (0.01 * budget).max(0.5 * epochs as f64);
+                prop_assert!((total as f64 - budget).abs() <= tolerance, "{total} passes vs budget {budget}");
             }
         }
     }

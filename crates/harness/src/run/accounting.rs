@@ -1,6 +1,10 @@
 //! What a run records: one row per epoch and a summary, with every time component separated.
 
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+use crate::config::{PolicyArg, Settings};
+use crate::resources;
 
 /// One epoch of a run: the tidy per-epoch CSV row.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -204,4 +208,62 @@ pub fn mean_pruned_overlap<'a>(epochs: impl IntoIterator<Item = (&'a str, Option
         prev_pruned = pruned(phase);
     }
     (n > 0).then(|| sum / n as f64)
+}
+
+/// The summary of a finished run: its rows added up, static scoring `(seconds, description)`
+/// charged, and the histogram of how many pruned epochs each sample was selected in.
+pub fn summarize(
+    s: &Settings,
+    id: &str,
+    rows: &[EpochRow],
+    n_train: usize,
+    (static_s, static_label): (f64, Option<String>),
+    pruned_epochs: usize,
+    pruned_counts: &[u32],
+) -> Result<Summary> {
+    let last = rows.last().context("no epoch ran")?;
+    let sum = |f: fn(&EpochRow) -> f64| rows.iter().map(f).sum::<f64>();
+    let train_s = sum(|r| r.train_s);
+    let p = &s.pruning;
+    let mut selection_histogram = vec![0usize; pruned_epochs + 1];
+    for &c in pruned_counts {
+        selection_histogram[(c as usize).min(pruned_epochs)] += 1;
+    }
+    Ok(Summary {
+        run_id: id.into(),
+        dataset: s.data.dataset.as_str().into(),
+        model: s.model.name.clone(),
+        policy: p.policy.as_str().into(),
+        method: p.method.clone(),
+        prune_fraction: last.prune_fraction,
+        budget: if p.policy == PolicyArg::Full { "none".into() } else { p.budget.as_str().into() },
+        pruned_epoch_fraction: p.pruned_epoch_fraction,
+        seed: s.run.seed,
+        epochs: s.optim.epochs,
+        final_test_acc: last.test_acc.unwrap_or(f64::NAN),
+        final_test_loss: last.test_loss.unwrap_or(f64::NAN),
+        best_test_acc: rows.iter().filter_map(|r| r.test_acc).fold(f64::NAN, f64::max),
+        samples: last.cumulative_samples,
+        full_data_samples: n_train * s.optim.epochs,
+        train_s,
+        static_scoring_s: static_s,
+        static_scoring: static_label,
+        total_s: train_s + static_s,
+        rescore_s: sum(|r| r.rescore_s),
+        rescore_samples: rows.iter().map(|r| r.rescore_samples).sum(),
+        cpu_s: sum(|r| r.cpu_s),
+        mean_overlap: mean_pruned_overlap(rows.iter().map(|r| (r.phase.as_str(), r.overlap))),
+        peak_rss_mib: resources::peak_rss_mib(),
+        wall_s: sum(|r| r.wall_s),
+        select_s: sum(|r| r.select_s),
+        data_s: sum(|r| r.data_s),
+        compute_s: sum(|r| r.compute_s),
+        observe_s: sum(|r| r.observe_s),
+        eval_s: sum(|r| r.eval_s),
+        checkpoint_s: sum(|r| r.checkpoint_s),
+        pruned_epochs,
+        selection_histogram,
+        device: format!("{:?}", s.run.device),
+        threads: rayon::current_num_threads(),
+    })
 }

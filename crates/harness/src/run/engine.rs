@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
-use dynaprune_data::{Augment, BatchAssembler, ChannelStats, ImageDataset, Splits};
-use dynaprune_model::{loss, schedule, LrSchedule, Mode, Network, Sgd, SgdConfig};
+use dynaprune_data::{Augment, BatchAssembler, BatchSpec, ChannelStats, ImageDataset, Splits};
+use dynaprune_model::{loss, schedule, Mode, Network, Sgd, SgdConfig};
 
-use crate::config::{AugmentArg, DatasetArg, TrainArgs};
+use crate::config::{ModelSettings, OptimSettings};
+use crate::models::BuildSpec;
 use crate::seeds;
 
 /// The datasets, their normalisation and the batch assemblers.
@@ -32,28 +33,16 @@ pub struct Env {
     pub device: Device,
 }
 
-/// The augmentation a run uses.
-pub fn augment_for(args: &TrainArgs) -> Augment {
-    match args.augment {
-        AugmentArg::None => Augment::NONE,
-        AugmentArg::Light => Augment::LIGHT,
-        AugmentArg::Cifar => Augment::CIFAR,
-        AugmentArg::Default => match args.dataset {
-            DatasetArg::Cifar10 | DatasetArg::Cifar100 => Augment::CIFAR,
-            _ => Augment::NONE,
-        },
-    }
-}
-
 impl Env {
-    /// Wraps loaded splits for `args`' device, augmentation and seed.
-    pub fn new(splits: Splits, args: &TrainArgs, device: &Device) -> Result<Self> {
+    /// Wraps loaded splits for `device`, with `augment` on training batches drawn from the run's
+    /// root `seed`.
+    pub fn new(splits: Splits, augment: Augment, seed: u64, device: &Device) -> Result<Self> {
         let stats = splits.train.channel_stats();
         let train = Arc::new(splits.train);
         let test = Arc::new(splits.test);
-        let aug_seed = seeds::derive(args.seed, seeds::AUGMENT);
+        let aug_seed = seeds::derive(seed, seeds::AUGMENT);
         Ok(Self {
-            train_batches: BatchAssembler::new(train.clone(), &stats, augment_for(args), aug_seed, device.clone())?,
+            train_batches: BatchAssembler::new(train.clone(), &stats, augment, aug_seed, device.clone())?,
             train_plain: BatchAssembler::new(train.clone(), &stats, Augment::NONE, 0, device.clone())?,
             test_batches: BatchAssembler::new(test.clone(), &stats, Augment::NONE, 0, device.clone())?,
             train,
@@ -67,31 +56,24 @@ impl Env {
 impl Env {
     /// What a model constructor needs to fit this data: its shape and classes, `--width`, the
     /// device, and the seed of the weights.
-    pub fn model_spec(&self, args: &TrainArgs, seed: u64) -> crate::models::BuildSpec {
+    pub fn model_spec(&self, model: &ModelSettings, seed: u64) -> BuildSpec {
         let shape = self.train.shape();
-        crate::models::BuildSpec {
-            width_multiplier: args.width,
-            ..crate::models::BuildSpec::new(
-                shape.channels,
-                shape.height,
-                shape.width,
-                self.train.classes(),
-                seed,
-                &self.device,
-            )
+        BuildSpec {
+            width_multiplier: model.width,
+            ..BuildSpec::new(shape.channels, shape.height, shape.width, self.train.classes(), seed, &self.device)
         }
     }
 }
 
 /// The optimizer of a run.
-pub fn optimizer(model: &dyn Network, args: &TrainArgs) -> Result<Sgd> {
+pub fn optimizer(model: &dyn Network, o: &OptimSettings) -> Result<Sgd> {
     Ok(Sgd::from_params(
         model.params(),
         SgdConfig {
-            lr: args.lr,
-            momentum: args.momentum,
-            nesterov: !args.no_nesterov && args.momentum > 0.0,
-            weight_decay: args.weight_decay,
+            lr: o.lr,
+            momentum: o.momentum,
+            nesterov: o.nesterov,
+            weight_decay: o.weight_decay,
             decay_bias_and_norm: false,
         },
     )?)
@@ -159,10 +141,9 @@ pub fn train_epoch(
     env: &Env,
     model: &dyn Network,
     opt: &mut Sgd,
-    args: &TrainArgs,
-    sched: &LrSchedule,
+    o: &OptimSettings,
     epoch: usize,
-    batches: Vec<(Vec<usize>, Option<Vec<f32>>)>,
+    batches: Vec<BatchSpec>,
     lr_factor: f64,
     wants: Wants,
     mut observe: impl FnMut(&[usize], &StepOutput) -> Result<()>,
@@ -175,10 +156,10 @@ pub fn train_epoch(
         let t0 = Instant::now();
         let batch = loader.next().context("the batch loader stopped early")??;
         let t1 = Instant::now();
-        let lr = sched.lr(args.lr, schedule::progress(epoch, args.epochs, b, n_batches)) * lr_factor;
+        let lr = o.schedule.lr(o.lr, schedule::progress(epoch, o.epochs, b, n_batches)) * lr_factor;
         opt.set_learning_rate(lr);
         let logits = model.forward(&batch.images, true)?;
-        let per = loss::cross_entropy_per_sample(&logits, &batch.labels, args.label_smoothing)?;
+        let per = loss::cross_entropy_per_sample(&logits, &batch.labels, o.label_smoothing)?;
         let weights = match &batch.weights {
             Some(w) => Some(Tensor::from_slice(w, w.len(), &env.device)?),
             None => None,
@@ -219,7 +200,7 @@ pub fn forward_outputs(
     batch: usize,
     wants: Wants,
 ) -> Result<Vec<(Vec<usize>, StepOutput)>> {
-    let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> = indices.chunks(batch).map(|c| (c.to_vec(), None)).collect();
+    let plan = BatchSpec::chunks(indices, batch);
     let mut out = Vec::with_capacity(plan.len());
     for b in assembler.prefetch(0, plan, 2) {
         let b = b?;
@@ -230,17 +211,16 @@ pub fn forward_outputs(
     Ok(out)
 }
 
-/// Batches of `0..n` in order.
-pub fn sequential_batches(n: usize, batch: usize) -> Vec<Vec<usize>> {
-    (0..n).collect::<Vec<_>>().chunks(batch).map(<[usize]>::to_vec).collect()
+/// Unweighted batches of `0..n` in order.
+pub fn sequential_batches(n: usize, batch: usize) -> Vec<BatchSpec> {
+    BatchSpec::chunks(&(0..n).collect::<Vec<_>>(), batch)
 }
 
 /// Mean loss and accuracy of `model` (eval mode) on all of `assembler`'s dataset.
 pub fn evaluate(model: &dyn Network, assembler: &BatchAssembler, batch: usize) -> Result<(f64, f64)> {
     let n = assembler.dataset().len();
     let (mut loss_sum, mut correct) = (0f64, 0f64);
-    let plan: Vec<(Vec<usize>, Option<Vec<f32>>)> =
-        sequential_batches(n, batch).into_iter().map(|b| (b, None)).collect();
+    let plan = sequential_batches(n, batch);
     for b in assembler.prefetch(0, plan, 2) {
         let b = b?;
         let logits = model.forward_mode(&b.images, Mode::Eval)?;

@@ -18,13 +18,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
-use dynaprune_model::{loss, LrSchedule, Mode, Network};
+use dynaprune_model::{loss, Mode, Network};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ScorerArg, TrainArgs};
-use crate::engine::{self, Env};
+use crate::config::{ScorerArg, Settings};
+use crate::run::engine::{self, Env};
 use crate::{models, output, seeds};
+use dynaprune_data::BatchSpec;
 
 /// Scores and their provenance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,74 +50,25 @@ pub struct ScoreInfo {
     pub seconds: f64,
 }
 
+/// What one scorer computed: scores, a description, models averaged, epochs per model.
+type Scored = (Vec<f32>, String, usize, usize);
+
 /// Computes `scorer`'s scores for the training split of `env`.
-pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f32>, ScoreInfo)> {
+pub fn compute(scorer: ScorerArg, s: &Settings, env: &Env) -> Result<(Vec<f32>, ScoreInfo)> {
     let start = Instant::now();
-    let n = env.train.len();
-    let k = args.scorer_models;
-    let build = |i: usize| {
-        models::build(&args.model, &env.model_spec(args, seeds::derive_k(args.seed, seeds::SCORER, i as u64)))
-    };
     let (scores, label, models_used, epochs) = match scorer {
-        ScorerArg::El2n => {
-            let e = args.el2n_epochs.unwrap_or(1);
-            let mut sum = vec![0f64; n];
-            for i in 0..k {
-                let model = build(i)?;
-                train_full(env, model.as_ref(), args, e, |_, _, _| Ok(()))?;
-                for (idx, v) in per_sample_eval(env, model.as_ref(), args.batch_size, |logits, labels| {
-                    Ok(loss::el2n(logits, labels)?)
-                })? {
-                    sum[idx] += f64::from(v);
-                }
-            }
-            let label = format!("EL2N: mean over {k} models of the L2 norm of softmax minus one-hot, after {e} of {} epochs of full-data training, eval mode", args.epochs);
-            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, e)
-        }
-        ScorerArg::GrandLastLayer => {
-            let mut sum = vec![0f64; n];
-            for i in 0..k {
-                let model = build(i)?;
-                for (idx, v) in per_sample_last_layer_grad(env, model.as_ref(), args.batch_size)? {
-                    sum[idx] += f64::from(v);
-                }
-            }
-            let label = format!("GraNd, last-layer approximation: mean over {k} initialisations of ||softmax - onehot|| * sqrt(||features||^2 + 1), eval-mode BatchNorm");
-            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, 0)
-        }
-        ScorerArg::Grand => {
-            let mut sum = vec![0f64; n];
-            for i in 0..k {
-                let model = build(i)?;
-                let norms = per_sample_full_grad(env, model.as_ref())?;
-                for (s, v) in sum.iter_mut().zip(norms) {
-                    *s += f64::from(v);
-                }
-            }
-            let label = format!("GraNd, full parameter gradient: mean over {k} initialisations of the per-sample gradient norm over all parameters, eval-mode BatchNorm");
-            (sum.into_iter().map(|s| (s / k as f64) as f32).collect(), label, k, 0)
-        }
-        ScorerArg::Forgetting => {
-            let e = args.forgetting_epochs.unwrap_or(args.epochs);
-            let model = build(0)?;
-            let mut counter = ForgettingCounter::new(n);
-            train_full(env, model.as_ref(), args, e, |indices, out, _| {
-                let correct: Vec<bool> = out.correct.iter().map(|&c| c > 0.5).collect();
-                counter.observe(indices, &correct);
-                Ok(())
-            })?;
-            let scores = counter.scores();
-            let label = format!("forgetting events over a {e}-epoch full-data run (correct -> incorrect between consecutive presentations); never learned = inf");
-            (scores, label, 1, e)
-        }
+        ScorerArg::El2n => el2n(s, env)?,
+        ScorerArg::GrandLastLayer => grand_last_layer(s, env)?,
+        ScorerArg::Grand => grand(s, env)?,
+        ScorerArg::Forgetting => forgetting(s, env)?,
     };
     let info = ScoreInfo {
         scorer: scorer.as_str().to_string(),
         label,
-        dataset: args.dataset.as_str().to_string(),
-        model: args.model.clone(),
-        seed: args.seed,
-        samples: n,
+        dataset: s.data.dataset.as_str().to_string(),
+        model: s.model.name.clone(),
+        seed: s.run.seed,
+        samples: env.train.len(),
         models: models_used,
         epochs,
         seconds: start.elapsed().as_secs_f64(),
@@ -124,29 +76,87 @@ pub fn compute(scorer: ScorerArg, args: &TrainArgs, env: &Env) -> Result<(Vec<f3
     Ok((scores, info))
 }
 
+/// Scorer model `i`: its own initialisation, derived from the run's seed.
+fn scorer_model(s: &Settings, env: &Env, i: usize) -> Result<Box<dyn Network>> {
+    models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive_k(s.run.seed, seeds::SCORER, i as u64)))
+}
+
+/// The mean over `k` scorer models of the per-sample values `f` gives for each.
+fn mean_over_models(
+    s: &Settings,
+    env: &Env,
+    k: usize,
+    mut f: impl FnMut(&dyn Network) -> Result<Vec<(usize, f32)>>,
+) -> Result<Vec<f32>> {
+    let mut sum = vec![0f64; env.train.len()];
+    for i in 0..k {
+        let model = scorer_model(s, env, i)?;
+        for (idx, v) in f(model.as_ref())? {
+            sum[idx] += f64::from(v);
+        }
+    }
+    Ok(sum.into_iter().map(|x| (x / k as f64) as f32).collect())
+}
+
+fn el2n(s: &Settings, env: &Env) -> Result<Scored> {
+    let (k, e, batch) = (s.scoring.models, s.scoring.el2n_epochs, s.optim.batch_size);
+    let scores = mean_over_models(s, env, k, |model| {
+        train_full(env, model, s, e, |_, _, _| Ok(()))?;
+        per_sample_eval(env, model, batch, |logits, labels| Ok(loss::el2n(logits, labels)?))
+    })?;
+    let label = format!("EL2N: mean over {k} models of the L2 norm of softmax minus one-hot, after {e} of {} epochs of full-data training, eval mode", s.optim.epochs);
+    Ok((scores, label, k, e))
+}
+
+fn grand_last_layer(s: &Settings, env: &Env) -> Result<Scored> {
+    let k = s.scoring.models;
+    let scores = mean_over_models(s, env, k, |model| per_sample_last_layer_grad(env, model, s.optim.batch_size))?;
+    let label = format!("GraNd, last-layer approximation: mean over {k} initialisations of ||softmax - onehot|| * sqrt(||features||^2 + 1), eval-mode BatchNorm");
+    Ok((scores, label, k, 0))
+}
+
+fn grand(s: &Settings, env: &Env) -> Result<Scored> {
+    let k = s.scoring.models;
+    let scores =
+        mean_over_models(s, env, k, |model| Ok(per_sample_full_grad(env, model)?.into_iter().enumerate().collect()))?;
+    let label = format!("GraNd, full parameter gradient: mean over {k} initialisations of the per-sample gradient norm over all parameters, eval-mode BatchNorm");
+    Ok((scores, label, k, 0))
+}
+
+fn forgetting(s: &Settings, env: &Env) -> Result<Scored> {
+    let e = s.scoring.forgetting_epochs;
+    let model = scorer_model(s, env, 0)?;
+    let mut counter = ForgettingCounter::new(env.train.len());
+    train_full(env, model.as_ref(), s, e, |indices, out, _| {
+        let correct: Vec<bool> = out.correct.iter().map(|&c| c > 0.5).collect();
+        counter.observe(indices, &correct);
+        Ok(())
+    })?;
+    let label = format!("forgetting events over a {e}-epoch full-data run (correct -> incorrect between consecutive presentations); never learned = inf");
+    Ok((counter.scores(), label, 1, e))
+}
+
 /// Full-data training of `model` for `epochs` epochs with the run's optimizer settings and
 /// learning-rate schedule (over the run's `--epochs`, so a short run is an early stop of it).
 fn train_full(
     env: &Env,
     model: &dyn Network,
-    args: &TrainArgs,
+    s: &Settings,
     epochs: usize,
     mut observe: impl FnMut(&[usize], &engine::StepOutput, usize) -> Result<()>,
 ) -> Result<()> {
-    let mut opt = engine::optimizer(model, args)?;
-    let sched = LrSchedule::parse(&args.schedule)?;
+    let mut opt = engine::optimizer(model, &s.optim)?;
     let n = env.train.len();
     for epoch in 0..epochs {
         let mut order: Vec<usize> = (0..n).collect();
         use rand::seq::SliceRandom;
-        order.shuffle(&mut dynaprune::rng::stream(args.seed, "scorer-order", epoch as u64));
-        let batches = order.chunks(args.batch_size).map(|c| (c.to_vec(), None)).collect();
+        order.shuffle(&mut dynaprune::rng::stream(s.run.seed, "scorer-order", epoch as u64));
+        let batches = BatchSpec::chunks(&order, s.optim.batch_size);
         engine::train_epoch(
             env,
             model,
             &mut opt,
-            args,
-            &sched,
+            &s.optim,
             epoch,
             batches,
             1.0,
@@ -166,7 +176,7 @@ fn per_sample_eval(
     batch: usize,
     f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Vec<(usize, f32)>> {
-    let plan = engine::sequential_batches(env.train.len(), batch).into_iter().map(|b| (b, None)).collect();
+    let plan = engine::sequential_batches(env.train.len(), batch);
     let mut out = Vec::with_capacity(env.train.len());
     for b in env.train_plain.prefetch(0, plan, 2) {
         let b = b?;
@@ -180,7 +190,7 @@ fn per_sample_eval(
 /// Last-layer gradient norms: for cross-entropy, the gradient with respect to the head's weight
 /// is `(p - y) h^T` and to its bias `p - y`, so the norm is `||p - y|| * sqrt(||h||^2 + 1)`.
 fn per_sample_last_layer_grad(env: &Env, model: &dyn Network, batch: usize) -> Result<Vec<(usize, f32)>> {
-    let plan = engine::sequential_batches(env.train.len(), batch).into_iter().map(|b| (b, None)).collect();
+    let plan = engine::sequential_batches(env.train.len(), batch);
     let mut out = Vec::with_capacity(env.train.len());
     for b in env.train_plain.prefetch(0, plan, 2) {
         let b = b?;

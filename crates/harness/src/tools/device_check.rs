@@ -158,7 +158,7 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
     let other_kernels = if device.is_cpu() { Kernels::Candle } else { Kernels::for_device(&device) };
     let mut out = Vec::new();
     for spec in &args.models {
-        let (name, _, c, hw) = crate::bench::parse_model_spec(spec)?;
+        let (name, _, c, hw) = super::bench::parse_model_spec(spec)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
         let xs: Vec<f32> = (0..args.batch * c * hw * hw).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &Device::Cpu)?;

@@ -3,6 +3,8 @@
 //! Every number comes from a run's `summary.json`; the report states the commands, commits and
 //! machines the runs came from. Means and standard deviations are over seeds.
 
+pub mod svg;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -10,11 +12,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::accounting::Summary;
 use crate::config::{policy_of_method, PolicyArg};
 use crate::output;
-use crate::svg::{Chart, Series, Style};
-use crate::train::RunConfig;
+use crate::run::accounting::Summary;
+use crate::run::RunRecord;
+use svg::{Chart, Series, Style};
 
 /// Flags of `dynaprune report`.
 #[derive(Debug, Clone, Args)]
@@ -167,7 +169,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         let s: Summary = serde_json::from_slice(&std::fs::read(&f)?)
             .with_context(|| format!("{} is not a run summary", f.display()))?;
         let run_dir = f.parent().unwrap_or(dir);
-        let cfg: Option<RunConfig> =
+        let cfg: Option<RunRecord> =
             std::fs::read(run_dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
         if !["matched", "nominal", "none"].contains(&s.budget.as_str()) {
             bail!("{}: unknown budget `{}` (expected matched, nominal or none)", f.display(), s.budget);
@@ -224,7 +226,7 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             // Summaries written before `mean_overlap` existed: from the run's epochs.csv.
             mean_overlap: s
                 .mean_overlap
-                .or_else(|| crate::accounting::mean_pruned_overlap(epochs.iter().map(|e| (e.0.as_str(), e.1)))),
+                .or_else(|| crate::run::accounting::mean_pruned_overlap(epochs.iter().map(|e| (e.0.as_str(), e.1)))),
             peak_rss_mib: s.peak_rss_mib,
             commit,
             machine,
@@ -490,6 +492,28 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     output::write_csv(&args.out.join("runs.csv"), rows)?;
     let cells = cells(rows);
     output::write_csv(&args.out.join("cells.csv"), &cells)?;
+    let mut md = intro(args);
+    let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
+    for (d, m) in &pairs {
+        let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
+        cs.sort_by(|a, b| {
+            policy_rank(&a.method).cmp(&policy_rank(&b.method)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
+        });
+        md.push_str(&cell_table(d, m, &cs));
+        md.push_str(&charts(rows, args, d, m, &cs)?);
+    }
+    md.push_str(&sometimes_section(rows));
+    if let Some(reference) = &args.reference {
+        md.push_str(&reference_section(rows, &collect(reference)?, reference));
+    }
+    md.push_str(&paired_section(rows));
+    md.push_str(&timing_section(rows));
+    md.push_str(&provenance_section(rows));
+    output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
+}
+
+/// The report's title, note and legend.
+fn intro(args: &ReportArgs) -> String {
     let mut md = format!("# {}\n\n", args.title);
     if let Some(n) = &args.note {
         md.push_str(n);
@@ -504,108 +528,119 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
          annealing included), `nominal` cells remove the prune fraction in each pruned epoch and add their full-data \
          epochs on top.\n\n",
     );
-    let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
-    for (d, m) in &pairs {
-        let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
-        cs.sort_by(|a, b| {
-            policy_rank(&a.method).cmp(&policy_rank(&b.method)).then(a.prune_fraction.total_cmp(&b.prune_fraction))
-        });
-        md.push_str(&format!("## {d} / {m}\n\n"));
-        md.push_str(
-            "| method | budget | prune fraction | test acc (%) | samples | bound | speed-up (wall) | speed-up (CPU) | train (s) | ms/pass | total (s) | speed-up (total) |\n",
-        );
-        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for c in &cs {
-            let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
-            md.push_str(&format!(
-                "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {} |\n",
-                c.method,
-                c.budget,
-                c.prune_fraction,
-                acc_cell(c),
-                100.0 * c.sample_fraction,
-                x(c.bound),
-                x(c.speedup_wall),
-                flag(c.noisy_wall),
-                x(c.speedup_cpu),
-                flag(c.noisy_cpu),
-                c.train_s,
-                c.ms_per_pass,
-                c.total_s,
-                x(c.speedup_total)
-            ));
-        }
-        let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu).sum();
+    md
+}
+
+/// The table of one dataset and model's cells, with its note on the bound and timing noise.
+fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
+    let mut md = String::new();
+    md.push_str(&format!("## {d} / {m}\n\n"));
+    md.push_str(
+        "| method | budget | prune fraction | test acc (%) | samples | bound | speed-up (wall) | speed-up (CPU) | train (s) | ms/pass | total (s) | speed-up (total) |\n",
+    );
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for c in cs {
+        let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
         md.push_str(&format!(
-            "\n*bound*: full-data training passes / this cell's (the largest speed-up its work allows). Speed-ups \
-             divide each run into the full-data run of the **same seed** and average over the seeds that have one. \
-             {}\n\n",
-            if noisy > 0 {
-                format!(
-                    "⚠k: k runs of the cell measured a speed-up more than {:.0}% above their bound: that is timing \
-                     noise (the machine was busier during the baseline than during the run), not a result; {noisy} \
-                     such measurements here.",
-                    100.0 * NOISE_TOLERANCE
-                )
-            } else {
-                format!("No speed-up exceeds its bound by more than {:.0}%.", 100.0 * NOISE_TOLERANCE)
-            }
+            "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {} |\n",
+            c.method,
+            c.budget,
+            c.prune_fraction,
+            acc_cell(c),
+            100.0 * c.sample_fraction,
+            x(c.bound),
+            x(c.speedup_wall),
+            flag(c.noisy_wall),
+            x(c.speedup_cpu),
+            flag(c.noisy_cpu),
+            c.train_s,
+            c.ms_per_pass,
+            c.total_s,
+            x(c.speedup_total)
         ));
-        let slug = format!("{d}-{m}").replace(['/', ' '], "_");
-        let methods: BTreeSet<String> = cs.iter().map(|c| series_label(c)).collect();
-        let mut methods: Vec<String> = methods.into_iter().collect();
-        methods.sort_by_key(|p| policy_rank(p));
-        // Show the band where the rules differ: anything more than 5 points below the best cell
-        // is clipped to the bottom edge, with its value written there.
-        let best = cs.iter().map(|c| 100.0 * c.acc_mean).fold(f64::NEG_INFINITY, f64::max);
-        let y_floor = best.is_finite().then_some(best - 5.0);
-        let mut acc = Chart {
-            y_floor,
-            pareto: false,
-            title: format!("{d} / {m}: accuracy vs prune fraction"),
-            x_label: "prune fraction (removed per pruned epoch)".into(),
-            y_label: "test accuracy (%)".into(),
-            series: vec![],
-        };
-        let mut time = Chart {
-            y_floor,
-            pareto: true,
-            title: format!("{d} / {m}: accuracy vs total time (error bars: std over seeds)"),
-            x_label: "total time incl. static scoring (s)".into(),
-            y_label: "test accuracy (%)".into(),
-            series: vec![],
-        };
-        for p in &methods {
-            let mut pc: Vec<&&Cell> = cs.iter().filter(|c| series_label(c) == *p).collect();
-            pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
-            let style = if *p == "full" { Style::Reference } else { Style::Line };
-            acc.series.push(Series {
-                name: p.to_string(),
-                points: pc.iter().map(|c| (c.prune_fraction, 100.0 * c.acc_mean)).collect(),
-                errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
-                style,
-            });
-            time.series.push(Series {
-                name: p.to_string(),
-                points: pc.iter().map(|c| (c.total_s, 100.0 * c.acc_mean)).collect(),
-                errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
-                style: Style::Points,
-            });
-        }
-        let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
-        output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
-        output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
-        md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
-        if let Some((chart, pf)) = overlap_chart(rows, d, m) {
-            let fo = format!("overlap_per_epoch_{slug}.svg");
-            output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
-            md.push_str(&format!(
-                "Overlap of each epoch's plan with the previous epoch's, prune fraction {pf:.2}, mean over seeds \
-                 (1.0 = the rule chose the same samples again):\n\n![overlap per epoch]({fo})\n\n"
-            ));
-        }
     }
-    // The paper's "sometimes samples": how selection spreads over the training set.
+    let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu).sum();
+    md.push_str(&format!(
+        "\n*bound*: full-data training passes / this cell's (the largest speed-up its work allows). Speed-ups \
+         divide each run into the full-data run of the **same seed** and average over the seeds that have one. \
+         {}\n\n",
+        if noisy > 0 {
+            format!(
+                "⚠k: k runs of the cell measured a speed-up more than {:.0}% above their bound: that is timing \
+                 noise (the machine was busier during the baseline than during the run), not a result; {noisy} \
+                 such measurements here.",
+                100.0 * NOISE_TOLERANCE
+            )
+        } else {
+            format!("No speed-up exceeds its bound by more than {:.0}%.", 100.0 * NOISE_TOLERANCE)
+        }
+    ));
+    md
+}
+
+/// The accuracy charts (and the overlap chart) of one dataset and model, written next to the
+/// report; returns the Markdown that shows them.
+fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) -> Result<String> {
+    let mut md = String::new();
+    let slug = format!("{d}-{m}").replace(['/', ' '], "_");
+    let methods: BTreeSet<String> = cs.iter().map(|c| series_label(c)).collect();
+    let mut methods: Vec<String> = methods.into_iter().collect();
+    methods.sort_by_key(|p| policy_rank(p));
+    // Show the band where the rules differ: anything more than 5 points below the best cell
+    // is clipped to the bottom edge, with its value written there.
+    let best = cs.iter().map(|c| 100.0 * c.acc_mean).fold(f64::NEG_INFINITY, f64::max);
+    let y_floor = best.is_finite().then_some(best - 5.0);
+    let mut acc = Chart {
+        y_floor,
+        pareto: false,
+        title: format!("{d} / {m}: accuracy vs prune fraction"),
+        x_label: "prune fraction (removed per pruned epoch)".into(),
+        y_label: "test accuracy (%)".into(),
+        series: vec![],
+    };
+    let mut time = Chart {
+        y_floor,
+        pareto: true,
+        title: format!("{d} / {m}: accuracy vs total time (error bars: std over seeds)"),
+        x_label: "total time incl. static scoring (s)".into(),
+        y_label: "test accuracy (%)".into(),
+        series: vec![],
+    };
+    for p in &methods {
+        let mut pc: Vec<&&Cell> = cs.iter().filter(|c| series_label(c) == *p).collect();
+        pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
+        let style = if *p == "full" { Style::Reference } else { Style::Line };
+        acc.series.push(Series {
+            name: p.to_string(),
+            points: pc.iter().map(|c| (c.prune_fraction, 100.0 * c.acc_mean)).collect(),
+            errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
+            style,
+        });
+        time.series.push(Series {
+            name: p.to_string(),
+            points: pc.iter().map(|c| (c.total_s, 100.0 * c.acc_mean)).collect(),
+            errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
+            style: Style::Points,
+        });
+    }
+    let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
+    output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
+    output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
+    md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
+    if let Some((chart, pf)) = overlap_chart(rows, d, m) {
+        let fo = format!("overlap_per_epoch_{slug}.svg");
+        output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
+        md.push_str(&format!(
+            "Overlap of each epoch's plan with the previous epoch's, prune fraction {pf:.2}, mean over seeds \
+             (1.0 = the rule chose the same samples again):\n\n![overlap per epoch]({fo})\n\n"
+        ));
+    }
+    Ok(md)
+}
+
+/// The paper's "sometimes samples": how selection spreads over the training set.
+fn sometimes_section(rows: &[RunRow]) -> String {
+    let mut md = String::new();
     let dynamic: Vec<&RunRow> = rows
         .iter()
         .filter(|r| {
@@ -640,11 +675,12 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
         }
         md.push('\n');
     }
-    if let Some(reference) = &args.reference {
-        md.push_str(&reference_section(rows, &collect(reference)?, reference));
-    }
-    md.push_str(&paired_section(rows));
-    md.push_str(&timing_section(rows));
+    md
+}
+
+/// Commits, machines and commands behind the report.
+fn provenance_section(rows: &[RunRow]) -> String {
+    let mut md = String::new();
     md.push_str("## Provenance\n\n");
     let commits: BTreeSet<&str> = rows.iter().map(|r| r.commit.as_str()).collect();
     let machines: BTreeSet<&str> = rows.iter().map(|r| r.machine.as_str()).collect();
@@ -656,7 +692,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     md.push_str(&format!("- machines: {}\n", machines.into_iter().collect::<Vec<_>>().join("; ")));
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
     md.push_str(&format!("- report command: `{}`\n", crate::provenance::command_line()));
-    output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
+    md
 }
 
 /// Paired accuracy differences against dynamic random (same budget and prune fraction) and

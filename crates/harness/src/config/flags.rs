@@ -1,11 +1,14 @@
-//! The run configuration: command-line flags (clap) that also serialise as the run's
-//! `config.json`, so every result folder says exactly how it was produced.
+//! The flags of `dynaprune train` (clap), which also serialise as the run's `config.json`, so
+//! every result folder says exactly how it was produced. [`TrainArgs::resolve`] fills the
+//! defaults that depend on other flags, checks ranges and returns the typed [`Settings`].
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use dynaprune::catalog::RuleInfo;
+
+use super::settings::{self, Settings};
 use serde::{Deserialize, Serialize};
 
 /// Datasets the harness trains on.
@@ -427,8 +430,9 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// Fills the defaults that depend on other flags and checks ranges.
-    pub fn resolve(&mut self) -> Result<()> {
+    /// Fills the defaults that depend on other flags, checks ranges, and returns what the flags
+    /// mean as typed settings (the flags stay, resolved, as the run's record).
+    pub fn resolve(&mut self) -> Result<Settings> {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
@@ -447,14 +451,11 @@ impl TrainArgs {
         if self.eval_every == 0 {
             bail!("--eval-every must be at least 1");
         }
-        if !["auto", "bar", "plain"].contains(&self.progress.as_str()) {
-            bail!("--progress must be auto, bar or plain, got `{}`", self.progress);
-        }
         if self.warmup_epochs.is_none() {
             self.warmup_epochs = Some(self.policy.info().warmup_epochs(self.epochs));
         }
         if self.ema_decay.is_none() {
-            self.ema_decay = Some(crate::policies::preferred_ema_decay(self)?);
+            self.ema_decay = Some(settings::preferred_ema_decay(self)?);
         }
         for (flag, v) in [
             ("--staleness-retention", self.staleness_retention),
@@ -502,7 +503,7 @@ impl TrainArgs {
                     )
                 })?),
         };
-        Ok(())
+        Settings::from_resolved(self)
     }
 }
 

@@ -129,21 +129,77 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The chart's layout and scales: plot area, data ranges, and the floor below which points are
+/// drawn on the bottom edge.
+struct Frame {
+    left: f64,
+    top: f64,
+    pw: f64,
+    ph: f64,
+    w: f64,
+    h: f64,
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+    floored: bool,
+}
+
+impl Frame {
+    fn sx(&self, x: f64) -> f64 {
+        self.left + (x - self.x0) / (self.x1 - self.x0) * self.pw
+    }
+    fn sy(&self, y: f64) -> f64 {
+        self.top + self.ph - (y - self.y0) / (self.y1 - self.y0) * self.ph
+    }
+    /// `true` for values below the floor (drawn on the bottom edge).
+    fn below(&self, y: f64) -> bool {
+        self.floored && y < self.y0
+    }
+}
+
+const PARETO_LABEL: &str = "Pareto front (less time, more accuracy)";
+
 impl Chart {
     /// Renders the chart as an SVG document.
     pub fn render(&self) -> String {
-        let pareto_label = "Pareto front (less time, more accuracy)";
+        let f = self.frame();
+        let mut s = String::new();
+        self.axes(&f, &mut s);
+        let mut placed: Vec<f64> = Vec::new();
+        for (k, ser) in self.series.iter().enumerate() {
+            series_svg(&f, k, ser, &mut placed, &mut s);
+        }
+        if self.pareto {
+            self.pareto_svg(&f, &mut s);
+        }
+        let clipped =
+            self.series.iter().any(|s| s.points.iter().any(|&(x, y)| x.is_finite() && y.is_finite() && f.below(y)));
+        if clipped {
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10" fill="#555">▼ below {}, on the bottom edge with its value</text>"##,
+                f.left + f.pw,
+                f.top - 5.0,
+                fmt_tick(f.y0)
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The layout (room for the legend) and the padded data ranges.
+    fn frame(&self) -> Frame {
         let legend = self
             .series
             .iter()
             .map(|s| text_width(&s.name, 12.0))
-            .chain(self.pareto.then(|| text_width(pareto_label, 12.0)))
+            .chain(self.pareto.then(|| text_width(PARETO_LABEL, 12.0)))
             .fold(0.0, f64::max);
         let (left, top, bottom) = (70.0, 40.0, 55.0);
         let right = (legend + 60.0).max(200.0);
         let (pw, ph) = (490.0, 365.0);
         let (w, h) = (left + pw + right, top + ph + bottom);
-        let title_size = 15f64.min((w - 20.0) / (0.6 * self.title.chars().count().max(1) as f64));
         let pts = self.series.iter().flat_map(|s| {
             let errs = s.errors.clone().unwrap_or_else(|| vec![0.0; s.points.len()]);
             s.points.iter().zip(errs).map(|(&(x, y), e)| (x, y - e, y + e)).collect::<Vec<_>>()
@@ -171,10 +227,13 @@ impl Chart {
         };
         let (x0, x1) = pad(x0, x1);
         let (y0, y1) = pad(y0, y1);
-        let below = |y: f64| self.y_floor.is_some() && y < y0;
-        let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
-        let mut s = String::new();
+        Frame { left, top, pw, ph, w, h, x0, x1, y0, y1, floored: self.y_floor.is_some() }
+    }
+
+    /// The document header, title, grid, ticks, plot border and axis labels.
+    fn axes(&self, f: &Frame, s: &mut String) {
+        let (left, top, pw, ph, w, h) = (f.left, f.top, f.pw, f.ph, f.w, f.h);
+        let title_size = 15f64.min((w - 20.0) / (0.6 * self.title.chars().count().max(1) as f64));
         let _ = write!(
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
@@ -184,8 +243,8 @@ impl Chart {
             w / 2.0,
             escape(&self.title)
         );
-        for t in nice_ticks(x0, x1, 6) {
-            let x = sx(t);
+        for t in nice_ticks(f.x0, f.x1, 6) {
+            let x = f.sx(t);
             let _ = writeln!(
                 s,
                 r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
@@ -194,8 +253,8 @@ impl Chart {
                 fmt_tick(t)
             );
         }
-        for t in nice_ticks(y0, y1, 6) {
-            let y = sy(t);
+        for t in nice_ticks(f.y0, f.y1, 6) {
+            let y = f.sy(t);
             let _ = writeln!(
                 s,
                 r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -219,151 +278,148 @@ impl Chart {
             top + ph / 2.0,
             escape(&self.y_label)
         );
-        let mut placed: Vec<f64> = Vec::new();
-        for (k, ser) in self.series.iter().enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
-            // After ten series the colours repeat: the marker's shape tells them apart.
-            let shape = k / PALETTE.len() % 3;
-            let valid: Vec<(f64, f64, f64)> = ser
-                .points
-                .iter()
-                .enumerate()
-                .filter(|(_, (x, y))| x.is_finite() && y.is_finite())
-                .map(|(i, &(x, y))| (x, y, ser.errors.as_ref().map_or(0.0, |e| e[i])))
-                .collect();
-            match ser.style {
-                Style::Reference => {
-                    if let Some(&(_, y, _)) = valid.first() {
-                        let _ = writeln!(
-                            s,
-                            r#"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-dasharray="6,4" stroke-width="1.5"/>"#,
-                            sy(y),
-                            left + pw,
-                            sy(y)
-                        );
-                    }
-                }
-                Style::Line | Style::Points => {
-                    // Outliers below the floor: a triangle on the bottom edge with the value,
-                    // labels stacked upwards where they would overlap.
-                    for &(x, y, _) in valid.iter().filter(|p| below(p.1)) {
-                        let (cx, cy) = (sx(x), top + ph);
-                        let level = placed.iter().filter(|&&px: &&f64| (px - cx).abs() < 34.0).count() as f64;
-                        placed.push(cx);
-                        let _ = writeln!(
-                            s,
-                            r#"<path d="M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" fill="{color}"><title>{}: ({}, {})</title></path><text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="{color}">{}</text>"#,
-                            cx - 5.0,
-                            cy - 9.0,
-                            cx + 5.0,
-                            cy - 9.0,
-                            cx,
-                            cy - 1.0,
-                            escape(&ser.name),
-                            fmt_tick(x),
-                            fmt_tick(y),
-                            cy - 12.0 - 11.0 * level,
-                            fmt_tick(y)
-                        );
-                    }
-                    let valid: Vec<(f64, f64, f64)> = valid.into_iter().filter(|p| !below(p.1)).collect();
-                    if ser.style == Style::Line && valid.len() > 1 {
-                        let path: Vec<String> =
-                            valid.iter().map(|&(x, y, _)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
-                        let _ = writeln!(
-                            s,
-                            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-                            path.join(" ")
-                        );
-                    }
-                    for &(x, y, e) in &valid {
-                        if e > 0.0 {
-                            let _ = writeln!(
-                                s,
-                                r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{1:.1}" x2="{4:.1}" y2="{1:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{2:.1}" x2="{4:.1}" y2="{2:.1}" stroke="{color}"/>"#,
-                                sx(x),
-                                sy((y - e).max(y0)),
-                                sy((y + e).min(y1)),
-                                sx(x) - 3.0,
-                                sx(x) + 3.0
-                            );
-                        }
-                        let tip = format!("<title>{}: ({}, {})</title>", escape(&ser.name), fmt_tick(x), fmt_tick(y));
-                        s.push_str(&marker(shape, sx(x), sy(y), color, &tip));
-                    }
-                }
+    }
+
+    /// The Pareto front of the non-reference points, as a staircase, and its legend entry.
+    fn pareto_svg(&self, f: &Frame, s: &mut String) {
+        let all: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .filter(|s| s.style != Style::Reference)
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|p| !f.below(p.1))
+            .collect();
+        let front = pareto_front(&all);
+        if front.is_empty() {
+            return;
+        }
+        // A staircase: from each front point, right at its accuracy, then up to the next.
+        let mut path = Vec::new();
+        for (i, &(x, y)) in front.iter().enumerate() {
+            path.push(format!("{:.1},{:.1}", f.sx(x), f.sy(y)));
+            if let Some(&(nx, _)) = front.get(i + 1) {
+                path.push(format!("{:.1},{:.1}", f.sx(nx), f.sy(y)));
             }
-            let ly = top + 10.0 + 20.0 * k as f64;
-            let lx = left + pw + 16.0;
-            let dash = if ser.style == Style::Reference { r#" stroke-dasharray="6,4""# } else { "" };
-            if ser.style != Style::Reference {
-                s.push_str(&marker(shape, lx + 11.0, ly, color, ""));
-            }
+        }
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#444" stroke-width="1.2" stroke-dasharray="3,3"/>"##,
+            path.join(" ")
+        );
+        for &(x, y) in &front {
             let _ = writeln!(
                 s,
-                r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-                lx + 22.0,
-                lx + 28.0,
-                ly + 4.0,
-                escape(&ser.name)
+                r##"<circle cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#444" stroke-width="1.2"/>"##,
+                f.sx(x),
+                f.sy(y)
             );
         }
-        if self.pareto {
-            let all: Vec<(f64, f64)> = self
-                .series
-                .iter()
-                .filter(|s| s.style != Style::Reference)
-                .flat_map(|s| s.points.iter().copied())
-                .filter(|p| !below(p.1))
-                .collect();
-            let front = pareto_front(&all);
-            if !front.is_empty() {
-                // A staircase: from each front point, right at its accuracy, then up to the next.
-                let mut path = Vec::new();
-                for (i, &(x, y)) in front.iter().enumerate() {
-                    path.push(format!("{:.1},{:.1}", sx(x), sy(y)));
-                    if let Some(&(nx, _)) = front.get(i + 1) {
-                        path.push(format!("{:.1},{:.1}", sx(nx), sy(y)));
-                    }
-                }
+        let ly = f.top + 10.0 + 20.0 * self.series.len() as f64;
+        let lx = f.left + f.pw + 16.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="#444" stroke-dasharray="3,3"/><text x="{}" y="{}">{PARETO_LABEL}</text>"##,
+            lx + 22.0,
+            lx + 28.0,
+            ly + 4.0
+        );
+    }
+}
+
+/// Series `k`: a dashed reference line, or its points (line, error bars, markers; values below
+/// the floor as labelled triangles on the bottom edge, stacked by `placed`), and its legend entry.
+fn series_svg(f: &Frame, k: usize, ser: &Series, placed: &mut Vec<f64>, s: &mut String) {
+    let color = PALETTE[k % PALETTE.len()];
+    // After ten series the colours repeat: the marker's shape tells them apart.
+    let shape = k / PALETTE.len() % 3;
+    let valid: Vec<(f64, f64, f64)> = ser
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, (x, y))| x.is_finite() && y.is_finite())
+        .map(|(i, &(x, y))| (x, y, ser.errors.as_ref().map_or(0.0, |e| e[i])))
+        .collect();
+    match ser.style {
+        Style::Reference => {
+            if let Some(&(_, y, _)) = valid.first() {
                 let _ = writeln!(
                     s,
-                    r##"<polyline points="{}" fill="none" stroke="#444" stroke-width="1.2" stroke-dasharray="3,3"/>"##,
+                    r#"<line x1="{}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-dasharray="6,4" stroke-width="1.5"/>"#,
+                    f.left,
+                    f.sy(y),
+                    f.left + f.pw,
+                    f.sy(y)
+                );
+            }
+        }
+        Style::Line | Style::Points => {
+            for &(x, y, _) in valid.iter().filter(|p| f.below(p.1)) {
+                floored_point(f, &ser.name, color, (x, y), placed, s);
+            }
+            let valid: Vec<(f64, f64, f64)> = valid.into_iter().filter(|p| !f.below(p.1)).collect();
+            if ser.style == Style::Line && valid.len() > 1 {
+                let path: Vec<String> =
+                    valid.iter().map(|&(x, y, _)| format!("{:.1},{:.1}", f.sx(x), f.sy(y))).collect();
+                let _ = writeln!(
+                    s,
+                    r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
                     path.join(" ")
                 );
-                for &(x, y) in &front {
+            }
+            for &(x, y, e) in &valid {
+                if e > 0.0 {
                     let _ = writeln!(
                         s,
-                        r##"<circle cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#444" stroke-width="1.2"/>"##,
-                        sx(x),
-                        sy(y)
+                        r#"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{1:.1}" x2="{4:.1}" y2="{1:.1}" stroke="{color}"/><line x1="{3:.1}" y1="{2:.1}" x2="{4:.1}" y2="{2:.1}" stroke="{color}"/>"#,
+                        f.sx(x),
+                        f.sy((y - e).max(f.y0)),
+                        f.sy((y + e).min(f.y1)),
+                        f.sx(x) - 3.0,
+                        f.sx(x) + 3.0
                     );
                 }
-                let ly = top + 10.0 + 20.0 * self.series.len() as f64;
-                let lx = left + pw + 16.0;
-                let _ = writeln!(
-                    s,
-                    r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="#444" stroke-dasharray="3,3"/><text x="{}" y="{}">{pareto_label}</text>"##,
-                    lx + 22.0,
-                    lx + 28.0,
-                    ly + 4.0
-                );
+                let tip = format!("<title>{}: ({}, {})</title>", escape(&ser.name), fmt_tick(x), fmt_tick(y));
+                s.push_str(&marker(shape, f.sx(x), f.sy(y), color, &tip));
             }
         }
-        let clipped =
-            self.series.iter().any(|s| s.points.iter().any(|&(x, y)| x.is_finite() && y.is_finite() && below(y)));
-        if clipped {
-            let _ = writeln!(
-                s,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10" fill="#555">▼ below {}, on the bottom edge with its value</text>"##,
-                left + pw,
-                top - 5.0,
-                fmt_tick(y0)
-            );
-        }
-        s.push_str("</svg>\n");
-        s
     }
+    let ly = f.top + 10.0 + 20.0 * k as f64;
+    let lx = f.left + f.pw + 16.0;
+    let dash = if ser.style == Style::Reference { r#" stroke-dasharray="6,4""# } else { "" };
+    if ser.style != Style::Reference {
+        s.push_str(&marker(shape, lx + 11.0, ly, color, ""));
+    }
+    let _ = writeln!(
+        s,
+        r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+        lx + 22.0,
+        lx + 28.0,
+        ly + 4.0,
+        escape(&ser.name)
+    );
+}
+
+/// A value below the floor: a triangle on the bottom edge with the value, labels stacked
+/// upwards where they would overlap.
+fn floored_point(f: &Frame, name: &str, color: &str, (x, y): (f64, f64), placed: &mut Vec<f64>, s: &mut String) {
+    let (cx, cy) = (f.sx(x), f.top + f.ph);
+    let level = placed.iter().filter(|&&px: &&f64| (px - cx).abs() < 34.0).count() as f64;
+    placed.push(cx);
+    let _ = writeln!(
+        s,
+        r#"<path d="M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" fill="{color}"><title>{}: ({}, {})</title></path><text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="{color}">{}</text>"#,
+        cx - 5.0,
+        cy - 9.0,
+        cx + 5.0,
+        cy - 9.0,
+        cx,
+        cy - 1.0,
+        escape(name),
+        fmt_tick(x),
+        fmt_tick(y),
+        cy - 12.0 - 11.0 * level,
+        fmt_tick(y)
+    );
 }
 
 #[cfg(test)]
