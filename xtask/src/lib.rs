@@ -2,6 +2,7 @@
 //! ([`reproduce`]), the training-speed benchmark ([`bench`]) and the CUDA build ([`cuda`]).
 
 pub mod bench;
+pub mod bench_epoch;
 pub mod cuda;
 pub mod fetch;
 pub mod reproduce;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::{bench, build_binary, cuda, fetch, repo_root, reproduce};
+use xtask::{bench, bench_epoch, build_binary, cuda, fetch, repo_root, reproduce};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "dynaprune project automation")]
@@ -95,6 +95,37 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Also write the lines to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Whole training epochs end to end, ours (`dynaprune train`) vs PyTorch (if importable):
+    /// training and evaluation images/s and peak memory, medians over interleaved rounds.
+    BenchEpoch {
+        /// model:input pairs; input fmnist (real Fashion-MNIST) or cifar (3x32x32 generated).
+        #[arg(long, value_delimiter = ',', default_value = "resnet8:fmnist,resnet20:cifar,resnet18:cifar")]
+        models: Vec<String>,
+        /// Threads for both sides.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Epochs per process; the first is a warm-up and not counted.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Training samples per epoch for fmnist (0 = all 60,000).
+        #[arg(long, default_value_t = 20_000)]
+        fmnist_samples: usize,
+        /// Training samples per epoch for cifar (at most 4,096; 0 = all).
+        #[arg(long, default_value_t = 2048)]
+        cifar_samples: usize,
+        /// PyTorch variants to try; the fastest is compared: eager, channels-last, compile.
+        #[arg(long, value_delimiter = ',', default_value = "eager,channels-last")]
+        torch_variants: Vec<String>,
+        /// Skip PyTorch even if it is importable.
+        #[arg(long)]
+        no_torch: bool,
+        /// Also write the lines to this file, under a provenance header.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -238,6 +269,49 @@ fn main() -> Result<()> {
                 }
             };
             bench::run(&bench::Options { binary, threads, models, iters, torch, rounds, out, command: command_line })?;
+        }
+        Cmd::BenchEpoch {
+            models,
+            threads,
+            epochs,
+            rounds,
+            fmnist_samples,
+            cifar_samples,
+            torch_variants,
+            no_torch,
+            out,
+        } => {
+            let binary = build_binary(&repo)?;
+            let torch = if no_torch { None } else { bench::find_torch_python().zip(bench_epoch::find_script(&repo)) };
+            let header = bench::provenance_header(&command_line, &binary);
+            print!("{header}");
+            let o = bench_epoch::Options {
+                binary,
+                models,
+                threads,
+                epochs,
+                rounds,
+                train_samples: (fmnist_samples, cifar_samples),
+                torch,
+                torch_variants,
+                // Where `dynaprune train` finds it: data/fashion-mnist first, then Debian's package.
+                fmnist_dir: [
+                    repo.join("data/fashion-mnist"),
+                    std::path::PathBuf::from("/usr/share/datasets/fashion-mnist"),
+                ]
+                .into_iter()
+                .find(|d| d.join("train-images-idx3-ubyte.gz").exists())
+                .unwrap_or_else(|| repo.join("data/fashion-mnist")),
+                scratch: std::env::temp_dir().join(format!("dynaprune-bench-epoch-{}", std::process::id())),
+            };
+            let lines = bench_epoch::run(&o)?;
+            if let Some(path) = out {
+                let text = format!("{header}{}\n", lines.join("\n"));
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                dynaprune::io::write_atomic(&path, text.as_bytes())?;
+            }
         }
         Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
