@@ -4,6 +4,10 @@
 //! network it has never heard of (a test defines one in its own file and registers it), and an
 //! enum would make every new architecture an edit of this crate. The harness holds a
 //! `Box<dyn Network>`; a virtual call per forward pass is nothing next to the convolutions.
+//! The shape is that of Candle's mnist-training example (a `Model` trait, a `WhichModel` enum
+//! choosing among the models, one generic training loop): here the trait is `Network` and the
+//! choice is the harness's model registry, a list rather than an enum so that code outside the
+//! harness can add to it.
 //!
 //! What a network provides, and who needs it:
 //! - [`Network::forward_with_features`] in the three [`Mode`]s: training (batch statistics),
