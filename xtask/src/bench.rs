@@ -76,7 +76,8 @@ pub fn provenance_header(command: &str, binary: &Path) -> String {
     format!("# command: {command}\n# binary: {version}\n# machine: {cpu}, {cores} cores\n# started (unix seconds): {unix}\n")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (upper middle) of `v`; NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
         f64::NAN

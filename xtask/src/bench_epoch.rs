@@ -15,6 +15,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::bench::median;
+
 /// Options of `cargo xtask bench-epoch`.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -56,15 +58,6 @@ struct TorchEpoch {
     eval_img_per_s: f64,
     test_acc: f64,
     peak_rss_mib: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
 }
 
 fn parse_spec(spec: &str) -> Result<(&str, &str)> {

@@ -256,4 +256,11 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
     }
+
+    /// A classifier head's `(features, logits)` for [`crate::Network::forward_with_features`]:
+    /// the layer's input and output, both detached from the graph in [`Mode::Eval`].
+    pub fn head(&self, features: Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let logits = self.forward(&features)?;
+        Ok(if mode == Mode::Eval { (features.detach(), logits.detach()) } else { (features, logits) })
+    }
 }

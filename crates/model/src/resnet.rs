@@ -232,9 +232,7 @@ impl Network for ResNet {
         for b in &self.blocks {
             h = b.forward(&h, mode, k)?;
         }
-        let pooled = h.mean((2, 3))?;
-        let logits = self.head.forward(&pooled)?;
-        Ok(if mode == Mode::Eval { (pooled.detach(), logits.detach()) } else { (pooled, logits) })
+        Ok(self.head.head(h.mean((2, 3))?, mode)?)
     }
 
     fn params(&self) -> &[Param] {

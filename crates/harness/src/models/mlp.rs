@@ -53,8 +53,7 @@ impl Network for Mlp {
         for l in &self.layers {
             h = l.forward(&h)?.relu()?;
         }
-        let logits = self.head.forward(&h)?;
-        Ok(if mode == Mode::Eval { (h.detach(), logits.detach()) } else { (h, logits) })
+        Ok(self.head.head(h, mode)?)
     }
 
     fn params(&self) -> &[Param] {

@@ -98,9 +98,7 @@ impl Network for Vgg {
                 Layer::Pool => h,
             };
         }
-        let pooled = h.mean((2, 3))?;
-        let logits = self.head.forward(&pooled)?;
-        Ok(if mode == Mode::Eval { (pooled.detach(), logits.detach()) } else { (pooled, logits) })
+        Ok(self.head.head(h.mean((2, 3))?, mode)?)
     }
 
     fn params(&self) -> &[Param] {
