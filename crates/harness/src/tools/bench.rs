@@ -147,12 +147,38 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 let (med, best, flops) = match mode.as_str() {
                     "train" => {
                         let mut opt = Sgd::from_params(model.params(), SgdConfig { lr: 0.05, ..SgdConfig::default() })?;
+                        // The phases of a step as the training loop runs them (per-sample losses
+                        // and correctness copied out for the pruner), summed over all steps.
+                        let mut phases = [0f64; 4];
                         let (m, b) = time_steps(&device, args.warmup, args.iters, || {
+                            let t0 = Instant::now();
                             let logits = model.forward(&x, true)?;
-                            let l = loss::weighted_mean(&loss::cross_entropy_per_sample(&logits, &y, 0.0)?, None)?;
-                            opt.backward_step(&l)?;
+                            let t1 = Instant::now();
+                            let per = loss::cross_entropy_per_sample(&logits, &y, 0.0)?;
+                            let l = loss::weighted_mean(&per, None)?;
+                            let t2 = Instant::now();
+                            let grads = l.backward()?;
+                            let t3 = Instant::now();
+                            opt.step(&grads)?;
+                            let t4 = Instant::now();
+                            per.to_vec1::<f32>()?;
+                            loss::correct(&logits, &y)?.to_vec1::<f32>()?;
+                            let t5 = Instant::now();
+                            for (acc, d) in phases.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, (t4 - t3) + (t5 - t4)]) {
+                                *acc += d.as_secs_f64();
+                            }
                             Ok(())
                         })?;
+                        if args.breakdown {
+                            let steps = (args.warmup + args.iters.max(1)) as f64;
+                            let names = ["forward", "loss", "backward", "optimizer + per-sample outputs"];
+                            let parts: Vec<String> = names
+                                .iter()
+                                .zip(phases)
+                                .map(|(n, s)| format!("{n} {:.1} ms", 1e3 * s / steps))
+                                .collect();
+                            println!("  step phases: {}", parts.join(", "));
+                        }
                         (m, b, model.train_flops(hw, hw) as f64)
                     }
                     "infer" => {
