@@ -7,7 +7,8 @@
 //! Rounds are interleaved (ours, then each PyTorch variant, then ours again, ...). The first epoch
 //! of every process is a warm-up and is not counted; the median over the other epochs of all
 //! rounds is reported, per side, for training and for evaluation, with the peak RSS of each side's
-//! process. PyTorch's number is its fastest variant, named in the output.
+//! process. PyTorch's number is its fastest variant, named in the output. With `--precision bf16`
+//! ours trains with `--precision bf16` and PyTorch under `torch.autocast("cpu", torch.bfloat16)`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +37,8 @@ pub struct Options {
     pub torch: Option<(String, PathBuf)>,
     /// PyTorch variants tried: `eager`, `channels-last`, `compile`.
     pub torch_variants: Vec<String>,
+    /// `f32`, or `bf16`: ours with `--precision bf16`, PyTorch under CPU autocast to bf16.
+    pub precision: String,
     /// Fashion-MNIST's directory (for the PyTorch side; ours finds it itself).
     pub fmnist_dir: PathBuf,
     /// Scratch directory for our runs.
@@ -77,7 +80,7 @@ fn ours(o: &Options, model: &str, input: &str, round: usize, side: &mut Side) ->
     let status = Command::new(&o.binary)
         .args(["train", "--dataset", dataset, "--model", model, "--policy", "full", "--progress", "plain"])
         .args(["--epochs", &o.epochs.to_string(), "--threads", &o.threads.to_string()])
-        .args(["--max-train-samples", &n.to_string(), "--out"])
+        .args(["--max-train-samples", &n.to_string(), "--precision", &o.precision, "--out"])
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .status()
@@ -144,6 +147,9 @@ fn torch(
         }
         other => bail!("--torch-variants: unknown variant `{other}` (eager, channels-last, compile)"),
     }
+    if o.precision == "bf16" {
+        c.arg("--autocast-bf16");
+    }
     let out = c.output().with_context(|| format!("running {}", script.display()))?;
     if !out.status.success() {
         bail!("{} ({variant}) failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
@@ -187,7 +193,8 @@ pub fn run(o: &Options) -> Result<Vec<String>> {
             }
         }
         let (ot, oe) = (median(mine.train.clone()), median(mine.eval.clone()));
-        let t = o.threads;
+        // f32 lines keep the exact form; bf16 ones name the precision.
+        let t = if o.precision == "f32" { o.threads.to_string() } else { format!("{} precision={}", o.threads, o.precision) };
         let best = |f: fn(&Side) -> f64| {
             theirs.iter().filter(|(_, s)| !s.train.is_empty()).max_by(|a, b| f(&a.1).total_cmp(&f(&b.1))).cloned()
         };

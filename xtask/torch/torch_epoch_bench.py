@@ -9,13 +9,18 @@ The networks are those of `torch_resnet_bench.py` (next to this file): the same 
 dynaprune's model crate, layer for layer.
 
     python3 torch_epoch_bench.py --model resnet8 --data fmnist --fmnist-dir /usr/share/datasets/fashion-mnist \
-        --train-samples 20000 --epochs 2 --threads 2 [--channels-last] [--compile]
+        --train-samples 20000 --epochs 2 --threads 2 [--channels-last] [--compile] [--autocast-bf16]
+
+`--autocast-bf16` runs forward passes (and so their backward) under
+`torch.autocast("cpu", dtype=torch.bfloat16)`: PyTorch's CPU mixed precision (convolutions and
+matrix products in bf16 on oneDNN, f32 master weights and optimiser).
 
 Prints one JSON object per epoch on stdout:
     {"epoch": 0, "train_img_per_s": ..., "eval_img_per_s": ..., "train_s": ..., "eval_s": ...,
      "test_acc": ..., "peak_rss_mib": ...}
 """
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -77,6 +82,7 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--autocast-bf16", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,6 +99,7 @@ def main():
         lr=0.1, momentum=0.9, nesterov=True,
     )
     step_fn = torch.compile(model) if args.compile else model
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.autocast_bf16 else contextlib.nullcontext
     n = xtr.shape[0]
     steps_per_epoch = math.ceil(n / args.batch)
     total = steps_per_epoch * args.epochs
@@ -106,7 +113,9 @@ def main():
             x, y = xtr[idx], ytr[idx]
             for g in opt.param_groups:
                 g["lr"] = 0.1 * 0.5 * (1 + math.cos(math.pi * step / total))
-            losses = F.cross_entropy(step_fn(x), y, reduction="none")
+            with amp():
+                logits = step_fn(x)
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
             loss = losses.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -117,7 +126,7 @@ def main():
         model.eval()
         t1 = time.perf_counter()
         correct = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), amp():
             for b in range(0, xte.shape[0], 500):
                 correct += (step_fn(xte[b: b + 500]).argmax(1) == yte[b: b + 500]).sum().item()
         eval_s = time.perf_counter() - t1

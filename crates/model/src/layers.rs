@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::error::Result;
 use crate::init;
-use crate::ops;
+use crate::ops::{self, Precision};
 
 /// Which implementation the layers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,9 +15,17 @@ pub enum Kernels {
     /// Our custom CPU ops (im2col + GEMM convolution, fused BatchNorm + ReLU, fused residual
     /// join). CPU only.
     Fast,
+    /// [`Kernels::Fast`] with the convolutions' matrix products in bf16 (AVX512_BF16 dot
+    /// products, f32 accumulation; see [`Precision::Bf16`]): weights, activations, BatchNorm,
+    /// the loss and the optimiser stay f32. CPU only, and only on CPUs with AVX512_BF16.
+    FastBf16,
     /// Candle's stock ops (conv2d, BatchNorm composed of elementwise ops): any device, and the
     /// reference our ops are tested and benchmarked against.
     Candle,
+    /// [`Kernels::Candle`] with each convolution run in bf16 (input and kernel cast to bf16,
+    /// output cast back to f32; the casts are differentiable, so gradients and the master
+    /// weights stay f32): mixed precision on a GPU (on the CPU Candle's bf16 convolution is slow).
+    CandleBf16,
 }
 
 impl Kernels {
@@ -31,6 +39,43 @@ impl Kernels {
             Kernels::Candle
         }
     }
+
+    /// Our CPU ops (in either precision)?
+    pub fn is_fast(self) -> bool {
+        matches!(self, Kernels::Fast | Kernels::FastBf16)
+    }
+
+    /// The precision of the convolutions.
+    pub fn precision(self) -> Precision {
+        match self {
+            Kernels::Fast | Kernels::Candle => Precision::F32,
+            Kernels::FastBf16 | Kernels::CandleBf16 => Precision::Bf16,
+        }
+    }
+
+    /// The same kernels in `precision`. Bf16 with our CPU ops on a CPU without AVX512_BF16 is
+    /// an error (never a silent fallback to f32).
+    pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        let k = match (self.is_fast(), precision) {
+            (true, Precision::F32) => Kernels::Fast,
+            (true, Precision::Bf16) => Kernels::FastBf16,
+            (false, Precision::F32) => Kernels::Candle,
+            (false, Precision::Bf16) => Kernels::CandleBf16,
+        };
+        if k == Kernels::FastBf16 {
+            ops::check_precision(precision)?;
+        }
+        Ok(k)
+    }
+}
+
+/// Candle's convolution, in bf16 for [`Kernels::CandleBf16`].
+fn candle_conv(x: &Tensor, w: &Tensor, padding: usize, stride: usize, kernels: Kernels) -> Result<Tensor> {
+    if kernels.precision() == Precision::Bf16 {
+        let z = x.to_dtype(DType::BF16)?.conv2d(&w.to_dtype(DType::BF16)?, padding, stride, 1, 1)?;
+        return Ok(z.to_dtype(x.dtype())?);
+    }
+    Ok(x.conv2d(w, padding, stride, 1, 1)?)
 }
 
 /// How a network is run.
@@ -134,17 +179,17 @@ impl ConvBn {
         let c = self.affine.dim(1)?;
         if mode == Mode::Train {
             let (y, mean, var, m) = match kernels {
-                Kernels::Fast => {
-                    let (y, stats) =
-                        ops::conv_bn_train(x, &self.weight, &self.affine, self.stride, self.padding, self.eps, relu)?;
+                Kernels::Fast | Kernels::FastBf16 => {
+                    let (w, a, p) = (&self.weight, &self.affine, kernels.precision());
+                    let (y, stats) = ops::conv_bn_train(x, w, a, self.stride, self.padding, self.eps, relu, p)?;
                     let (mean, var) = stats.get().expect("the forward pass records statistics");
                     let to =
                         |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
                     let m = y.elem_count() / c;
                     (y, to(mean)?, to(var)?, m)
                 }
-                Kernels::Candle => {
-                    let z = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+                Kernels::Candle | Kernels::CandleBf16 => {
+                    let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;
                     let m = z.elem_count() / c;
                     let zt = z.transpose(0, 1)?.flatten_from(1)?;
                     let mean = zt.mean_keepdim(D::Minus1)?;
@@ -176,18 +221,19 @@ impl ConvBn {
             let scale = affine.get(0)?.div(&(rv + self.eps)?.sqrt()?)?;
             let shift = (affine.get(1)? - rm.mul(&scale)?)?;
             match kernels {
-                Kernels::Fast if mode == Mode::EvalWithGrad => {
-                    let z = ops::conv2d(x, &self.weight, self.stride, self.padding)?;
+                Kernels::Fast | Kernels::FastBf16 if mode == Mode::EvalWithGrad => {
+                    let z = ops::conv2d_with(x, &self.weight, self.stride, self.padding, kernels.precision())?;
                     let shape = (1, c, 1, 1);
                     let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
                     Ok(if relu { y.relu()? } else { y })
                 }
-                Kernels::Fast => {
-                    let z = ops::conv2d(&x.detach(), &self.weight.as_tensor().detach(), self.stride, self.padding)?;
+                Kernels::Fast | Kernels::FastBf16 => {
+                    let (x, w) = (x.detach(), self.weight.as_tensor().detach());
+                    let z = ops::conv2d_with(&x, &w, self.stride, self.padding, kernels.precision())?;
                     Ok(ops::channel_affine(&z, &scale, &shift, relu)?)
                 }
-                Kernels::Candle => {
-                    let z = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+                Kernels::Candle | Kernels::CandleBf16 => {
+                    let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;
                     let shape = (1, c, 1, 1);
                     let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
                     Ok(if relu { y.relu()? } else { y })

@@ -49,6 +49,7 @@ pub mod schedule;
 
 pub use error::{ModelError, Result};
 pub use layers::{Kernels, Mode, Param, ParamKind};
+pub use ops::Precision;
 pub use network::Network;
 pub use optim::{Sgd, SgdConfig};
 pub use resnet::{ResNet, ResNetConfig};

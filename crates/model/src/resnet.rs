@@ -135,8 +135,8 @@ impl BasicBlock {
             None => x.clone(),
         };
         Ok(match k {
-            Kernels::Fast => ops::add_relu(&h, &s)?,
-            Kernels::Candle => (h + s)?.relu()?,
+            Kernels::Fast | Kernels::FastBf16 => ops::add_relu(&h, &s)?,
+            Kernels::Candle | Kernels::CandleBf16 => (h + s)?.relu()?,
         })
     }
 }
@@ -169,7 +169,7 @@ impl ResNet {
         kernels: Kernels,
     ) -> Result<Self> {
         config.validate()?;
-        if kernels == Kernels::Fast && !device.is_cpu() {
+        if kernels.is_fast() && !device.is_cpu() {
             return Err(ModelError::Config(
                 "Kernels::Fast runs on the CPU only; use Kernels::Candle (Kernels::for_device) on a GPU".into(),
             ));

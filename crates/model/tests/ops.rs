@@ -185,3 +185,51 @@ fn nan_inputs_propagate_and_are_caught() {
     let y: Vec<f32> = ops::conv2d(&x, &w, 1, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert!(y.iter().any(|v| v.is_nan()), "a NaN input must not silently vanish");
 }
+
+/// `--precision bf16`: the convolution with bf16 products (f32 accumulation) against the same
+/// convolution computed in f32 on the bf16-rounded input and kernel (what it is meant to equal,
+/// up to f32 summation order), forward and both gradients, on shapes large enough that every
+/// product runs in bf16 (stride 1 "same", stride 2, pointwise) and on one that stays f32. The
+/// gradients are compared with a looser bound: there `dy` is rounded too.
+#[test]
+fn bf16_convolution_equals_f32_on_rounded_operands() {
+    if !ops::bf16_available() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        assert!(ops::conv2d_with(
+            &rand_tensor(&[1, 1, 4, 4], 1, DType::F32),
+            &rand_tensor(&[1, 1, 3, 3], 2, DType::F32),
+            1,
+            1,
+            ops::Precision::Bf16
+        )
+        .is_err());
+        return;
+    }
+    let round = |t: &Tensor| t.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
+    // (n, cin, h, w, cout, k, stride, pad)
+    let cases = [(4, 32, 8, 8, 64, 3, 1, 1), (4, 32, 8, 8, 64, 3, 2, 1), (4, 64, 8, 8, 32, 1, 1, 0), (3, 2, 7, 6, 4, 3, 1, 1)];
+    for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
+        let x = Var::from_tensor(&rand_tensor(&[n, cin, h, w], 40 + i as u64, DType::F32)).unwrap();
+        let wt = Var::from_tensor(&rand_tensor(&[cout, cin, k, k], 50 + i as u64, DType::F32)).unwrap();
+        let ours = ops::conv2d_with(&x, &wt, s, p, ops::Precision::Bf16).unwrap();
+        let (xr, wr) = (Var::from_tensor(&round(&x)).unwrap(), Var::from_tensor(&round(&wt)).unwrap());
+        let reference = ops::conv2d(&xr, &wr, s, p).unwrap();
+        let f32_plain = ops::conv2d(&x, &wt, s, p).unwrap();
+        let small = !ops::runs_in_bf16(cout, n * h * w / (s * s), cin * k * k, true);
+        if small {
+            assert_eq!(rel_err(&ours, &f32_plain), 0.0, "case {i}: small products stay f32");
+            continue;
+        }
+        let e = rel_err(&ours, &reference);
+        assert!(e < 1e-5, "case {i} forward rel err {e} against f32 on rounded operands");
+        let e = rel_err(&ours, &f32_plain);
+        assert!(e > 1e-6 && e < 2e-2, "case {i}: bf16 differs from f32 by rounding only ({e})");
+        let r = rand_tensor(ours.dims(), 60 + i as u64, DType::F32);
+        let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&reference * &round(&r)).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v, vr) in [("input", &x, &xr), ("kernel", &wt, &wr)] {
+            let e = rel_err(g1.get(v).unwrap(), g2.get(vr).unwrap());
+            assert!(e < 1e-2, "case {i} {name} gradient rel err {e}");
+        }
+    }
+}

@@ -213,6 +213,34 @@ pub enum StalenessArg {
     Off,
 }
 
+/// The arithmetic of the convolutions (`--precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrecisionArg {
+    /// f32 everywhere (default; every published result).
+    #[default]
+    F32,
+    /// Mixed precision: the convolutions' matrix products take bf16 operands with f32
+    /// accumulation (on the CPU: AVX512_BF16, refused on CPUs without it; on a GPU: Candle's
+    /// bf16 convolution); weights, optimiser state, BatchNorm and the loss stay f32.
+    Bf16,
+}
+
+impl PrecisionArg {
+    /// Not written into config.json when f32, so f32 runs keep the config (and resume
+    /// fingerprint) they had before the flag existed.
+    pub fn is_f32(&self) -> bool {
+        *self == PrecisionArg::F32
+    }
+    /// The model crate's precision.
+    pub fn precision(self) -> dynaprune_model::Precision {
+        match self {
+            PrecisionArg::F32 => dynaprune_model::Precision::F32,
+            PrecisionArg::Bf16 => dynaprune_model::Precision::Bf16,
+        }
+    }
+}
+
 /// How many sample passes a pruning rule may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -282,6 +310,11 @@ pub struct TrainArgs {
     /// Multiplies every stage width.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
+    /// Arithmetic of the convolutions: f32, or bf16 mixed precision (bf16 products, f32
+    /// accumulation, f32 weights and optimiser; on the CPU it needs AVX512_BF16).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    #[serde(default, skip_serializing_if = "PrecisionArg::is_f32")]
+    pub precision: PrecisionArg,
     /// Selection rule.
     #[arg(long, value_enum, default_value_t = PolicyArg::Full)]
     pub policy: PolicyArg,

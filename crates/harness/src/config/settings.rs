@@ -52,6 +52,8 @@ pub struct ModelSettings {
     pub name: String,
     /// Width multiplier.
     pub width: f64,
+    /// Arithmetic of the convolutions (checked against the CPU by [`TrainArgs::resolve`]).
+    pub precision: dynaprune_model::Precision,
 }
 
 /// The optimiser and schedule of a run.
@@ -228,6 +230,11 @@ impl Settings {
             rescore_every: args.rescore_every,
             keep: parse_keep(&args.static_keep)?,
         };
+        let device = dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
+        // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16.
+        dynaprune_model::Kernels::for_device(&device)
+            .with_precision(args.precision.precision())
+            .context("--precision bf16")?;
         Ok(Self {
             data: DataSettings {
                 dataset: args.dataset,
@@ -236,7 +243,7 @@ impl Settings {
                 max_test_samples: args.max_test_samples,
                 augment: augment(args.augment, args.dataset),
             },
-            model: ModelSettings { name: args.model.clone(), width: args.width },
+            model: ModelSettings { name: args.model.clone(), width: args.width, precision: args.precision.precision() },
             optim: OptimSettings {
                 lr: args.lr,
                 momentum: args.momentum,
@@ -256,8 +263,7 @@ impl Settings {
             },
             run: RunSettings {
                 seed: args.seed,
-                device: dynaprune_model::device::parse(&args.device)
-                    .with_context(|| format!("--device {}", args.device))?,
+                device,
                 out: args.out.clone(),
                 resume: args.resume,
                 eval_every: args.eval_every,

@@ -116,7 +116,7 @@ impl Run {
             output::write_json(&s.run.out.join("config.json"), &record(&args, &s, &env, &id))?;
         }
         let (scores, static_s, static_label) = static_scores(&s, &env, &progress)?;
-        let model = models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive(s.run.seed, seeds::MODEL)))?;
+        let model = models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive(s.run.seed, seeds::MODEL))?)?;
         let mut opt = engine::optimizer(model.as_ref(), &s.optim)?;
         let mut pruner = policies::build(&s.pruning, s.run.seed, env.train.len(), scores)?;
         let (mut rows, mut start_epoch) = (Vec::new(), 0);

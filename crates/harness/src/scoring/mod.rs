@@ -78,7 +78,7 @@ pub fn compute(scorer: ScorerArg, s: &Settings, env: &Env) -> Result<(Vec<f32>, 
 
 /// Scorer model `i`: its own initialisation, derived from the run's seed.
 fn scorer_model(s: &Settings, env: &Env, i: usize) -> Result<Box<dyn Network>> {
-    models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive_k(s.run.seed, seeds::SCORER, i as u64)))
+    models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive_k(s.run.seed, seeds::SCORER, i as u64))?)
 }
 
 /// The mean over `k` scorer models of the per-sample values `f` gives for each.

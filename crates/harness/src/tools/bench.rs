@@ -26,7 +26,8 @@ pub struct BenchArgs {
     /// `model:input` pairs; input is `fmnist` (1x28x28) or `cifar` (3x32x32).
     #[arg(long, default_value = "resnet8:fmnist,resnet20:cifar,resnet18:cifar", value_delimiter = ',')]
     pub models: Vec<String>,
-    /// Kernels to measure: fast (ours), candle (stock).
+    /// Kernels to measure: fast (ours), fast-bf16 (ours with bf16 products, AVX512_BF16),
+    /// candle (stock), candle-bf16 (stock, convolutions cast to bf16).
     #[arg(long, default_value = "fast,candle", value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Modes: train, infer.
@@ -133,16 +134,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let y = Tensor::from_vec((0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(), args.batch, &device)?;
         for k in &args.kernels {
             let kernels = match k.as_str() {
-                "fast" if !device.is_cpu() => {
-                    bail!("--kernels fast runs on the CPU only; on --device {} use --kernels candle", args.device)
+                "fast" | "fast-bf16" if !device.is_cpu() => {
+                    bail!("--kernels {k} runs on the CPU only; on --device {} use --kernels candle", args.device)
                 }
                 "fast" => Kernels::Fast,
+                "fast-bf16" => Kernels::Fast.with_precision(dynaprune_model::Precision::Bf16).context("--kernels fast-bf16")?,
                 "candle" => Kernels::Candle,
-                other => bail!("unknown kernels `{other}`: expected fast or candle"),
+                "candle-bf16" => Kernels::CandleBf16,
+                other => bail!("unknown kernels `{other}`: expected fast, fast-bf16, candle or candle-bf16"),
             };
             let model = models::build(model_name, &BuildSpec { kernels, ..BuildSpec::new(c, hw, hw, 10, 0, &device) })?;
             for mode in &args.modes {
-                ops::profile::enable(args.breakdown && kernels == Kernels::Fast);
+                ops::profile::enable(args.breakdown && kernels.is_fast());
                 let _ = ops::profile::take();
                 let (med, best, flops) = match mode.as_str() {
                     "train" => {
@@ -206,7 +209,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     "bench model={} input={} mode={} kernels={} device={} threads={} batch={} img_per_s={:.1} best_img_per_s={:.1} gflops={:.1}",
                     r.model, r.input, r.mode, r.kernels, r.device, r.threads, r.batch, r.img_per_s, r.best_img_per_s, r.gflops
                 );
-                if args.breakdown && kernels == Kernels::Fast {
+                if args.breakdown && kernels.is_fast() {
                     let steps = (args.warmup + args.iters) as f64;
                     let parts: Vec<String> =
                         ops::profile::take().iter().map(|(n, s)| format!("{n} {:.1} ms", 1e3 * s / steps)).collect();

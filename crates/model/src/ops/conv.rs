@@ -14,7 +14,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{matmul, View};
+use super::gemm::{product, Precision, View};
 use super::real::Real;
 use super::{contiguous_slice, cpu_slice};
 
@@ -304,7 +304,7 @@ fn gather_output<T: Real>(g: &Geometry, dys: &[T], cols: usize, j: usize, t: &mu
 }
 
 /// Forward pass: `(N, Cin, H, W) x (Cout, Cin, kh, kw) -> (N, Cout, Ho, Wo)`.
-pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], prec: Precision) -> Vec<T> {
     let (k, p, pc, cout) = (g.k(), g.p(), g.cols_per_image(), g.cout);
     let gs = g.group();
     let mut y = vec![T::ZERO; g.n * g.out_len()];
@@ -314,17 +314,17 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
         let xs = &x[gi * gs * g.in_len()..(gi * gs + gn) * g.in_len()];
         let cols = gn * pc;
         if gn == 1 && g.pointwise() {
-            matmul(yc, View::row_major(cout, p), w, wv, xs, View::row_major(k, p), false);
+            product(prec, yc, View::row_major(cout, p), w, wv, xs, View::row_major(k, p), false);
             return;
         }
         T::with_scratch(k * cols, |col| {
             group_columns(g, xs, gn, col);
             if gn == 1 && pc == p {
-                matmul(yc, View::row_major(cout, p), w, wv, col, View::row_major(k, cols), false);
+                product(prec, yc, View::row_major(cout, p), w, wv, col, View::row_major(k, cols), false);
                 return;
             }
             T::with_scratch(cout * cols, |tmp| {
-                matmul(tmp, View::row_major(cout, cols), w, wv, col, View::row_major(k, cols), false);
+                product(prec, tmp, View::row_major(cout, cols), w, wv, col, View::row_major(k, cols), false);
                 for j in 0..gn {
                     scatter_output(g, tmp, cols, j, yc);
                 }
@@ -336,7 +336,16 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
 
 /// Backward pass for one group of images: returns the group's weight-gradient partial
 /// (column-major, `[K][Cout]`) and, if `dxc` is given, writes the group's input gradient into it.
-fn backward_group<T: Real>(g: &Geometry, w: &[T], xs: &[T], dys: &[T], gn: usize, dxc: Option<&mut [T]>) -> Vec<T> {
+#[allow(clippy::too_many_arguments)]
+fn backward_group<T: Real>(
+    g: &Geometry,
+    w: &[T],
+    xs: &[T],
+    dys: &[T],
+    gn: usize,
+    dxc: Option<&mut [T]>,
+    prec: Precision,
+) -> Vec<T> {
     let (k, p, pc, cout) = (g.k(), g.p(), g.cols_per_image(), g.cout);
     let cols = gn * pc;
     let dyv = View::row_major(cout, cols);
@@ -360,10 +369,10 @@ fn backward_group<T: Real>(g: &Geometry, w: &[T], xs: &[T], dys: &[T], gn: usize
             group_columns(g, xs, gn, col);
             // The partial is written column-major (`dw[kk * cout + co]`): with the column matrix
             // read transposed, that layout is about twice as fast in the GEMM for small `Cout`.
-            matmul(&mut dw, View::row_major(k, cout).t(), dyg, dyv, col, View::row_major(k, cols).t(), false);
+            product(prec, &mut dw, View::row_major(k, cout).t(), dyg, dyv, col, View::row_major(k, cols).t(), false);
             let Some(dxc) = dxc.as_deref_mut() else { return };
             // dcol = W^T dY, reusing the column buffer.
-            matmul(col, View::row_major(k, cols), w, View::row_major(cout, k).t(), dyg, dyv, false);
+            product(prec, col, View::row_major(k, cols), w, View::row_major(cout, k).t(), dyg, dyv, false);
             if g.same_stride1() {
                 let (plane, len) = g.padded_len();
                 let (h, wd, wp, pad) = (g.h, g.w, g.wp(), g.pad);
@@ -420,11 +429,18 @@ fn flip_transpose<T: Real>(g: &Geometry, w: &[T]) -> Vec<T> {
 /// For stride-1 "same" convolutions the input gradient is itself a forward convolution of `dy`
 /// with the flipped, transposed kernel: its GEMM has depth `Cout * k * k` instead of `Cout`
 /// (much more efficient for small channel counts) and needs no scatter-adding col2im.
-pub(crate) fn backward<T: Real>(g: &Geometry, x: &[T], w: &[T], dy: &[T], need_dx: bool) -> (Option<Vec<T>>, Vec<T>) {
+pub(crate) fn backward<T: Real>(
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    need_dx: bool,
+    prec: Precision,
+) -> (Option<Vec<T>>, Vec<T>) {
     if need_dx && g.same_stride1() {
         let gt = Geometry { cin: g.cout, cout: g.cin, h: g.ho, w: g.wo, ho: g.h, wo: g.w, ..*g };
-        let dx = forward(&gt, dy, &flip_transpose(g, w));
-        let (_, dw) = backward(g, x, w, dy, false);
+        let dx = forward(&gt, dy, &flip_transpose(g, w), prec);
+        let (_, dw) = backward(g, x, w, dy, false, prec);
         return (Some(dx), dw);
     }
     let gs = g.group();
@@ -433,7 +449,7 @@ pub(crate) fn backward<T: Real>(g: &Geometry, x: &[T], w: &[T], dy: &[T], need_d
         let gn = gs.min(g.n - gi * gs);
         let xs = &x[gi * gs * g.in_len()..(gi * gs + gn) * g.in_len()];
         let dys = &dy[gi * gs * g.out_len()..(gi * gs + gn) * g.out_len()];
-        backward_group(g, w, xs, dys, gn, dxc)
+        backward_group(g, w, xs, dys, gn, dxc, prec)
     };
     let mut dx = if need_dx { vec![T::ZERO; g.n * g.in_len()] } else { Vec::new() };
     let partials: Vec<Vec<T>> = if need_dx {
@@ -463,14 +479,15 @@ pub(crate) fn backward<T: Real>(g: &Geometry, x: &[T], w: &[T], dy: &[T], need_d
 pub(crate) struct Conv2dOp {
     pub stride: usize,
     pub padding: usize,
+    pub precision: Precision,
 }
 
 impl Conv2dOp {
     fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let _t = super::profile::Timer::start(super::profile::Phase::ConvForward);
         let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
-        let y =
-            forward(&g, contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
+        let (x, w) = (contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
+        let y = forward(&g, x, w, self.precision);
         Ok((T::storage(y), Shape::from(g.out_dims())))
     }
 }
@@ -500,7 +517,7 @@ impl CustomOp2 for Conv2dOp {
             (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(dc)) => match xc {
                 CpuStorage::F32(_) => {
                     let (dx, dw) =
-                        backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                        backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx, self.precision);
                     (
                         dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
                         Tensor::from_vec(dw, w.shape(), w.device())?,
@@ -508,7 +525,7 @@ impl CustomOp2 for Conv2dOp {
                 }
                 CpuStorage::F64(_) => {
                     let (dx, dw) =
-                        backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                        backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx, self.precision);
                     (
                         dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
                         Tensor::from_vec(dw, w.shape(), w.device())?,

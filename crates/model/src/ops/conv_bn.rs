@@ -12,6 +12,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, T
 
 use super::bn::{ncs, train_backward, train_forward, BatchStats};
 use super::conv::{self, Geometry};
+use super::gemm::Precision;
 use super::real::Real;
 use super::{contiguous_slice, cpu_slice};
 
@@ -31,12 +32,20 @@ pub(crate) struct ConvBnOp {
     pub eps: f64,
     pub relu: bool,
     pub stats: BatchStats,
+    pub precision: Precision,
     saved: Mutex<Option<Saved>>,
 }
 
 impl ConvBnOp {
-    pub(crate) fn new(stride: usize, padding: usize, eps: f64, relu: bool, stats: BatchStats) -> Self {
-        Self { stride, padding, eps, relu, stats, saved: Mutex::new(None) }
+    pub(crate) fn new(
+        stride: usize,
+        padding: usize,
+        eps: f64,
+        relu: bool,
+        stats: BatchStats,
+        precision: Precision,
+    ) -> Self {
+        Self { stride, padding, eps, relu, stats, precision, saved: Mutex::new(None) }
     }
 
     fn fwd<T: Real>(
@@ -56,7 +65,8 @@ impl ConvBnOp {
         }
         let z = {
             let _t = super::profile::Timer::start(super::profile::Phase::ConvForward);
-            conv::forward(&g, contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?)
+            let (x, w) = (contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?);
+            conv::forward(&g, x, w, self.precision)
         };
         let _t = super::profile::Timer::start(super::profile::Phase::NormForward);
         let (c, s) = (g.cout, g.p());
@@ -86,7 +96,7 @@ impl ConvBnOp {
             (dz, [dgamma, dbeta].concat())
         };
         let _t = super::profile::Timer::start(super::profile::Phase::ConvBackward);
-        let (dx, dw) = conv::backward(g, x, w, &dz.0, need_dx);
+        let (dx, dw) = conv::backward(g, x, w, &dz.0, need_dx, self.precision);
         Ok((dx, dw, dz.1))
     }
 }

@@ -10,12 +10,15 @@ mod bn;
 mod conv;
 mod conv_bn;
 mod gemm;
+mod gemm_bf16;
 pub mod profile;
 mod real;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
 
+pub use gemm::{runs_in_bf16, Precision, BF16_MIN_DEPTH, BF16_MIN_DIM};
+pub use gemm_bf16::available as bf16_available;
 pub use real::Real;
 
 pub(crate) use bn::BatchStats;
@@ -37,12 +40,29 @@ pub(crate) fn cpu_slice<'a, T: Real>(s: &'a CpuStorage, l: &Layout) -> Result<&'
 /// `conv2d(x, w)`: `(N, Cin, H, W) x (Cout, Cin, kh, kw) -> (N, Cout, Ho, Wo)`, no bias, square
 /// stride and symmetric zero padding. Differentiable in both arguments.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, conv::Conv2dOp { stride, padding })
+    conv2d_with(x, w, stride, padding, Precision::F32)
+}
+
+/// [`conv2d`] with its matrix products (forward and backward) in `precision`.
+/// [`Precision::Bf16`] needs AVX512_BF16 ([`bf16_available`]); without it this is an error.
+pub fn conv2d_with(x: &Tensor, w: &Tensor, stride: usize, padding: usize, precision: Precision) -> Result<Tensor> {
+    check_precision(precision)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, conv::Conv2dOp { stride, padding, precision })
+}
+
+/// Refuses [`Precision::Bf16`] on a CPU without AVX512_BF16 (never a silent fallback).
+pub fn check_precision(precision: Precision) -> Result<()> {
+    if precision == Precision::Bf16 && !bf16_available() {
+        bail!("bf16 precision needs a CPU with AVX512_BF16 (vdpbf16ps); this one has none: use f32")
+    }
+    Ok(())
 }
 
 /// `relu?(batch_norm(conv2d(x, w)))` in training mode, fused: `affine` packs the BatchNorm
 /// parameters as `(2, Cout)` = `[gamma; beta]`. Returns the output and a handle to the batch
-/// statistics. Differentiable in `x`, `w` and `affine`.
+/// statistics. Differentiable in `x`, `w` and `affine`. The convolution's products run in
+/// `precision` (see [`conv2d_with`]).
+#[allow(clippy::too_many_arguments)]
 pub fn conv_bn_train(
     x: &Tensor,
     w: &Tensor,
@@ -51,9 +71,11 @@ pub fn conv_bn_train(
     padding: usize,
     eps: f64,
     relu: bool,
+    precision: Precision,
 ) -> Result<(Tensor, BatchStatsHandle)> {
+    check_precision(precision)?;
     let stats = BatchStats::default();
-    let op = conv_bn::ConvBnOp::new(stride, padding, eps, relu, stats.clone());
+    let op = conv_bn::ConvBnOp::new(stride, padding, eps, relu, stats.clone(), precision);
     let y = x.contiguous()?.apply_op3(&w.contiguous()?, &affine.contiguous()?, op)?;
     Ok((y, BatchStatsHandle(stats)))
 }

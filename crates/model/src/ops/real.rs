@@ -31,6 +31,10 @@ pub trait Real:
     fn storage(v: Vec<Self>) -> CpuStorage;
     /// Runs `f` with a reusable per-thread buffer of `n` elements (unspecified contents).
     fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// The slice as f32, when this type is f32 (for the bf16 GEMM, which is f32-only).
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The slice as f32, when this type is f32.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f32 {
@@ -55,6 +59,12 @@ impl Real for f32 {
     fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
         scratch::f32s(n, f)
     }
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Real for f64 {
@@ -78,6 +88,12 @@ impl Real for f64 {
     }
     fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
         scratch::f64s(n, f)
+    }
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
 
