@@ -672,3 +672,33 @@ fn matched_budgets_spend_what_uniform_random_spends() {
         "{e}"
     );
 }
+
+/// `--precision bf16` trains and resumes bit-identically, is recorded in config.json, and changes
+/// the numbers (its products really run in bf16); `f32` runs keep the config (and so the resume
+/// fingerprint) they had before the flag existed; an unknown precision is refused with the list;
+/// on a CPU without AVX512_BF16 the run is refused before anything is written.
+#[test]
+fn bf16_precision_trains_resumes_and_leaves_f32_runs_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Cli::try_parse_from(["dynaprune", "--precision", "fp8"]).err().unwrap().to_string();
+    assert!(e.contains("f32") && e.contains("bf16"), "{e}");
+    let json = serde_json::to_value(args(&tmp.path().join("a"), &[])).unwrap();
+    assert!(json.get("precision").is_none(), "f32 is not written: {json}");
+    if !dynaprune_model::ops::bf16_available() {
+        let out = tmp.path().join("refused");
+        let e = format!("{:#}", train(args(&out, &["--precision", "bf16"])).unwrap_err());
+        assert!(e.contains("--precision bf16") && e.contains("AVX512_BF16"), "{e}");
+        assert!(!out.exists(), "nothing written");
+        return;
+    }
+    // Full width: the 16/32-channel products are large enough to run in bf16.
+    let extra = ["--precision", "bf16", "--width", "1", "--policy", "ucb"];
+    let (straight, _) = check_resume(tmp.path(), &extra, 1);
+    let config = std::fs::read_to_string(straight.join("config.json")).unwrap();
+    assert!(config.contains(r#""precision": "bf16""#), "{config}");
+    let f32_run = tmp.path().join("f32");
+    done(train(args(&f32_run, &["--width", "1", "--policy", "ucb"])).unwrap());
+    let (b, f) = (rows(&straight), rows(&f32_run));
+    assert_ne!(b[0].train_loss.to_bits(), f[0].train_loss.to_bits(), "bf16 changes the arithmetic");
+    assert!((b[0].train_loss - f[0].train_loss).abs() < 0.05 * f[0].train_loss, "by rounding only");
+}

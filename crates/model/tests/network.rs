@@ -109,6 +109,48 @@ fn fast_kernels_match_candle_kernels_on_resnet8() {
     }
 }
 
+/// Mixed precision: our bf16 kernels stay within bf16 rounding of the f32 network, and train,
+/// with f32 weights. "Within rounding" is measured, not guessed: at initialisation, with batch
+/// statistics on 8 samples, these gradients are ill-conditioned (rounding only the *input* to
+/// bf16 moves them by 8-30% of their largest entry), so each bf16 gradient must stay within 3x
+/// that sensitivity and point the same way (cosine > 0.98), and the logits within 1%.
+/// (`Kernels::CandleBf16`, the GPU's path, cannot run here: Candle's CPU backend has no bf16
+/// matmul; scripts/gpu-check/run.sh benchmarks it.)
+#[test]
+fn bf16_kernels_stay_within_rounding_of_f32() {
+    let Ok(kernels) = Kernels::Fast.with_precision(dynaprune_model::Precision::Bf16) else {
+        assert!(!dynaprune_model::ops::bf16_available(), "refused only without AVX512_BF16");
+        return;
+    };
+    assert_eq!(kernels, Kernels::FastBf16);
+    assert_eq!(kernels.precision(), dynaprune_model::Precision::Bf16);
+    let cfg = ResNetConfig::resnet8(3, 10);
+    let f32_net = ResNet::new(cfg.clone(), 3, &Device::Cpu, Kernels::Fast).unwrap();
+    let (x, y) = data(8, 3, 16, 10, 2, DType::F32);
+    let reference = f32_net.forward_mode(&x, Mode::Train).unwrap();
+    let g_ref = loss_of(&f32_net, &x, &y).backward().unwrap();
+    let x_rounded = x.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
+    let g_probe = loss_of(&f32_net, &x_rounded, &y).backward().unwrap();
+    let net = ResNet::new(cfg, 3, &Device::Cpu, kernels).unwrap();
+    let logits = net.forward_mode(&x, Mode::Train).unwrap();
+    assert_eq!(logits.dtype(), DType::F32);
+    let e = rel(&logits, &reference);
+    assert!(e > 1e-7 && e < 1e-2, "logits rel err {e}");
+    let g = loss_of(&net, &x, &y).backward().unwrap();
+    let dot = |a: &Tensor, b: &Tensor| (a * b).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    for (p, pr) in net.params().iter().zip(f32_net.params()) {
+        assert_eq!(p.var.dtype(), DType::F32, "master weights stay f32");
+        let (a, b) = (g.get(&p.var).unwrap(), g_ref.get(&pr.var).unwrap());
+        let sensitivity = rel(g_probe.get(&pr.var).unwrap(), b);
+        let e = rel(a, b);
+        assert!(e < (3.0 * sensitivity).max(1e-2), "{} gradient rel err {e} (input rounding alone: {sensitivity})", p.name);
+        let cos = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt();
+        assert!(cos > 0.98, "{} gradient cosine {cos}", p.name);
+    }
+    let losses = train_steps(&net, 15, &x, &y, 0.05);
+    assert!(losses[14] < 0.5 * losses[0], "trains: {losses:?}");
+}
+
 fn train_steps(model: &ResNet, steps: usize, x: &Tensor, y: &Tensor, lr: f64) -> Vec<f32> {
     let mut opt = Sgd::from_params(model.params(), SgdConfig { lr, ..SgdConfig::default() }).unwrap();
     let mut losses = Vec::new();
