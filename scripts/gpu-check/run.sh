@@ -7,7 +7,7 @@
 #       CUDA vs our CPU kernels on the same seeded weights and inputs (relative error);
 #   (b) training and inference img/s at batch 128 of ResNet-18 3x32x32 (and ResNet-20, ResNet-8)
 #       on the GPU, next to the same networks in that machine's PyTorch (f32, TF32 off; and TF32
-#       on, for information), as ratios;
+#       on, for information), as ratios; ours also with bf16 convolutions (--kernels candle-bf16);
 #   (c) Fashion-MNIST, ResNet-8, full data vs UCB at 50%, a few epochs, with wall-clock times.
 # Everything lands in $OUT: gpu-check.log (all output), gpu-summary.txt (the numbers),
 # gpu-runs.tar.gz (the runs' folders, without checkpoints).
@@ -48,7 +48,7 @@ step device-check 120 "$bin" device-check --device cuda --models resnet8:fmnist,
   --batch 16 | tee "$work/device-check.txt"
 grep -E "^device-check|OVER" "$work/device-check.txt" >> "$summary"
 # (b)
-step bench-ours 150 "$bin" bench-train --device cuda --kernels candle --warmup 5 --iters 20 \
+step bench-ours 150 "$bin" bench-train --device cuda --kernels candle,candle-bf16 --warmup 5 --iters 20 \
   --models resnet18:cifar,resnet20:cifar,resnet8:fmnist | tee "$work/bench-ours.txt"
 if [ -f "$c/torch_resnet_bench.py" ]; then
   for tf in "" --tf32; do
@@ -68,7 +68,7 @@ try:
 except FileNotFoundError:
     torch = []
 for o in ours:
-    line = f"{o['model']} {o['input']} {o['mode']} device=cuda ours={float(o['img_per_s']):.1f}"
+    line = f"{o['model']} {o['input']} {o['mode']} device=cuda kernels={o['kernels']} ours={float(o['img_per_s']):.1f}"
     for tf in ("0", "1"):
         t = [x for x in torch if x["model"] == o["model"] and x["input"] == o["input"] and x["mode"] == o["mode"] and x["tf32"] == tf]
         if t:
