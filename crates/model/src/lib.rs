@@ -24,9 +24,10 @@
 //! - [`resnet`]: [`ResNetConfig`] (ResNet-8/14/20/32/56, CIFAR ResNet-18, width multiplier,
 //!   1 or 3 input channels) and [`ResNet`].
 //! - [`layers`]: convolution, BatchNorm (running statistics, train/eval), linear; [`Kernels`]
-//!   selects our fast CPU ops or Candle's own.
-//! - [`ops`]: the custom CPU ops (conv2d as im2col + GEMM, fused BatchNorm + ReLU, fused
-//!   residual join) with their backward passes.
+//!   selects our fast CPU ops or Candle's own, each in f32 or with bf16 convolutions
+//!   ([`Precision`]; on the CPU via our AVX512_BF16 GEMM, refused on CPUs without it).
+//! - [`ops`]: the custom CPU ops (conv2d as im2col + GEMM in f32 or bf16, fused BatchNorm +
+//!   ReLU, fused residual join) with their backward passes.
 //! - [`loss`]: per-sample cross-entropy (label smoothing), weighted mean, EL2N, correctness.
 //! - [`optim`]: [`Sgd`] with momentum, Nesterov and weight decay (bias/norm exclusion).
 //! - [`schedule`]: learning-rate schedules keyed on training progress.

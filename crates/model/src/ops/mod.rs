@@ -1,7 +1,8 @@
 //! Custom CPU ops for fast training, each a Candle custom op with its own backward pass:
 //! [`conv2d`] (im2col/col2im on a tuned GEMM), [`batch_norm_train`] (fused BatchNorm + optional
 //! ReLU), [`add_relu`] (the residual join), and the eval-mode [`channel_affine`]. They run on CPU
-//! tensors of f32 or f64; on other devices the model uses candle's own ops
+//! tensors of f32 or f64 (f32 convolutions can take bf16 products: [`Precision`],
+//! [`conv2d_with`]); on other devices the model uses candle's own ops
 //! ([`crate::Kernels::Candle`]).
 
 #[macro_use]
