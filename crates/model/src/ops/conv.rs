@@ -14,7 +14,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{product, Precision, View};
+use super::gemm::{product, runs_in_bf16, Precision, View};
+use super::gemm_bf16::{self, Src};
 use super::real::Real;
 use super::{contiguous_slice, cpu_slice};
 
@@ -317,6 +318,11 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], prec: Precision) 
             product(prec, yc, View::row_major(cout, p), w, wv, xs, View::row_major(k, p), false);
             return;
         }
+        if prec == Precision::Bf16 && g.same_stride1() && runs_in_bf16(cout, cols, k, true) {
+            if let Some(w) = T::as_f32(w) {
+                return forward_implicit_bf16(g, xs, gn, w, yc);
+            }
+        }
         T::with_scratch(k * cols, |col| {
             group_columns(g, xs, gn, col);
             if gn == 1 && pc == p {
@@ -332,6 +338,55 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], prec: Precision) 
         });
     });
     y
+}
+
+/// The forward GEMM of one group of a stride-1 "same" convolution in bf16, straight from the
+/// padded images (no column matrix: [`Rhs::Implicit`] reads row `(ci, ky, kx)` of image `j` at
+/// `ci * plane + ky * Wp + kx` of its padded copy, exactly what [`im2col_padded`] would copy).
+fn forward_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, w: &[f32], yc: &mut [T]) {
+    let (k, pc, cout) = (g.k(), g.cols_per_image(), g.cout);
+    let (_, len) = g.padded_len();
+    let offsets = padded_offsets(g);
+    T::with_scratch(gn * len, |xpads| {
+        for j in 0..gn {
+            pad_image(g, &xs[j * g.in_len()..(j + 1) * g.in_len()], &mut xpads[j * len..(j + 1) * len]);
+        }
+        let buf = T::as_f32(&xpads[..gn * len]).expect("f32 images");
+        let rhs = Src::Implicit { buf, stride: len, offsets: &offsets, cols: pc, images: gn };
+        T::with_scratch(cout * gn * pc, |tmp| {
+            let t32 = T::as_f32_mut(tmp).expect("f32 output");
+            let lhs = Src::Matrix(w, View::row_major(cout, k));
+            gemm_bf16::matmul_src(t32, View::row_major(cout, gn * pc), lhs, rhs);
+            for j in 0..gn {
+                scatter_output(g, tmp, gn * pc, j, yc);
+            }
+        });
+    });
+}
+
+/// The weight-gradient GEMM of one group of a stride-1 "same" convolution in bf16, straight from
+/// the padded images: `dw[K][Cout] = col[K, gn*Pc] * dY[Cout, gn*Pc]^T`, the orientation
+/// [`gemm_bf16::matmul`] picks for the column-major partial, with the column matrix implicit.
+fn weight_grad_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, dy: &[f32], dw: &mut [f32]) {
+    let (k, pc, cout) = (g.k(), g.cols_per_image(), g.cout);
+    let (_, len) = g.padded_len();
+    let offsets = padded_offsets(g);
+    T::with_scratch(gn * len, |xpads| {
+        for j in 0..gn {
+            pad_image(g, &xs[j * g.in_len()..(j + 1) * g.in_len()], &mut xpads[j * len..(j + 1) * len]);
+        }
+        let buf = T::as_f32(&xpads[..gn * len]).expect("f32 images");
+        let col = Src::Implicit { buf, stride: len, offsets: &offsets, cols: pc, images: gn };
+        let dyt = Src::Matrix(dy, View::row_major(cout, gn * pc).t());
+        gemm_bf16::matmul_src(dw, View::row_major(k, cout), col, dyt);
+    });
+}
+
+/// `offsets[(ci, ky, kx)]`: where row `(ci, ky, kx)` of the padded-width column matrix starts in
+/// a padded image (what [`im2col_padded`] copies from).
+fn padded_offsets(g: &Geometry) -> Vec<usize> {
+    let (plane, _) = g.padded_len();
+    (0..g.k()).map(|r| (r / (g.kh * g.kw)) * plane + (r / g.kw % g.kh) * g.wp() + r % g.kw).collect()
 }
 
 /// Backward pass for one group of images: returns the group's weight-gradient partial
@@ -365,6 +420,11 @@ fn backward_group<T: Real>(
     };
     let mut dxc = dxc;
     with_dy(&mut |dyg: &[T]| {
+        if prec == Precision::Bf16 && dxc.is_none() && g.same_stride1() && runs_in_bf16(cout, k, cols, false) {
+            if let (Some(dy), Some(dw)) = (T::as_f32(dyg), T::as_f32_mut(&mut dw)) {
+                return weight_grad_implicit_bf16(g, xs, gn, dy, dw);
+            }
+        }
         T::with_scratch(k * cols, |col| {
             group_columns(g, xs, gn, col);
             // The partial is written column-major (`dw[kk * cout + co]`): with the column matrix

@@ -68,6 +68,52 @@ thread_local! {
     static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// Where an operand's values come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Src<'a> {
+    /// A strided matrix.
+    Matrix(&'a [f32], View),
+    /// An implicit im2col matrix over padded images (no column matrix is written), with
+    /// `offsets.len()` rows: element `(k, n)` is `buf[(n / cols) * stride + offsets[k] + n %
+    /// cols]`, i.e. row `k` of image `j` is the contiguous run of `cols` values at
+    /// `j * stride + offsets[k]`.
+    Implicit { buf: &'a [f32], stride: usize, offsets: &'a [usize], cols: usize, images: usize },
+}
+
+impl Src<'_> {
+    fn cols(&self) -> usize {
+        match self {
+            Src::Matrix(_, v) => v.cols,
+            Src::Implicit { cols, images, .. } => cols * images,
+        }
+    }
+    fn in_bounds(&self) -> bool {
+        match self {
+            Src::Matrix(m, v) => m.len() >= v.extent(),
+            Src::Implicit { buf, stride, offsets, cols, images } => {
+                let last = offsets.iter().max().map_or(0, |&o| ((*images).max(1) - 1) * stride + o + cols);
+                buf.len() >= last
+            }
+        }
+    }
+    fn rows(&self) -> usize {
+        match self {
+            Src::Matrix(_, v) => v.rows,
+            Src::Implicit { offsets, .. } => offsets.len(),
+        }
+    }
+}
+
+/// `dst = lhs * rhs` for operands given as [`Src`], in this orientation (no transposition is
+/// chosen): the same products as [`matmul`] on the matrices the sources stand for, bit for bit.
+/// For an implicit im2col operand ([`Src::Implicit`]) no column matrix is written.
+pub(crate) fn matmul_src(dst: &mut [f32], d: View, lhs: Src<'_>, rhs: Src<'_>) {
+    assert_eq!((d.rows, d.cols, lhs.cols()), (lhs.rows(), rhs.cols(), rhs.rows()), "bf16 gemm: shapes");
+    assert!(dst.len() >= d.extent() && lhs.in_bounds() && rhs.in_bounds(), "bf16 gemm: out of bounds");
+    assert!(available(), "bf16 gemm needs AVX512_BF16 (check ops::bf16_available() first)");
+    matmul_oriented(dst, d, lhs, rhs, false)
+}
+
 /// A view reads its lines (rows of `lhs`, columns of `rhs`) with unit stride along the depth.
 fn depth_contiguous(line_stride: usize, depth_stride: usize) -> bool {
     depth_stride == 1 && line_stride != 1
@@ -91,16 +137,16 @@ pub(crate) fn matmul(dst: &mut [f32], d: View, lhs: &[f32], l: View, rhs: &[f32]
     let out_rows = |v: View| v.cs == 1;
     let both = depth_contiguous(r.cs, r.rs) && depth_contiguous(l.rs, l.cs);
     if both && (out_rows(d.t()) && !out_rows(d) || out_rows(d.t()) == out_rows(d) && l.rows < r.cols) {
-        return matmul_oriented(dst, d.t(), rhs, r.t(), lhs, l.t(), accumulate);
+        return matmul_oriented(dst, d.t(), Src::Matrix(rhs, r.t()), Src::Matrix(lhs, l.t()), accumulate);
     }
-    matmul_oriented(dst, d, lhs, l, rhs, r, accumulate)
+    matmul_oriented(dst, d, Src::Matrix(lhs, l), Src::Matrix(rhs, r), accumulate)
 }
 
-fn matmul_oriented(dst: &mut [f32], d: View, lhs: &[f32], l: View, rhs: &[f32], r: View, accumulate: bool) {
+fn matmul_oriented(dst: &mut [f32], d: View, lhs: Src<'_>, rhs: Src<'_>, accumulate: bool) {
     match d.cols {
-        0..=16 => tiled::<24, 1>(dst, d, lhs, l, rhs, r, accumulate),
-        17..=32 => tiled::<12, 2>(dst, d, lhs, l, rhs, r, accumulate),
-        _ => tiled::<MR, { NR / 16 }>(dst, d, lhs, l, rhs, r, accumulate),
+        0..=16 => tiled::<24, 1>(dst, d, lhs, rhs, accumulate),
+        17..=32 => tiled::<12, 2>(dst, d, lhs, rhs, accumulate),
+        _ => tiled::<MR, { NR / 16 }>(dst, d, lhs, rhs, accumulate),
     }
 }
 
@@ -108,14 +154,13 @@ fn matmul_oriented(dst: &mut [f32], d: View, lhs: &[f32], l: View, rhs: &[f32], 
 fn tiled<const RM: usize, const NV: usize>(
     dst: &mut [f32],
     d: View,
-    lhs: &[f32],
-    l: View,
-    rhs: &[f32],
-    r: View,
+    lhs: Src<'_>,
+    rhs: Src<'_>,
     accumulate: bool,
 ) {
     let rn = 16 * NV;
-    let (m, n, k) = (d.rows, d.cols, l.cols);
+    debug_assert_eq!(rhs.rows(), lhs.cols());
+    let (m, n, k) = (d.rows, d.cols, lhs.cols());
     if m == 0 || n == 0 {
         return;
     }
@@ -138,8 +183,8 @@ fn tiled<const RM: usize, const NV: usize>(
             let pairs = kc.div_ceil(2);
             apack.resize(mp * pairs * RM, 0);
             bpack.resize(np * pairs * rn, 0);
-            pack_rows(apack, RM, lhs, l, m, k0, kc);
-            pack_cols(bpack, rn, rhs, r, n, k0, kc);
+            pack_rows(apack, RM, lhs, m, k0, kc);
+            pack_cols(bpack, rn, rhs, n, k0, kc);
             let acc = accumulate || k0 > 0;
             for jp in 0..np {
                 let b = &bpack[jp * pairs * rn..(jp + 1) * pairs * rn];
@@ -187,7 +232,7 @@ fn word(lo: f32, hi: f32) -> u32 {
 
 /// Packs depths `k0..k0+kc` of `lhs`'s rows into panels of `mr` rows, each `[row][pair]`
 /// (the kernel broadcasts one word per row and pair; rows past `len` are zero).
-fn pack_rows(out: &mut [u32], mr: usize, src: &[f32], v: View, len: usize, k0: usize, kc: usize) {
+fn pack_rows(out: &mut [u32], mr: usize, lhs: Src<'_>, len: usize, k0: usize, kc: usize) {
     let pairs = kc.div_ceil(2);
     for (p, panel) in out.chunks_exact_mut(pairs * mr).enumerate() {
         for (i, line) in panel.chunks_exact_mut(pairs).enumerate() {
@@ -196,16 +241,41 @@ fn pack_rows(out: &mut [u32], mr: usize, src: &[f32], v: View, len: usize, k0: u
                 line.fill(0);
                 continue;
             }
-            let base = li * v.rs + k0 * v.cs;
-            if v.cs == 1 {
-                pair_runs(&mut line[..kc / 2], &src[base..base + kc / 2 * 2]);
-            } else {
-                for (q, o) in line.iter_mut().enumerate().take(kc / 2) {
-                    *o = word(src[base + 2 * q * v.cs], src[base + (2 * q + 1) * v.cs]);
+            match lhs {
+                Src::Matrix(src, v) => {
+                    let base = li * v.rs + k0 * v.cs;
+                    if v.cs == 1 {
+                        pair_runs(&mut line[..kc / 2], &src[base..base + kc / 2 * 2]);
+                    } else {
+                        for (q, o) in line.iter_mut().enumerate().take(kc / 2) {
+                            *o = word(src[base + 2 * q * v.cs], src[base + (2 * q + 1) * v.cs]);
+                        }
+                    }
+                    if kc % 2 == 1 {
+                        line[pairs - 1] = word(src[base + (kc - 1) * v.cs], 0.0);
+                    }
                 }
-            }
-            if kc % 2 == 1 {
-                line[pairs - 1] = word(src[base + (kc - 1) * v.cs], 0.0);
+                Src::Implicit { buf, stride, offsets, cols, .. } => {
+                    let at = |n: usize| (n / cols) * stride + offsets[li] + n % cols;
+                    let mut q = 0;
+                    while q < kc / 2 {
+                        let n = k0 + 2 * q;
+                        let t = n % cols;
+                        if t + 1 < cols {
+                            // Whole pairs inside this image's run.
+                            let cnt = ((cols - t) / 2).min(kc / 2 - q);
+                            pair_runs(&mut line[q..q + cnt], &buf[at(n)..at(n) + 2 * cnt]);
+                            q += cnt;
+                        } else {
+                            // A pair across two images.
+                            line[q] = word(buf[at(n)], buf[at(n + 1)]);
+                            q += 1;
+                        }
+                    }
+                    if kc % 2 == 1 {
+                        line[pairs - 1] = word(buf[at(k0 + kc - 1)], 0.0);
+                    }
+                }
             }
         }
     }
@@ -213,7 +283,7 @@ fn pack_rows(out: &mut [u32], mr: usize, src: &[f32], v: View, len: usize, k0: u
 
 /// Packs depths `k0..k0+kc` of `rhs`'s columns into panels of `nr` columns, each
 /// `[pair][column]` (one 16-lane load per pair and 16 columns; columns past `len` are zero).
-fn pack_cols(out: &mut [u32], nr: usize, src: &[f32], v: View, len: usize, k0: usize, kc: usize) {
+fn pack_cols(out: &mut [u32], nr: usize, rhs: Src<'_>, len: usize, k0: usize, kc: usize) {
     let pairs = kc.div_ceil(2);
     for (p, panel) in out.chunks_exact_mut(pairs * nr).enumerate() {
         let first = p * nr;
@@ -221,21 +291,41 @@ fn pack_cols(out: &mut [u32], nr: usize, src: &[f32], v: View, len: usize, k0: u
         if lines < nr {
             panel.fill(0);
         }
-        let base = first * v.cs + k0 * v.rs;
         for q in 0..pairs {
             let dst = &mut panel[q * nr..q * nr + lines];
-            let r0 = base + 2 * q * v.rs;
-            let r1 = (2 * q + 1 < kc).then_some(r0 + v.rs);
-            if v.cs == 1 {
-                let r0 = &src[r0..r0 + lines];
-                match r1 {
-                    Some(r1) => pair_rows(dst, r0, &src[r1..r1 + lines]),
-                    None => dst.iter_mut().zip(r0).for_each(|(o, &a)| *o = word(a, 0.0)),
+            let (d0, d1) = (k0 + 2 * q, (2 * q + 1 < kc).then_some(k0 + 2 * q + 1));
+            match rhs {
+                Src::Matrix(src, v) => {
+                    let base = first * v.cs;
+                    let r0 = base + d0 * v.rs;
+                    if v.cs == 1 {
+                        let r0 = &src[r0..r0 + lines];
+                        match d1 {
+                            Some(d1) => pair_rows(dst, r0, &src[base + d1 * v.rs..][..lines]),
+                            None => dst.iter_mut().zip(r0).for_each(|(o, &a)| *o = word(a, 0.0)),
+                        }
+                    } else {
+                        for (j, o) in dst.iter_mut().enumerate() {
+                            let hi = d1.map_or(0.0, |d1| src[base + d1 * v.rs + j * v.cs]);
+                            *o = word(src[r0 + j * v.cs], hi);
+                        }
+                    }
                 }
-            } else {
-                for (j, o) in dst.iter_mut().enumerate() {
-                    let hi = r1.map_or(0.0, |r1| src[r1 + j * v.cs]);
-                    *o = word(src[r0 + j * v.cs], hi);
+                Src::Implicit { buf, stride, offsets, cols, .. } => {
+                    // The panel's columns, one image's contiguous run at a time.
+                    let mut c = 0;
+                    while c < lines {
+                        let (img, t) = ((first + c) / cols, (first + c) % cols);
+                        let seg = (cols - t).min(lines - c);
+                        let at = |k: usize| img * stride + offsets[k] + t;
+                        let a = &buf[at(d0)..at(d0) + seg];
+                        let out = &mut dst[c..c + seg];
+                        match d1 {
+                            Some(d1) => pair_rows(out, a, &buf[at(d1)..at(d1) + seg]),
+                            None => out.iter_mut().zip(a).for_each(|(o, &x)| *o = word(x, 0.0)),
+                        }
+                        c += seg;
+                    }
                 }
             }
         }
@@ -381,6 +471,43 @@ mod tests {
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n as u32).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 8388608.0) - 1.0).collect()
+    }
+
+    /// The implicit im2col operand packs exactly what the explicit column matrix packs: bit for
+    /// bit equal products, as the right operand (forward) and as the left one (the weight
+    /// gradient's orientation), with an odd run length (pairs straddling two images), several
+    /// images and depth blocks.
+    #[test]
+    fn implicit_columns_equal_the_column_matrix_bit_for_bit() {
+        if !available() {
+            return;
+        }
+        for &(images, cols, rows, m) in &[(3, 7, 40, 33), (2, 63, 300, 64), (1, 48, 9, 16), (4, 80, 576, 20)] {
+            let stride = cols + 2 * rows + 5;
+            let buf = values(images * stride, 3);
+            let offsets: Vec<usize> = (0..rows).map(|r| (r * 7) % (stride - cols)).collect();
+            let n = images * cols;
+            let mut col = vec![0f32; rows * n];
+            for r in 0..rows {
+                for c in 0..n {
+                    col[r * n + c] = buf[(c / cols) * stride + offsets[r] + c % cols];
+                }
+            }
+            let implicit = Src::Implicit { buf: &buf, stride, offsets: &offsets, cols, images };
+            // Forward: dst[m, n] = w[m, rows] * col.
+            let w = values(m * rows, 4);
+            let (mut a, mut b) = (vec![0f32; m * n], vec![1f32; m * n]);
+            matmul(&mut a, View::row_major(m, n), &w, View::row_major(m, rows), &col, View::row_major(rows, n), false);
+            matmul_src(&mut b, View::row_major(m, n), Src::Matrix(&w, View::row_major(m, rows)), implicit);
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "forward, {images} x {cols}");
+            // Weight gradient: dw (column-major [rows][m]) = dy[m, n] * col^T.
+            let dy = values(m * n, 5);
+            let (mut a, mut b) = (vec![0f32; m * rows], vec![1f32; m * rows]);
+            let dv = View::row_major(m, n);
+            matmul(&mut a, View::row_major(rows, m).t(), &dy, dv, &col, View::row_major(rows, n).t(), false);
+            matmul_src(&mut b, View::row_major(rows, m), implicit, Src::Matrix(&dy, dv.t()));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "weight gradient, {images} x {cols}");
+        }
     }
 
     #[test]
