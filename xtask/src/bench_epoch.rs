@@ -7,8 +7,9 @@
 //! Rounds are interleaved (ours, then each PyTorch variant, then ours again, ...). The first epoch
 //! of every process is a warm-up and is not counted; the median over the other epochs of all
 //! rounds is reported, per side, for training and for evaluation, with the peak RSS of each side's
-//! process. PyTorch's number is its fastest variant, named in the output. With `--precision bf16`
-//! ours trains with `--precision bf16` and PyTorch under `torch.autocast("cpu", torch.bfloat16)`.
+//! process. PyTorch's number is its fastest variant, named in the output. `--precision f32,bf16`
+//! measures both precisions in the same rounds (bf16: ours with `--precision bf16`, PyTorch
+//! under `torch.autocast("cpu", torch.bfloat16)`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,8 +38,9 @@ pub struct Options {
     pub torch: Option<(String, PathBuf)>,
     /// PyTorch variants tried: `eager`, `channels-last`, `compile`.
     pub torch_variants: Vec<String>,
-    /// `f32`, or `bf16`: ours with `--precision bf16`, PyTorch under CPU autocast to bf16.
-    pub precision: String,
+    /// Precisions measured (interleaved within each round): `f32`, `bf16` (ours with
+    /// `--precision bf16`, PyTorch under CPU autocast to bf16).
+    pub precisions: Vec<String>,
     /// Fashion-MNIST's directory (for the PyTorch side; ours finds it itself).
     pub fmnist_dir: PathBuf,
     /// Scratch directory for our runs.
@@ -72,7 +74,7 @@ fn parse_spec(spec: &str) -> Result<(&str, &str)> {
 }
 
 /// One `dynaprune train` process: full data, `epochs` epochs, evaluation every epoch.
-fn ours(o: &Options, model: &str, input: &str, round: usize, side: &mut Side) -> Result<()> {
+fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, side: &mut Side) -> Result<()> {
     let out = o.scratch.join(format!("{model}-{input}-{round}"));
     let _ = std::fs::remove_dir_all(&out);
     let (dataset, n) =
@@ -80,7 +82,7 @@ fn ours(o: &Options, model: &str, input: &str, round: usize, side: &mut Side) ->
     let status = Command::new(&o.binary)
         .args(["train", "--dataset", dataset, "--model", model, "--policy", "full", "--progress", "plain"])
         .args(["--epochs", &o.epochs.to_string(), "--threads", &o.threads.to_string()])
-        .args(["--max-train-samples", &n.to_string(), "--precision", &o.precision, "--out"])
+        .args(["--max-train-samples", &n.to_string(), "--precision", precision, "--out"])
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .status()
@@ -126,7 +128,7 @@ fn torch(
     (py, script): &(String, PathBuf),
     model: &str,
     input: &str,
-    variant: &str,
+    (variant, precision): (&str, &str),
     side: &mut Side,
 ) -> Result<()> {
     let n = if input == "fmnist" { o.train_samples.0 } else { o.train_samples.1 };
@@ -147,7 +149,7 @@ fn torch(
         }
         other => bail!("--torch-variants: unknown variant `{other}` (eager, channels-last, compile)"),
     }
-    if o.precision == "bf16" {
+    if precision == "bf16" {
         c.arg("--autocast-bf16");
     }
     let out = c.output().with_context(|| format!("running {}", script.display()))?;
@@ -182,55 +184,72 @@ pub fn run(o: &Options) -> Result<Vec<String>> {
     }
     for spec in &o.models {
         let (model, input) = parse_spec(spec)?;
-        let mut mine = Side::default();
-        let mut theirs: Vec<(String, Side)> = o.torch_variants.iter().map(|v| (v.clone(), Side::default())).collect();
+        // Per precision: ours, and each PyTorch variant.
+        let mut sides: Vec<(Side, Vec<(String, Side)>)> = o
+            .precisions
+            .iter()
+            .map(|_| (Side::default(), o.torch_variants.iter().map(|v| (v.clone(), Side::default())).collect()))
+            .collect();
         for round in 0..o.rounds {
-            ours(o, model, input, round, &mut mine)?;
-            if let Some(t) = &o.torch {
-                for (variant, side) in &mut theirs {
-                    torch(o, t, model, input, variant, side)?;
+            for (precision, (mine, theirs)) in o.precisions.iter().zip(&mut sides) {
+                ours(o, model, input, precision, round, mine)?;
+                if let Some(t) = &o.torch {
+                    for (variant, side) in theirs.iter_mut() {
+                        torch(o, t, model, input, (variant, precision), side)?;
+                    }
                 }
             }
         }
-        let (ot, oe) = (median(mine.train.clone()), median(mine.eval.clone()));
-        // f32 lines keep the exact form; bf16 ones name the precision.
-        let t = if o.precision == "f32" { o.threads.to_string() } else { format!("{} precision={}", o.threads, o.precision) };
-        let best = |f: fn(&Side) -> f64| {
-            theirs.iter().filter(|(_, s)| !s.train.is_empty()).max_by(|a, b| f(&a.1).total_cmp(&f(&b.1))).cloned()
-        };
-        let fmt = |ours: f64, torch: Option<f64>| match torch {
-            Some(v) => format!("ours_img_per_s={ours:.1} torch_img_per_s={v:.1} ratio={:.2}x", ours / v),
-            None => format!("ours_img_per_s={ours:.1} torch_img_per_s=n/a ratio=n/a"),
-        };
-        let bt = best(|s| median(s.train.clone()));
-        let be = best(|s| median(s.eval.clone()));
-        say(format!(
-            "epoch model={model} input={input} threads={t} {}",
-            fmt(ot, bt.as_ref().map(|b| median(b.1.train.clone())))
-        ));
-        say(format!(
-            "epoch model={model} input={input} mode=eval threads={t} {}",
-            fmt(oe, be.as_ref().map(|b| median(b.1.eval.clone())))
-        ));
-        let mut detail =
-            format!("  ours: peak RSS {:.0} MiB, test acc after the last epoch {:.4}", mine.rss_mib, mine.test_acc);
-        for (variant, s) in &theirs {
-            if !s.train.is_empty() {
-                detail.push_str(&format!(
-                    "; torch {variant}: train {:.1} img/s, eval {:.1} img/s, peak RSS {:.0} MiB, test acc {:.4}",
-                    median(s.train.clone()),
-                    median(s.eval.clone()),
-                    s.rss_mib,
-                    s.test_acc
-                ));
+        for (precision, (mine, theirs)) in o.precisions.iter().zip(&sides) {
+            for l in case_lines(o, model, input, precision, mine, theirs) {
+                say(l);
             }
         }
-        if let (Some(bt), Some(be)) = (&bt, &be) {
-            detail.push_str(&format!(" (fastest PyTorch: {} for training, {} for evaluation)", bt.0, be.0));
-        }
-        say(detail);
     }
     Ok(lines)
+}
+
+/// The two ratio lines and the detail line of one case in one precision.
+fn case_lines(o: &Options, model: &str, input: &str, precision: &str, mine: &Side, theirs: &[(String, Side)]) -> Vec<String> {
+    let (ot, oe) = (median(mine.train.clone()), median(mine.eval.clone()));
+    // f32 lines keep the exact form; bf16 ones name the precision.
+    let t = if precision == "f32" { o.threads.to_string() } else { format!("{} precision={precision}", o.threads) };
+    let best = |f: fn(&Side) -> f64| {
+        theirs.iter().filter(|(_, s)| !s.train.is_empty()).max_by(|a, b| f(&a.1).total_cmp(&f(&b.1))).cloned()
+    };
+    let fmt = |ours: f64, torch: Option<f64>| match torch {
+        Some(v) => format!("ours_img_per_s={ours:.1} torch_img_per_s={v:.1} ratio={:.2}x", ours / v),
+        None => format!("ours_img_per_s={ours:.1} torch_img_per_s=n/a ratio=n/a"),
+    };
+    let bt = best(|s| median(s.train.clone()));
+    let be = best(|s| median(s.eval.clone()));
+    let mut lines = vec![
+        format!("epoch model={model} input={input} threads={t} {}", fmt(ot, bt.as_ref().map(|b| median(b.1.train.clone())))),
+        format!(
+            "epoch model={model} input={input} mode=eval threads={t} {}",
+            fmt(oe, be.as_ref().map(|b| median(b.1.eval.clone())))
+        ),
+    ];
+    let mut detail = format!(
+        "  {precision} ours: peak RSS {:.0} MiB, test acc after the last epoch {:.4}",
+        mine.rss_mib, mine.test_acc
+    );
+    for (variant, s) in theirs {
+        if !s.train.is_empty() {
+            detail.push_str(&format!(
+                "; torch {variant}: train {:.1} img/s, eval {:.1} img/s, peak RSS {:.0} MiB, test acc {:.4}",
+                median(s.train.clone()),
+                median(s.eval.clone()),
+                s.rss_mib,
+                s.test_acc
+            ));
+        }
+    }
+    if let (Some(bt), Some(be)) = (&bt, &be) {
+        detail.push_str(&format!(" (fastest PyTorch: {} for training, {} for evaluation)", bt.0, be.0));
+    }
+    lines.push(detail);
+    lines
 }
 
 /// The epoch script, if present: `$DYNAPRUNE_TORCH_EPOCH`, else `xtask/torch/torch_epoch_bench.py`.

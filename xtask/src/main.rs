@@ -122,9 +122,10 @@ enum Cmd {
         /// PyTorch variants to try; the fastest is compared: eager, channels-last, compile.
         #[arg(long, value_delimiter = ',', default_value = "eager,channels-last")]
         torch_variants: Vec<String>,
-        /// Arithmetic: f32, or bf16 (ours: `--precision bf16`; PyTorch: CPU autocast to bf16).
-        #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
-        precision: String,
+        /// Precisions, interleaved in each round: f32, bf16 (ours: `--precision bf16`; PyTorch:
+        /// CPU autocast to bf16).
+        #[arg(long, value_delimiter = ',', default_value = "f32", value_parser = ["f32", "bf16"])]
+        precision: Vec<String>,
         /// Skip PyTorch even if it is importable.
         #[arg(long)]
         no_torch: bool,
@@ -298,7 +299,7 @@ fn main() -> Result<()> {
                 train_samples: (fmnist_samples, cifar_samples),
                 torch,
                 torch_variants,
-                precision,
+                precisions: precision,
                 // Where `dynaprune train` finds it: data/fashion-mnist first, then Debian's package.
                 fmnist_dir: [
                     repo.join("data/fashion-mnist"),
