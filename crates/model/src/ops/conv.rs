@@ -340,11 +340,11 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], prec: Precision) 
     y
 }
 
-/// The forward GEMM of one group of a stride-1 "same" convolution in bf16, straight from the
-/// padded images (no column matrix: [`Rhs::Implicit`] reads row `(ci, ky, kx)` of image `j` at
-/// `ci * plane + ky * Wp + kx` of its padded copy, exactly what [`im2col_padded`] would copy).
-fn forward_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, w: &[f32], yc: &mut [T]) {
-    let (k, pc, cout) = (g.k(), g.cols_per_image(), g.cout);
+/// Pads the group's `gn` images and hands `f` their padded-width column matrix as an implicit
+/// operand ([`Src::Implicit`]: row `(ci, ky, kx)` of image `j` is read at `ci * plane + ky * Wp
+/// + kx` of its padded copy, exactly what [`im2col_padded`] would copy; no column matrix is
+/// written). Stride-1 "same" convolutions of f32 only.
+fn with_padded_columns<T: Real>(g: &Geometry, xs: &[T], gn: usize, f: impl FnOnce(Src<'_>)) {
     let (_, len) = g.padded_len();
     let offsets = padded_offsets(g);
     T::with_scratch(gn * len, |xpads| {
@@ -352,13 +352,20 @@ fn forward_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, w: &[f32], 
             pad_image(g, &xs[j * g.in_len()..(j + 1) * g.in_len()], &mut xpads[j * len..(j + 1) * len]);
         }
         let buf = T::as_f32(&xpads[..gn * len]).expect("f32 images");
-        let rhs = Src::Implicit { buf, stride: len, offsets: &offsets, cols: pc, images: gn };
-        T::with_scratch(cout * gn * pc, |tmp| {
+        f(Src::Implicit { buf, stride: len, offsets: &offsets, cols: g.cols_per_image(), images: gn })
+    });
+}
+
+/// The forward GEMM of one group of a stride-1 "same" convolution in bf16, straight from the
+/// padded images ([`with_padded_columns`]).
+fn forward_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, w: &[f32], yc: &mut [T]) {
+    let (k, cols, cout) = (g.k(), gn * g.cols_per_image(), g.cout);
+    with_padded_columns(g, xs, gn, |col| {
+        T::with_scratch(cout * cols, |tmp| {
             let t32 = T::as_f32_mut(tmp).expect("f32 output");
-            let lhs = Src::Matrix(w, View::row_major(cout, k));
-            gemm_bf16::matmul_src(t32, View::row_major(cout, gn * pc), lhs, rhs);
+            gemm_bf16::matmul_src(t32, View::row_major(cout, cols), Src::Matrix(w, View::row_major(cout, k)), col);
             for j in 0..gn {
-                scatter_output(g, tmp, gn * pc, j, yc);
+                scatter_output(g, tmp, cols, j, yc);
             }
         });
     });
@@ -368,16 +375,9 @@ fn forward_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, w: &[f32], 
 /// the padded images: `dw[K][Cout] = col[K, gn*Pc] * dY[Cout, gn*Pc]^T`, the orientation
 /// [`gemm_bf16::matmul`] picks for the column-major partial, with the column matrix implicit.
 fn weight_grad_implicit_bf16<T: Real>(g: &Geometry, xs: &[T], gn: usize, dy: &[f32], dw: &mut [f32]) {
-    let (k, pc, cout) = (g.k(), g.cols_per_image(), g.cout);
-    let (_, len) = g.padded_len();
-    let offsets = padded_offsets(g);
-    T::with_scratch(gn * len, |xpads| {
-        for j in 0..gn {
-            pad_image(g, &xs[j * g.in_len()..(j + 1) * g.in_len()], &mut xpads[j * len..(j + 1) * len]);
-        }
-        let buf = T::as_f32(&xpads[..gn * len]).expect("f32 images");
-        let col = Src::Implicit { buf, stride: len, offsets: &offsets, cols: pc, images: gn };
-        let dyt = Src::Matrix(dy, View::row_major(cout, gn * pc).t());
+    let (k, cols, cout) = (g.k(), gn * g.cols_per_image(), g.cout);
+    with_padded_columns(g, xs, gn, |col| {
+        let dyt = Src::Matrix(dy, View::row_major(cout, cols).t());
         gemm_bf16::matmul_src(dw, View::row_major(k, cout), col, dyt);
     });
 }
