@@ -341,9 +341,9 @@ pub(crate) fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], prec: Precision) 
 }
 
 /// Pads the group's `gn` images and hands `f` their padded-width column matrix as an implicit
-/// operand ([`Src::Implicit`]: row `(ci, ky, kx)` of image `j` is read at `ci * plane + ky * Wp
-/// + kx` of its padded copy, exactly what [`im2col_padded`] would copy; no column matrix is
-/// written). Stride-1 "same" convolutions of f32 only.
+/// operand ([`Src::Implicit`]: row `(ci, ky, kx)` of image `j` is read at offset
+/// `ci * plane + ky * Wp + kx` of its padded copy, exactly what [`im2col_padded`] would copy; no
+/// column matrix is written). Stride-1 "same" convolutions of f32 only.
 fn with_padded_columns<T: Real>(g: &Geometry, xs: &[T], gn: usize, f: impl FnOnce(Src<'_>)) {
     let (_, len) = g.padded_len();
     let offsets = padded_offsets(g);

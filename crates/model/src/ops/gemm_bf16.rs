@@ -200,8 +200,8 @@ fn tiled<const RM: usize, const NV: usize>(
                         kernel::<RM, NV>(pairs, a, b, &mut tile)
                     };
                     let base = ip * RM * d.rs + jp * rn * d.cs;
-                    for i in 0..mc {
-                        let row = &tile[i][..nc];
+                    for (i, row) in tile.iter().take(mc).enumerate() {
+                        let row = &row[..nc];
                         let o = base + i * d.rs;
                         if d.cs == 1 {
                             let out = &mut dst[o..o + nc];
