@@ -83,7 +83,7 @@ pub enum Precision {
     /// f32 products and sums (the default; f64 tensors always take this path).
     #[default]
     F32,
-    /// bf16 operands, f32 accumulation and outputs, on AVX512_BF16 ([`super::gemm_bf16`]) for
+    /// bf16 operands, f32 accumulation and outputs, on AVX512_BF16 (our bf16 GEMM, `gemm_bf16.rs`) for
     /// the products where that is faster (see [`runs_in_bf16`]); the others stay f32.
     Bf16,
 }

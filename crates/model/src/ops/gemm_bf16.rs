@@ -5,14 +5,18 @@
 //! autocast to bf16 for convolutions and matrix products, except that our outputs are not rounded.
 //!
 //! Why hand-written: the `gemm` crate (our f32 GEMM, also candle's) has no bf16 dot-product
-//! kernel (its f16 path converts to f32), and candle's CPU bf16 matmul goes through it.
+//! kernel (its f16 path converts to f32), and candle's CPU backend has no bf16 matmul at all.
 //!
 //! Layout (GotoBLAS-style): the depth is cut into blocks of [`KC`]; per block, all of `rhs` is
-//! packed into panels of [`NR`] columns as bf16 pairs `[k/2][n][2]` (what `vdpbf16ps` reads:
-//! a 32-bit lane holds the two depths of one column), all of `lhs` into panels of [`MR`] rows
-//! as pairs `[k/2][m][2]` (one 32-bit broadcast per row and depth pair); then for each column
-//! panel (kept in L1) the micro-kernel sweeps the row panels (kept in L2). An odd depth is padded
-//! with a zero pair half; ragged edges are zero-padded in the packs and masked on store.
+//! packed into panels of `16 * NV` columns as bf16 pairs `[k/2][n][2]` (what `vdpbf16ps` reads:
+//! a 32-bit lane holds the two depths of one column), all of `lhs` into panels of `RM` rows,
+//! each row's pairs contiguous (`[m][k/2][2]`: one 32-bit broadcast per row and depth pair);
+//! then for each column panel (kept in L1) the micro-kernel sweeps the row panels (kept in L2).
+//! An odd depth is padded with a zero pair half; ragged edges are zero-padded in the packs and
+//! masked on store. When both operands are depth-contiguous (a weight gradient), [`matmul`]
+//! computes the transposed product if that writes rows. An operand can be an implicit im2col
+//! matrix over padded images ([`Src::Implicit`], [`matmul_src`]): the packs read the images
+//! directly and give the same words, so the products are bit-identical.
 
 use super::gemm::View;
 
@@ -52,7 +56,7 @@ pub(crate) fn from_bf16(h: u16) -> f32 {
     f32::from_bits(u32::from(h) << 16)
 }
 
-/// Whether this CPU can run [`matmul`] (AVX512F and AVX512_BF16, detected at run time).
+/// Whether this CPU can run the bf16 GEMM (AVX512F and AVX512_BF16, detected at run time).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
