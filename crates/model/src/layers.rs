@@ -24,7 +24,8 @@ pub enum Kernels {
     Candle,
     /// [`Kernels::Candle`] with each convolution run in bf16 (input and kernel cast to bf16,
     /// output cast back to f32; the casts are differentiable, so gradients and the master
-    /// weights stay f32): mixed precision on a GPU (on the CPU Candle's bf16 convolution is slow).
+    /// weights stay f32): mixed precision on a GPU (it cannot run on the CPU: Candle's CPU backend
+    /// has no bf16 matmul).
     CandleBf16,
 }
 

@@ -112,10 +112,17 @@ impl Src<'_> {
 /// chosen): the same products as [`matmul`] on the matrices the sources stand for, bit for bit.
 /// For an implicit im2col operand ([`Src::Implicit`]) no column matrix is written.
 pub(crate) fn matmul_src(dst: &mut [f32], d: View, lhs: Src<'_>, rhs: Src<'_>) {
+    check(dst, d, lhs, rhs);
+    matmul_oriented(dst, d, lhs, rhs, false)
+}
+
+/// The checks every entry makes: shapes agree, every read and write is in bounds, and the CPU
+/// has the instructions (callers check [`available`] once, up front, and refuse the precision
+/// with an error; this is the backstop).
+fn check(dst: &[f32], d: View, lhs: Src<'_>, rhs: Src<'_>) {
     assert_eq!((d.rows, d.cols, lhs.cols()), (lhs.rows(), rhs.cols(), rhs.rows()), "bf16 gemm: shapes");
     assert!(dst.len() >= d.extent() && lhs.in_bounds() && rhs.in_bounds(), "bf16 gemm: out of bounds");
     assert!(available(), "bf16 gemm needs AVX512_BF16 (check ops::bf16_available() first)");
-    matmul_oriented(dst, d, lhs, rhs, false)
 }
 
 /// A view reads its lines (rows of `lhs`, columns of `rhs`) with unit stride along the depth.
@@ -127,13 +134,7 @@ fn depth_contiguous(line_stride: usize, depth_stride: usize) -> bool {
 /// accumulation. Panics if the CPU lacks AVX512_BF16 (callers check [`available`] once, up
 /// front, and refuse the precision with an error).
 pub(crate) fn matmul(dst: &mut [f32], d: View, lhs: &[f32], l: View, rhs: &[f32], r: View, accumulate: bool) {
-    assert_eq!((d.rows, d.cols), (l.rows, r.cols), "bf16 gemm: output shape");
-    assert_eq!(l.cols, r.rows, "bf16 gemm: inner dimension");
-    assert!(
-        dst.len() >= d.extent() && lhs.len() >= l.extent() && rhs.len() >= r.extent(),
-        "bf16 gemm: view out of bounds"
-    );
-    assert!(available(), "bf16 gemm needs AVX512_BF16 (check ops::bf16_available() first)");
+    check(dst, d, Src::Matrix(lhs, l), Src::Matrix(rhs, r));
     // Packing `rhs` is cheap when its columns are contiguous (a SIMD pass) and dear when its
     // depths are (a gather); storing is cheap into rows. When both operands read
     // depth-contiguously (the weight gradient's `dY * col^T`), compute the transposed product
@@ -179,6 +180,8 @@ fn tiled<const RM: usize, const NV: usize>(
         return;
     }
     let (mp, np) = (m.div_ceil(RM), n.div_ceil(rn));
+    // The kernel writes every lane of its RM x rn corner before it is read: no clearing per tile.
+    let mut tile = [[0f32; 48]; 24];
     PACKS.with(|p| {
         let (apack, bpack) = &mut *p.borrow_mut();
         let mut k0 = 0;
@@ -196,7 +199,6 @@ fn tiled<const RM: usize, const NV: usize>(
                 for ip in 0..mp {
                     let a = &apack[ip * pairs * RM..(ip + 1) * pairs * RM];
                     let mc = RM.min(m - ip * RM);
-                    let mut tile = [[0f32; 48]; 24];
                     // SAFETY: `available()` was asserted above; `a` and `b` hold `pairs` depth
                     // pairs of full RM-row / rn-column panels, as the kernel reads.
                     #[cfg(target_arch = "x86_64")]
