@@ -535,11 +535,15 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     let other = count_summaries(&runs).saturating_sub(in_grid);
     let others = if other > 0 { format!(" (and {other} runs outside it)") } else { String::new() };
     let budget = preset(name)?.budget;
-    let note = format!(
+    let mut note = format!(
         "Preset `{name}` (budget {budget}): {in_grid} of its {} grid cells finished{others}. Last grid command: \
          `{command}`. Regenerate with `cargo xtask report --preset {name}`.",
         grid.len()
     );
+    if let Some(notes) = read_notes(out)? {
+        note.push_str("\n\n");
+        note.push_str(&notes);
+    }
     let mut c = Command::new(binary);
     c.arg("report")
         .arg("--runs")
@@ -558,6 +562,22 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     run(&mut c, "report")
 }
 
+/// What the people who ran a grid wrote about its runs (`<out>/NOTES.md`: which binaries share
+/// training code, what was re-run and why), placed in the report under its first note. `None` when
+/// there is no such file.
+fn read_notes(out: &Path) -> Result<Option<String>> {
+    let path = out.join(NOTES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read the grid's notes", path.display())),
+    }
+}
+
+/// The file of free-text notes kept next to a grid's runs and copied into its report.
+pub const NOTES_FILE: &str = "NOTES.md";
+
 fn count_summaries(dir: &Path) -> usize {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -575,9 +595,24 @@ fn count_summaries(dir: &Path) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{compute_once, method_flags};
+    use super::{compute_once, method_flags, read_notes, NOTES_FILE};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn a_grids_notes_go_into_its_report_note() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_notes(dir.path()).unwrap(), None, "no file: no notes");
+        std::fs::write(dir.path().join(NOTES_FILE), "  \n").unwrap();
+        assert_eq!(read_notes(dir.path()).unwrap(), None, "a blank file adds nothing");
+        std::fs::write(dir.path().join(NOTES_FILE), "\nSame training code in commits a and b.\n\n").unwrap();
+        assert_eq!(read_notes(dir.path()).unwrap().as_deref(), Some("Same training code in commits a and b."));
+        // A notes path that cannot be read as text is an error naming it, not silently skipped.
+        std::fs::remove_file(dir.path().join(NOTES_FILE)).unwrap();
+        std::fs::create_dir(dir.path().join(NOTES_FILE)).unwrap();
+        let err = format!("{:#}", read_notes(dir.path()).unwrap_err());
+        assert!(err.contains(NOTES_FILE) && err.contains("cannot read the grid's notes"), "{err}");
+    }
 
     #[test]
     fn racing_shards_compute_a_score_file_once() {

@@ -91,32 +91,35 @@ fn report_numbers_match_a_hand_computation() {
     )
     .unwrap();
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    // The cell table (the summary above it has rows of the same names).
+    let table = &md[md.find("\n## fashion-mnist / resnet8").expect("the cell table")..];
 
     // Columns: method | budget | prune | acc | samples | bound | wall | CPU | train | ms/pass | total | total speed-up.
     // full: mean(0.90, 0.92) = 91.00, sample std 1.41; its own baseline: 1.00x everywhere;
     // ms/pass = mean(100 s, 110 s) / 1000 passes = 105 ms.
     assert_eq!(
-        row(&md, "| full |"),
+        row(table, "| full |"),
         "| full | none | 0.00 | 91.00 ± 1.41 (n=2) | 100.0% | 1.00x | 1.00x | 1.00x | 105.0 | 105.000 | 105.0 | 1.00x |"
     );
     // random, paired by seed: wall (100/50 + 110/60) / 2 = 1.92x; CPU (180/90 + 200/100) / 2 = 2.00x;
     // bound 1000 / 500 = 2.00x, not exceeded by more than 5%.
     assert_eq!(
-        row(&md, "| random |"),
+        row(table, "| random |"),
         "| random | matched | 0.50 | 88.50 ± 0.71 (n=2) | 50.0% | 2.00x | 1.92x | 2.00x | 55.0 | 110.000 | 55.0 | 1.92x |"
     );
     // ucb: wall (100/45 + 110/60) / 2 = 2.03x, and seed 0's 2.22x exceeds its bound 1000/550 =
-    // 1.82x by more than 5% (1.91x): flagged once. CPU (180/95 + 200/105) / 2 = 1.90x, within.
+    // 1.82x by more than 5% (1.91x): flagged once, in the wall column and in the total column
+    // (no static scoring: the same ratio). CPU (180/95 + 200/105) / 2 = 1.90x, within.
     assert_eq!(
-        row(&md, "| ucb |"),
-        "| ucb | matched | 0.50 | 90.50 ± 0.71 (n=2) | 55.0% | 1.82x | 2.03x ⚠1 | 1.90x | 52.5 | 95.455 | 52.5 | 2.03x |"
+        row(table, "| ucb |"),
+        "| ucb | matched | 0.50 | 90.50 ± 0.71 (n=2) | 55.0% | 1.82x | 2.03x ⚠1 | 1.90x | 52.5 | 95.455 | 52.5 | 2.03x ⚠1 |"
     );
     // el2n, one seed: no spread shown; its 30 s of scoring count in the total: 100 / 80 = 1.25x.
     assert_eq!(
-        row(&md, "| el2n |"),
+        row(table, "| el2n |"),
         "| el2n | matched | 0.50 | 85.00 (n=1) | 50.0% | 2.00x | 2.00x | 2.00x | 50.0 | 100.000 | 80.0 | 1.25x |"
     );
-    assert!(md.contains("such measurements here"), "the noise note counts the flagged measurement");
+    assert!(md.contains("; 2 such measurements here"), "the noise note counts the flagged measurements: {md}");
 
     // Paired differences: ucb - random per seed = +3, +1 points: mean +2.00, sd 1.414, n = 2,
     // t(0.975, 1) = 12.706: +-12.706 * 1.414 / sqrt(2) = +-12.71 -> [-10.71, +14.71].
@@ -130,9 +133,41 @@ fn report_numbers_match_a_hand_computation() {
     );
     // Time per sample pass, per run (ucb seed 0: 45 s / 550 passes; CPU 95 s / 550).
     assert!(md.contains("| ucb-0 | 81.818 | 172.727 | 100 |"), "{md}");
+    // Provenance: which binary ran which runs (no config.json here, so the commit is unknown).
+    assert!(md.contains("- commits (runs by budget):\n  - `unknown`: 7 (5 matched, 2 none)\n"), "{md}");
     // cells.csv holds the same aggregates.
     let csv = std::fs::read_to_string(out.join("cells.csv")).unwrap();
     assert!(csv.lines().next().unwrap().contains("speedup_cpu") && csv.lines().count() == 5, "{csv}");
+}
+
+#[test]
+fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    for (seed, full, random, ucb) in [(0, 0.90, 0.88, 0.891), (1, 0.91, 0.89, 0.899), (2, 0.92, 0.90, 0.912)] {
+        write(&runs, &summary("full", 0.0, seed, full, 100.0, 200.0, 1000, 0.0));
+        write(&runs, &summary("random", 0.5, seed, random, 50.0, 100.0, 500, 0.0));
+        write(&runs, &summary("ucb", 0.5, seed, ucb, 55.0, 110.0, 550, 0.0));
+    }
+    let out = tmp.path().join("out");
+    let rows = report::collect(&runs).unwrap();
+    report::write(&rows, &ReportArgs { runs, out: out.clone(), title: "t".into(), note: None, reference: None })
+        .unwrap();
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    let summary = &md[md.find("## Summary").expect("a summary section")..md.find("\n## fashion-mnist").unwrap()];
+    assert!(summary.contains("### fashion-mnist / resnet8: prune fraction 0.50, budget matched\n"), "{summary}");
+    assert_eq!(row(summary, "| full data |"), "| full data | 91.00 ± 1.00 (n=3) | 100.0% | 1.00x | 1.00x | 1.00x | | |");
+    // random - full = -2 points on every seed: an interval of width ~0 that excludes 0.
+    assert_eq!(
+        row(summary, "| random |"),
+        "| random | 89.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 2.00x |  | **-2.00** [-2.00, -2.00] |"
+    );
+    // ucb - random = +1.1, +0.9, +1.2: mean +1.067, sd 0.153, t(0.975, 2) = 4.303: +-0.379 ->
+    // [+0.69, +1.45]; ucb - full = -0.9, -1.1, -0.8 -> [-1.31, -0.55]. CPU 200/110, total 100/55.
+    assert_eq!(
+        row(summary, "| ucb |"),
+        "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | **+1.07** [+0.69, +1.45] | **-0.93** [-1.31, -0.55] |"
+    );
 }
 
 #[test]

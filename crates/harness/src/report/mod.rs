@@ -2,6 +2,12 @@
 //!
 //! Every number comes from a run's `summary.json`; the report states the commands, commits and
 //! machines the runs came from. Means and standard deviations are over seeds.
+//!
+//! REPORT.md, in order: the note (`--note`: how the grid ran, and the grid's own notes), a summary
+//! (one table per budget and prune fraction: accuracy, passes, speed-ups, paired differences),
+//! per (dataset, model) the cell table and its charts, the "sometimes samples" table, your runs
+//! next to a reference (`--reference`), the paired differences, time per sample pass, and
+//! provenance (which commit ran how many runs).
 
 pub mod svg;
 
@@ -295,6 +301,9 @@ pub struct Cell {
     pub noisy_wall: usize,
     /// Runs whose CPU-time speed-up exceeds its bound by more than 5%.
     pub noisy_cpu: usize,
+    /// Runs whose total-time speed-up (wall, static scoring included) exceeds its bound by more
+    /// than 5%: the bound holds for it too, since scoring only adds time.
+    pub noisy_total: usize,
     /// Mean milliseconds of training time per sample pass (training + re-scoring passes).
     pub ms_per_pass: f64,
 }
@@ -354,6 +363,7 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 v.iter().filter_map(|r| baseline(rows, r).map(|b| speedups(r, b))).collect();
             let noisy_wall = paired.iter().filter(|(w, _, _, b)| is_noise(*w, *b)).count();
             let noisy_cpu = paired.iter().filter(|(_, c, _, b)| is_noise(*c, *b)).count();
+            let noisy_total = paired.iter().filter(|(_, _, t, b)| is_noise(*t, *b)).count();
             Cell {
                 dataset: d,
                 model: m,
@@ -374,6 +384,7 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 paired_seeds: paired.len(),
                 noisy_wall,
                 noisy_cpu,
+                noisy_total,
                 ms_per_pass: mean_of(v.iter().map(|r| r.ms_per_pass)),
             }
         })
@@ -493,6 +504,7 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     let cells = cells(rows);
     output::write_csv(&args.out.join("cells.csv"), &cells)?;
     let mut md = intro(args);
+    md.push_str(&summary_section(rows, &cells));
     let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
     for (d, m) in &pairs {
         let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
@@ -542,7 +554,7 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
     for c in cs {
         let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
         md.push_str(&format!(
-            "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {} |\n",
+            "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {}{} |\n",
             c.method,
             c.budget,
             c.prune_fraction,
@@ -556,10 +568,11 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
             c.train_s,
             c.ms_per_pass,
             c.total_s,
-            x(c.speedup_total)
+            x(c.speedup_total),
+            flag(c.noisy_total)
         ));
     }
-    let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu).sum();
+    let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu + c.noisy_total).sum();
     md.push_str(&format!(
         "\n*bound*: full-data training passes / this cell's (the largest speed-up its work allows). Speed-ups \
          divide each run into the full-data run of the **same seed** and average over the seeds that have one. \
@@ -682,16 +695,99 @@ fn sometimes_section(rows: &[RunRow]) -> String {
 fn provenance_section(rows: &[RunRow]) -> String {
     let mut md = String::new();
     md.push_str("## Provenance\n\n");
-    let commits: BTreeSet<&str> = rows.iter().map(|r| r.commit.as_str()).collect();
+    // Which binary ran which runs: commit -> budget -> count.
+    let mut commits: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for r in rows {
+        *commits.entry(r.commit.as_str()).or_default().entry(r.budget.as_str()).or_default() += 1;
+    }
     let machines: BTreeSet<&str> = rows.iter().map(|r| r.machine.as_str()).collect();
     md.push_str(&format!("- runs: {} (per-run rows in `runs.csv`, per-cell aggregates in `cells.csv`)\n", rows.len()));
-    md.push_str(&format!(
-        "- commits: {}\n",
-        commits.into_iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-    ));
+    md.push_str("- commits (runs by budget):");
+    for (c, budgets) in &commits {
+        let n: usize = budgets.values().sum();
+        let by: Vec<String> = budgets.iter().map(|(b, k)| format!("{k} {b}")).collect();
+        md.push_str(&format!("\n  - `{c}`: {n} ({})", by.join(", ")));
+    }
+    md.push('\n');
     md.push_str(&format!("- machines: {}\n", machines.into_iter().collect::<Vec<_>>().join("; ")));
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
     md.push_str(&format!("- report command: `{}`\n", crate::provenance::command_line()));
+    md
+}
+
+/// A paired difference for the summary: "+0.31 [+0.05, +0.57]", the mean in bold when the
+/// interval excludes 0; "+0.31 (n=1)" without an interval; empty when nothing pairs.
+fn summary_diff(p: &Paired) -> String {
+    if p.n == 0 {
+        String::new()
+    } else if !(p.lo.is_finite() && p.hi.is_finite()) {
+        format!("{:+.2} (n={})", 100.0 * p.mean, p.n)
+    } else if p.lo > 0.0 || p.hi < 0.0 {
+        format!("**{:+.2}** [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
+    } else {
+        format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
+    }
+}
+
+/// One table per (dataset, model, budget, prune fraction): each rule's accuracy, sample passes
+/// and speed-ups beside its paired differences against uniform random and full data, the
+/// measured ones (interval excluding 0) in bold. The same numbers as the tables below, gathered
+/// so that one fraction reads at a glance.
+fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
+    type TableKey = (String, String, String, u64);
+    let mut tables: BTreeMap<TableKey, Vec<&Cell>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| c.method != "full") {
+        let pf = (c.prune_fraction * 1e6).round() as u64;
+        tables.entry((c.dataset.clone(), c.model.clone(), c.budget.clone(), pf)).or_default().push(c);
+    }
+    if tables.is_empty() {
+        return String::new();
+    }
+    let groups = groups(rows);
+    let mut md = String::from(
+        "## Summary\n\nOne table per prune fraction and budget. *Passes*: the fraction of full-data sample passes \
+         used; *bound*: the speed-up that work allows. *CPU*: the training CPU-time speed-up over the same seed's \
+         full-data run; *total*: the wall-time speed-up with static scoring charged (⚠k: k runs above their bound by \
+         more than 5%, timing noise). *vs random*, *vs full*: the test-accuracy difference in points, paired by seed, \
+         with its 95% t interval over seeds; **bold** when the interval excludes 0, otherwise there is no measurable \
+         difference.\n\n",
+    );
+    for ((d, m, budget, pf), mut cs) in tables {
+        cs.sort_by_key(|c| policy_rank(&c.method));
+        md.push_str(&format!("### {d} / {m}: prune fraction {:.2}, budget {budget}\n\n", pf as f64 / 1e6));
+        md.push_str(
+            "| rule | test acc (%) | passes | bound | CPU | total | vs random (points) | vs full (points) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        if let Some(f) = cells.iter().find(|c| c.method == "full" && c.dataset == d && c.model == m) {
+            md.push_str(&format!("| full data | {} | 100.0% | 1.00x | 1.00x | 1.00x | | |\n", acc_cell(f)));
+        }
+        let full: Vec<&RunRow> =
+            rows.iter().filter(|r| r.method == "full" && r.dataset == d && r.model == m).collect();
+        let random = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), pf));
+        for c in cs {
+            let runs = &groups[&(d.clone(), m.clone(), c.method.clone(), budget.clone(), pf)];
+            let vs_random = match random {
+                Some(rr) if c.method != "random" => summary_diff(&paired(runs, rr)),
+                _ => String::new(),
+            };
+            let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
+            md.push_str(&format!(
+                "| {} | {} | {:.1}% | {} | {}{} | {}{} | {} | {} |\n",
+                c.method,
+                acc_cell(c),
+                100.0 * c.sample_fraction,
+                x(c.bound),
+                x(c.speedup_cpu),
+                flag(c.noisy_cpu),
+                x(c.speedup_total),
+                flag(c.noisy_total),
+                vs_random,
+                summary_diff(&paired(runs, &full)),
+            ));
+        }
+        md.push('\n');
+    }
     md
 }
 
