@@ -645,7 +645,11 @@ mod tests {
         let file2 = dir.path().join("scores/other.csv");
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         std::fs::write(format!("{}.lock", file2.display()), format!("{} 4194303\n", host.trim())).unwrap();
-        compute_once(&file2, || Ok(std::fs::write(&file2, "x").unwrap())).unwrap();
+        compute_once(&file2, || {
+            std::fs::write(&file2, "x").unwrap();
+            Ok(())
+        })
+        .unwrap();
         assert!(file2.exists());
         // A failed computation releases its lock, and the error comes back.
         let file3 = dir.path().join("scores/fails.csv");

@@ -131,7 +131,9 @@ fn debian_fashion_mnist() -> Option<&'static Path> {
 
 /// Debian's files under their own MD5 (Debian recompressed them, so their gzip bytes are not the
 /// official downloads'; the content SHA-256 is the official one), and their bytes.
-fn debian_as_mirror(debian: &Path) -> (Vec<(Remote, &'static str)>, Vec<(&'static str, Vec<u8>)>) {
+type Mirror = (Vec<(Remote, &'static str)>, Vec<(&'static str, Vec<u8>)>);
+
+fn debian_as_mirror(debian: &Path) -> Mirror {
     let mut files = Vec::new();
     let mut bytes = Vec::new();
     for (r, sha) in fetch::FASHION_MNIST {

@@ -59,35 +59,6 @@ pub fn current() -> Provenance {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_command_names_the_program_not_where_it_lives() {
-        let c = command_line();
-        let program = c.split(' ').next().unwrap();
-        assert!(!program.contains('/'), "program recorded by name: {c}");
-    }
-
-    #[test]
-    fn commit_names_the_checkout_this_binary_was_built_from() {
-        let c = commit();
-        let head = std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        match head {
-            // Built and tested from the same checkout: the stamp is HEAD, maybe `-dirty`.
-            Some(h) => assert!(c == h || c == format!("{h}-dirty"), "build commit {c} vs HEAD {h}"),
-            None => assert_eq!(c, "unknown"),
-        }
-    }
-}
-
 /// The checkout this binary was built from (two levels above the harness crate).
 fn checkout_root() -> std::path::PathBuf {
     let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -117,4 +88,33 @@ pub fn command_line() -> String {
         }
     }
     relative_to_checkout(&args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_names_the_program_not_where_it_lives() {
+        let c = command_line();
+        let program = c.split(' ').next().unwrap();
+        assert!(!program.contains('/'), "program recorded by name: {c}");
+    }
+
+    #[test]
+    fn commit_names_the_checkout_this_binary_was_built_from() {
+        let c = commit();
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        match head {
+            // Built and tested from the same checkout: the stamp is HEAD, maybe `-dirty`.
+            Some(h) => assert!(c == h || c == format!("{h}-dirty"), "build commit {c} vs HEAD {h}"),
+            None => assert_eq!(c, "unknown"),
+        }
+    }
 }

@@ -377,7 +377,8 @@ fn damaged_run_directories_are_recovered_or_named() {
     };
     let garbage = |p: &Path| std::fs::write(p, b"{ not json").unwrap();
     let remove = |p: &Path| std::fs::remove_file(p).unwrap();
-    let cases: [(&str, &dyn Fn(&Path), &str); 4] = [
+    type Damage<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Damage, &str); 4] = [
         ("pruner", &truncate, "pruner.bin"),
         ("model", &truncate, "model.safetensors"),
         ("state", &garbage, "state.json"),

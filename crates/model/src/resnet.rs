@@ -232,7 +232,7 @@ impl Network for ResNet {
         for b in &self.blocks {
             h = b.forward(&h, mode, k)?;
         }
-        Ok(self.head.head(h.mean((2, 3))?, mode)?)
+        self.head.head(h.mean((2, 3))?, mode)
     }
 
     fn params(&self) -> &[Param] {

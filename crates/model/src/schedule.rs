@@ -69,21 +69,20 @@ impl LrSchedule {
     /// Checks the knobs.
     pub fn validate(&self) -> Result<()> {
         match self {
-            LrSchedule::Step { milestones, gamma } => {
-                if milestones.iter().any(|m| !(0.0..=1.0).contains(m)) || !(gamma.is_finite() && *gamma > 0.0) {
-                    return Err(ModelError::Config(format!(
-                        "step schedule needs milestones in [0, 1] and gamma > 0, got {milestones:?}, {gamma}"
-                    )));
-                }
+            LrSchedule::Step { milestones, gamma }
+                if milestones.iter().any(|m| !(0.0..=1.0).contains(m)) || !(gamma.is_finite() && *gamma > 0.0) =>
+            {
+                Err(ModelError::Config(format!(
+                    "step schedule needs milestones in [0, 1] and gamma > 0, got {milestones:?}, {gamma}"
+                )))
             }
-            LrSchedule::OneCycle { pct_start, div_factor, final_div_factor } => {
-                if !(0.0..1.0).contains(pct_start) || *div_factor < 1.0 || *final_div_factor < 1.0 {
-                    return Err(ModelError::Config("one-cycle needs pct_start in [0, 1), factors >= 1".into()));
-                }
+            LrSchedule::OneCycle { pct_start, div_factor, final_div_factor }
+                if !(0.0..1.0).contains(pct_start) || *div_factor < 1.0 || *final_div_factor < 1.0 =>
+            {
+                Err(ModelError::Config("one-cycle needs pct_start in [0, 1), factors >= 1".into()))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The rate at `progress` in `[0, 1]` (clamped) for base rate `base`.

@@ -178,7 +178,7 @@ fn add_relu_and_channel_affine_match_candle() {
 
 #[test]
 fn nan_inputs_propagate_and_are_caught() {
-    let mut v = vec![0.5f32; 2 * 1 * 4 * 4];
+    let mut v = vec![0.5f32; 2 * 4 * 4]; // (2, 1, 4, 4)
     v[5] = f32::NAN;
     let x = Tensor::from_vec(v, (2, 1, 4, 4), &Device::Cpu).unwrap();
     let w = rand_tensor(&[2, 1, 3, 3], 1, DType::F32);

@@ -59,10 +59,8 @@ struct Model {
 
 impl Model {
     fn probs(&self, x: &[f32; DIM]) -> [f32; CLASSES] {
-        let mut z = [0f32; CLASSES];
-        for c in 0..CLASSES {
-            z[c] = self.b[c] + self.w[c].iter().zip(x).map(|(w, x)| w * x).sum::<f32>();
-        }
+        let z: [f32; CLASSES] =
+            std::array::from_fn(|c| self.b[c] + self.w[c].iter().zip(x).map(|(w, x)| w * x).sum::<f32>());
         let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let s: f32 = z.iter().map(|v| (v - m).exp()).sum();
         z.map(|v| (v - m).exp() / s)
@@ -81,16 +79,16 @@ impl Model {
             for c in 0..CLASSES {
                 let g = w * (p[c] - if c == y { 1.0 } else { 0.0 });
                 gb[c] += g;
-                for d in 0..DIM {
-                    gw[c][d] += g * data.x[i][d];
+                for (gw, x) in gw[c].iter_mut().zip(&data.x[i]) {
+                    *gw += g * x;
                 }
             }
         }
         let scale = lr / idx.len() as f32;
-        for c in 0..CLASSES {
-            self.b[c] -= scale * gb[c];
-            for d in 0..DIM {
-                self.w[c][d] -= scale * gw[c][d];
+        for ((w, b), (gw, gb)) in self.w.iter_mut().zip(&mut self.b).zip(gw.iter().zip(&gb)) {
+            *b -= scale * gb;
+            for (w, g) in w.iter_mut().zip(gw) {
+                *w -= scale * g;
             }
         }
         losses

@@ -53,7 +53,7 @@ impl Network for Mlp {
         for l in &self.layers {
             h = l.forward(&h)?.relu()?;
         }
-        Ok(self.head.head(h, mode)?)
+        self.head.head(h, mode)
     }
 
     fn params(&self) -> &[Param] {

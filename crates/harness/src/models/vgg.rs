@@ -98,7 +98,7 @@ impl Network for Vgg {
                 Layer::Pool => h,
             };
         }
-        Ok(self.head.head(h.mean((2, 3))?, mode)?)
+        self.head.head(h.mean((2, 3))?, mode)
     }
 
     fn params(&self) -> &[Param] {

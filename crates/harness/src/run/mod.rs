@@ -67,14 +67,12 @@ pub fn train(mut args: TrainArgs) -> Result<Outcome> {
         Existing::Nothing => false,
     };
     let mut run = Run::set_up(args, s, resuming)?;
-    let mut epochs_this_call = 0;
-    for epoch in run.start_epoch..run.s.optim.epochs {
+    for (epochs_this_call, epoch) in (run.start_epoch..run.s.optim.epochs).enumerate() {
         if run.s.run.stop_after.is_some_and(|k| epochs_this_call >= k) {
             run.progress.finish();
             return Ok(Outcome::Stopped(epoch));
         }
         run.epoch(epoch)?;
-        epochs_this_call += 1;
     }
     run.finish().map(Outcome::Done)
 }
@@ -187,7 +185,7 @@ impl Run {
 
     /// Test loss and accuracy, on the epochs that evaluate (`--eval-every`, and the last).
     fn evaluate(&self, epoch: usize) -> Result<Option<(f64, f64)>> {
-        let due = (epoch + 1) % self.s.run.eval_every == 0 || epoch + 1 == self.s.optim.epochs;
+        let due = (epoch + 1).is_multiple_of(self.s.run.eval_every) || epoch + 1 == self.s.optim.epochs;
         Ok(if due { Some(engine::evaluate(self.model.as_ref(), &self.env.test_batches, 500)?) } else { None })
     }
 
@@ -317,8 +315,9 @@ impl Run {
 /// `config.json` of a fresh run: the flags, with paths inside the checkout made relative to it.
 fn record(args: &TrainArgs, s: &Settings, env: &Env, id: &str) -> RunRecord {
     let mut recorded = args.clone();
-    let rel =
-        |p: &std::path::Path| std::path::PathBuf::from(provenance::relative_to_checkout(&p.display().to_string()));
+    fn rel(p: &std::path::Path) -> std::path::PathBuf {
+        std::path::PathBuf::from(provenance::relative_to_checkout(&p.display().to_string()))
+    }
     recorded.out = rel(&recorded.out);
     recorded.scores = recorded.scores.as_deref().map(rel);
     recorded.data_dir = recorded.data_dir.as_deref().map(rel);

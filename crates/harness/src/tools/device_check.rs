@@ -120,6 +120,8 @@ struct Side {
     eval_logits: Tensor,
 }
 
+// One side of the comparison: the network, its data and where and how it runs.
+#[allow(clippy::too_many_arguments)]
 fn run_side(
     name: &str,
     shape: (usize, usize),
@@ -183,7 +185,8 @@ pub fn compare(args: &DeviceCheckArgs) -> Result<Vec<Comparison>> {
         push(GROUPS[0], GROUPS[0].into(), sides.map(|s| &s.logits))?;
         push(GROUPS[1], GROUPS[1].into(), sides.map(|s| &s.losses))?;
         type Named = Vec<(String, Tensor)>;
-        let groups: [(&'static str, fn(&Side) -> &Named); 3] =
+        type Getter = fn(&Side) -> &Named;
+        let groups: [(&'static str, Getter); 3] =
             [(GROUPS[2], |s| &s.grads), (GROUPS[3], |s| &s.params_after), (GROUPS[4], |s| &s.buffers_after)];
         for (prefix, get) in groups {
             let lists = sides.map(get);

@@ -96,6 +96,8 @@ simd_kernel! {
         let (xc, dc) = (x.chunks_exact(LANES), dy.chunks_exact(LANES));
         let (mut ta, mut tb) = (T::ZERO, T::ZERO);
         for (&xv, &dv) in xc.remainder().iter().zip(dc.remainder()) {
+            // `!(v > 0)`, not `v <= 0`: a NaN output counts as not positive, as in the lanes.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             let d = if relu && !(xv * scale + shift > T::ZERO) { T::ZERO } else { dv };
             ta += d;
             tb += d * (xv - m);

@@ -48,6 +48,8 @@ impl ConvBnOp {
         Self { stride, padding, eps, relu, stats, precision, saved: Mutex::new(None) }
     }
 
+    // The arguments of `CustomOp3::cpu_fwd`, plus the wrapper that keeps `z` for the backward.
+    #[allow(clippy::too_many_arguments)]
     fn fwd<T: Real>(
         &self,
         x: &CpuStorage,
@@ -76,6 +78,7 @@ impl ConvBnOp {
         Ok((T::storage(y), Shape::from(g.out_dims())))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn bwd_impl<T: Real>(
         &self,
         z: &[T],
@@ -85,7 +88,7 @@ impl ConvBnOp {
         dy: &[T],
         g: &Geometry,
         need_dx: bool,
-    ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
+    ) -> Result<ConvBnGrads<T>> {
         let (c, s) = (g.cout, g.p());
         let dz = {
             let _t = super::profile::Timer::start(super::profile::Phase::NormBackward);
@@ -100,6 +103,10 @@ impl ConvBnOp {
         Ok((dx, dw, dz.1))
     }
 }
+
+/// The gradients of one conv-bn backward: input (when needed), kernel, and the BatchNorm affine
+/// parameters (`gamma` then `beta`).
+type ConvBnGrads<T> = (Option<Vec<T>>, Vec<T>, Vec<T>);
 
 impl CustomOp3 for ConvBnOp {
     fn name(&self) -> &'static str {
