@@ -147,7 +147,11 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
     for (seed, full, random, ucb) in [(0, 0.90, 0.88, 0.891), (1, 0.91, 0.89, 0.899), (2, 0.92, 0.90, 0.912)] {
         write(&runs, &summary("full", 0.0, seed, full, 100.0, 200.0, 1000, 0.0));
         write(&runs, &summary("random", 0.5, seed, random, 50.0, 100.0, 500, 0.0));
-        write(&runs, &summary("ucb", 0.5, seed, ucb, 55.0, 110.0, 550, 0.0));
+        // 1,000 training samples over 9 pruned epochs: 100 never chosen, 800 sometimes, 100 always.
+        let mut u = summary("ucb", 0.5, seed, ucb, 55.0, 110.0, 550, 0.0);
+        u.selection_histogram = vec![100, 0, 0, 0, 800, 0, 0, 0, 0, 100];
+        u.mean_overlap = Some(0.5);
+        write(&runs, &u);
     }
     let out = tmp.path().join("out");
     let rows = report::collect(&runs).unwrap();
@@ -164,6 +168,12 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
     );
     // ucb - random = +1.1, +0.9, +1.2: mean +1.067, sd 0.153, t(0.975, 2) = 4.303: +-0.379 ->
     // [+0.69, +1.45]; ucb - full = -0.9, -1.1, -0.8 -> [-1.31, -0.55]. CPU 200/110, total 100/55.
+    // The sometimes-samples rows name their budget, a cell's seeds together and in order.
+    let sometimes: Vec<&str> = md.lines().filter(|l| l.starts_with("| fashion-mnist | ucb | matched | 0.50 | ")).collect();
+    assert_eq!(
+        sometimes[..3],
+        [0, 1, 2].map(|seed| format!("| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 0 |"))
+    );
     assert_eq!(
         row(summary, "| ucb |"),
         "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | **+1.07** [+0.69, +1.45] | **-0.93** [-1.31, -0.55] |"

@@ -662,20 +662,23 @@ fn sometimes_section(rows: &[RunRow]) -> String {
         .collect();
     if !dynamic.is_empty() {
         md.push_str("## Sometimes samples\n\nFor dynamic rules: the share of training samples selected in none, some, or all of the pruned epochs, the mean overlap between consecutive pruned epochs' plans, and the samples given a forward-only re-scoring pass (one row per run).\n\n");
-        md.push_str("| dataset | method | prune fraction | seed | pruned epochs | never (%) | sometimes (%) | always (%) | mean overlap | re-scored |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| dataset | method | budget | prune fraction | seed | pruned epochs | never (%) | sometimes (%) | always (%) | mean overlap | re-scored |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         let mut d = dynamic;
+        // A cell's seeds together: (dataset, budget, method, prune fraction, seed).
         d.sort_by(|a, b| {
-            (&a.dataset, policy_rank(&a.method), a.seed)
-                .cmp(&(&b.dataset, policy_rank(&b.method), b.seed))
+            (&a.dataset, &a.budget, policy_rank(&a.method))
+                .cmp(&(&b.dataset, &b.budget, policy_rank(&b.method)))
                 .then(a.prune_fraction.total_cmp(&b.prune_fraction))
+                .then(a.seed.cmp(&b.seed))
         });
         for r in d {
             let n = r.train_samples as f64;
             let (never, always) = (r.never_selected as f64 / n, r.always_selected as f64 / n);
             md.push_str(&format!(
-                "| {} | {} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
+                "| {} | {} | {} | {:.2} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
                 r.dataset,
                 r.method,
+                r.budget,
                 r.prune_fraction,
                 r.seed,
                 r.pruned_epochs,
