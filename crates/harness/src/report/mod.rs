@@ -476,6 +476,15 @@ fn pct(v: f64) -> String {
     }
 }
 
+/// " ⚠k" after a speed-up when k runs of the cell exceeded their bound (timing noise).
+fn flag(k: usize) -> String {
+    if k > 0 {
+        format!(" ⚠{k}")
+    } else {
+        String::new()
+    }
+}
+
 fn x(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}x")
@@ -552,7 +561,6 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
     );
     md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in cs {
-        let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
         md.push_str(&format!(
             "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {}{} |\n",
             c.method,
@@ -725,7 +733,7 @@ fn summary_diff(p: &Paired) -> String {
         String::new()
     } else if !(p.lo.is_finite() && p.hi.is_finite()) {
         format!("{:+.2} (n={})", 100.0 * p.mean, p.n)
-    } else if p.lo > 0.0 || p.hi < 0.0 {
+    } else if matches!(p.verdict(), "higher" | "lower") {
         format!("**{:+.2}** [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
     } else {
         format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
@@ -774,8 +782,7 @@ fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
                 Some(rr) if c.method != "random" => summary_diff(&paired(runs, rr)),
                 _ => String::new(),
             };
-            let flag = |k: usize| if k > 0 { format!(" ⚠{k}") } else { String::new() };
-            md.push_str(&format!(
+                md.push_str(&format!(
                 "| {} | {} | {:.1}% | {} | {}{} | {}{} | {} | {} |\n",
                 c.method,
                 acc_cell(c),
