@@ -127,7 +127,8 @@ fn run(command: Command) -> Result<()> {
             let env = engine::Env::new(datasets::load(&s.data, s.run.seed)?, s.data.augment, s.run.seed, &s.run.device)?;
             let (scores, info) = scoring::compute(scorer, &s, &env)?;
             scoring::save(&scores_out, &scores, &info)?;
-            println!("{}: {} scores in {:.1}s -> {}", info.scorer, scores.len(), info.seconds, scores_out.display());
+            let cpu = info.cpu_seconds.map_or(String::new(), |c| format!(" ({c:.1}s CPU)"));
+            println!("{}: {} scores in {:.1}s{cpu} -> {}", info.scorer, scores.len(), info.seconds, scores_out.display());
         }
         Command::Report(args) => report::run(&args)?,
         Command::BenchTrain(args) => bench::run(&args)?,

@@ -36,6 +36,8 @@ fn summary(
         full_data_samples: 1000,
         train_s,
         static_scoring_s: static_s,
+        // Scoring's CPU time: 1.5x its wall time (two threads, not always both busy).
+        static_scoring_cpu_s: Some(1.5 * static_s),
         static_scoring: None,
         total_s: train_s + static_s,
         rescore_s: 0.0,
@@ -94,30 +96,33 @@ fn report_numbers_match_a_hand_computation() {
     // The cell table (the summary above it has rows of the same names).
     let table = &md[md.find("\n## fashion-mnist / resnet8").expect("the cell table")..];
 
-    // Columns: method | budget | prune | acc | samples | bound | wall | CPU | train | ms/pass | total | total speed-up.
+    // Columns: method | budget | prune | acc | samples | bound | wall | CPU | train | ms/pass | total |
+    // total speed-up (wall) | total speed-up (CPU).
     // full: mean(0.90, 0.92) = 91.00, sample std 1.41; its own baseline: 1.00x everywhere;
     // ms/pass = mean(100 s, 110 s) / 1000 passes = 105 ms.
     assert_eq!(
         row(table, "| full |"),
-        "| full | none | 0.00 | 91.00 ± 1.41 (n=2) | 100.0% | 1.00x | 1.00x | 1.00x | 105.0 | 105.000 | 105.0 | 1.00x |"
+        "| full | none | 0.00 | 91.00 ± 1.41 (n=2) | 100.0% | 1.00x | 1.00x | 1.00x | 105.0 | 105.000 | 105.0 | 1.00x | 1.00x |"
     );
     // random, paired by seed: wall (100/50 + 110/60) / 2 = 1.92x; CPU (180/90 + 200/100) / 2 = 2.00x;
     // bound 1000 / 500 = 2.00x, not exceeded by more than 5%.
     assert_eq!(
         row(table, "| random |"),
-        "| random | matched | 0.50 | 88.50 ± 0.71 (n=2) | 50.0% | 2.00x | 1.92x | 2.00x | 55.0 | 110.000 | 55.0 | 1.92x |"
+        "| random | matched | 0.50 | 88.50 ± 0.71 (n=2) | 50.0% | 2.00x | 1.92x | 2.00x | 55.0 | 110.000 | 55.0 | 1.92x | 2.00x |"
     );
     // ucb: wall (100/45 + 110/60) / 2 = 2.03x, and seed 0's 2.22x exceeds its bound 1000/550 =
     // 1.82x by more than 5% (1.91x): flagged once, in the wall column and in the total column
-    // (no static scoring: the same ratio). CPU (180/95 + 200/105) / 2 = 1.90x, within.
+    // (no static scoring: the same ratio). CPU (180/95 + 200/105) / 2 = 1.90x, within, in the
+    // CPU column and the total CPU one.
     assert_eq!(
         row(table, "| ucb |"),
-        "| ucb | matched | 0.50 | 90.50 ± 0.71 (n=2) | 55.0% | 1.82x | 2.03x ⚠1 | 1.90x | 52.5 | 95.455 | 52.5 | 2.03x ⚠1 |"
+        "| ucb | matched | 0.50 | 90.50 ± 0.71 (n=2) | 55.0% | 1.82x | 2.03x ⚠1 | 1.90x | 52.5 | 95.455 | 52.5 | 2.03x ⚠1 | 1.90x |"
     );
-    // el2n, one seed: no spread shown; its 30 s of scoring count in the total: 100 / 80 = 1.25x.
+    // el2n, one seed: no spread shown; its 30 s of scoring count in the total: 100 / 80 = 1.25x;
+    // in CPU time its 45 s: 180 / (90 + 45) = 1.33x.
     assert_eq!(
         row(table, "| el2n |"),
-        "| el2n | matched | 0.50 | 85.00 (n=1) | 50.0% | 2.00x | 2.00x | 2.00x | 50.0 | 100.000 | 80.0 | 1.25x |"
+        "| el2n | matched | 0.50 | 85.00 (n=1) | 50.0% | 2.00x | 2.00x | 2.00x | 50.0 | 100.000 | 80.0 | 1.25x | 1.33x |"
     );
     assert!(md.contains("; 2 such measurements here"), "the noise note counts the flagged measurements: {md}");
 
@@ -152,6 +157,11 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
         u.selection_histogram = vec![100, 0, 0, 0, 800, 0, 0, 0, 0, 100];
         u.mean_overlap = Some(0.5);
         write(&runs, &u);
+        // EL2N one point below random on every seed; its scoring (30 s) recorded wall time only,
+        // as score files did before CPU time was recorded.
+        let mut e = summary("el2n", 0.5, seed, random - 0.01, 50.0, 100.0, 500, 30.0);
+        e.static_scoring_cpu_s = None;
+        write(&runs, &e);
     }
     let out = tmp.path().join("out");
     let rows = report::collect(&runs).unwrap();
@@ -174,6 +184,13 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
         sometimes[..3],
         [0, 1, 2].map(|seed| format!("| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 0 |"))
     );
+    // EL2N: its total falls back to wall time, 100 / (50 + 30) = 1.25x, and says so; the cell
+    // table's CPU total is n/a.
+    assert_eq!(
+        row(summary, "| el2n |"),
+        "| el2n | 88.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 1.25x (wall) | **-1.00** [-1.00, -1.00] | **-3.00** [-3.00, -3.00] |"
+    );
+    assert!(row(&md, "| el2n | matched |").ends_with("| 80.0 | 1.25x | n/a |"), "{md}");
     assert_eq!(
         row(summary, "| ucb |"),
         "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | **+1.07** [+0.69, +1.45] | **-0.93** [-1.31, -0.55] |"

@@ -162,15 +162,18 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
         assert_eq!(s.rescore_samples, r.iter().map(|x| x.rescore_samples).sum::<usize>());
         let is_static_scored = ["el2n", "grand", "grand-last-layer", "forgetting"].contains(&p);
         assert_eq!(s.static_scoring_s > 0.0, is_static_scored, "{p}: static scoring cost {}", s.static_scoring_s);
-        // The total charges exactly the scoring cost recorded next to the scores.
-        let recorded = if is_static_scored {
+        // The total charges exactly the scoring cost recorded next to the scores, wall and CPU.
+        let (recorded, recorded_cpu) = if is_static_scored {
             let info: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(dir.join("scores.json")).unwrap()).unwrap();
-            info["seconds"].as_f64().expect("scores.json records its cost in `seconds`")
+            let cpu = info["cpu_seconds"].as_f64().expect("scores.json records its CPU time in `cpu_seconds`");
+            assert!(cpu > 0.0, "{p}: scoring CPU time {cpu}");
+            (info["seconds"].as_f64().expect("scores.json records its cost in `seconds`"), cpu)
         } else {
-            0.0
+            (0.0, 0.0)
         };
         assert_eq!(s.static_scoring_s, recorded, "{p}");
+        assert_eq!(s.static_scoring_cpu_s, Some(recorded_cpu), "{p}");
         assert_eq!(s.total_s, s.train_s + recorded, "{p}");
         if is_static_scored {
             assert!(dir.join("scores.csv").exists() && dir.join("scores.json").exists());
@@ -509,7 +512,8 @@ fn score_files_are_reused_and_their_cost_charged() {
             .unwrap(),
     );
     assert_eq!(
-        first.static_scoring_s, reuse.static_scoring_s,
+        (first.static_scoring_s, first.static_scoring_cpu_s),
+        (reuse.static_scoring_s, reuse.static_scoring_cpu_s),
         "the cost recorded with the scores is charged to every run using them"
     );
     assert!(!tmp.path().join("b/scores.csv").exists());

@@ -98,6 +98,11 @@ pub struct RunRow {
     pub rescore_samples: usize,
     /// Process CPU seconds over the training epochs.
     pub cpu_s: f64,
+    /// Process CPU seconds of the static scoring charged (0 for other rules; NaN where the
+    /// scoring recorded wall time only).
+    pub static_scoring_cpu_s: f64,
+    /// `cpu_s + static_scoring_cpu_s` (NaN when either is unknown).
+    pub total_cpu_s: f64,
     /// Mean overlap between consecutive pruned epochs' plans (empty when undefined).
     pub mean_overlap: Option<f64>,
     /// Peak resident memory, MiB.
@@ -191,6 +196,10 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             .map(|c| (c.provenance.commit, c.provenance.machine, c.provenance.command))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
         let hist = &s.selection_histogram;
+        // Summaries written before scoring CPU time was recorded carry none: unknown, unless
+        // nothing was scored.
+        let scoring_cpu =
+            if s.static_scoring_s == 0.0 { 0.0 } else { s.static_scoring_cpu_s.unwrap_or(f64::NAN) };
         let (never, always) =
             if s.pruned_epochs > 0 && !hist.is_empty() { (hist[0], *hist.last().expect("non-empty")) } else { (0, 0) };
         rows.push(RunRow {
@@ -229,6 +238,8 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             rescore_s: s.rescore_s,
             rescore_samples: s.rescore_samples,
             cpu_s: s.cpu_s,
+            static_scoring_cpu_s: scoring_cpu,
+            total_cpu_s: if s.cpu_s > 0.0 { s.cpu_s + scoring_cpu } else { f64::NAN },
             // Summaries written before `mean_overlap` existed: from the run's epochs.csv.
             mean_overlap: s
                 .mean_overlap
@@ -295,6 +306,9 @@ pub struct Cell {
     pub speedup_cpu: f64,
     /// Total-time speed-up (static scoring included), wall, mean over seeds.
     pub speedup_total: f64,
+    /// Total-time speed-up in CPU time (training and static scoring), mean over seeds; NaN
+    /// unless every paired run recorded both.
+    pub speedup_total_cpu: f64,
     /// Seeds whose full-data baseline exists (the speed-ups use only those).
     pub paired_seeds: usize,
     /// Runs whose wall-time speed-up exceeds its bound by more than 5% (timing noise).
@@ -304,6 +318,8 @@ pub struct Cell {
     /// Runs whose total-time speed-up (wall, static scoring included) exceeds its bound by more
     /// than 5%: the bound holds for it too, since scoring only adds time.
     pub noisy_total: usize,
+    /// The same for the total-time speed-up in CPU time.
+    pub noisy_total_cpu: usize,
     /// Mean milliseconds of training time per sample pass (training + re-scoring passes).
     pub ms_per_pass: f64,
 }
@@ -332,10 +348,30 @@ fn baseline<'a>(rows: &'a [RunRow], r: &RunRow) -> Option<&'a RunRow> {
     rows.iter().find(|b| b.method == "full" && b.dataset == r.dataset && b.model == r.model && b.seed == r.seed)
 }
 
-/// `(wall, cpu, total, bound)` speed-ups of `r` over its baseline `b`.
-fn speedups(r: &RunRow, b: &RunRow) -> (f64, f64, f64, f64) {
-    let cpu = if r.cpu_s > 0.0 && b.cpu_s > 0.0 { b.cpu_s / r.cpu_s } else { f64::NAN };
-    (b.train_s / r.train_s, cpu, b.train_s / r.total_s, b.samples as f64 / r.samples.max(1) as f64)
+/// One run's speed-ups over its baseline (NaN where a time was not recorded).
+struct Speedups {
+    /// Training wall time.
+    wall: f64,
+    /// Training CPU time.
+    cpu: f64,
+    /// Training + static scoring, wall time.
+    total: f64,
+    /// Training + static scoring, CPU time.
+    total_cpu: f64,
+    /// Full-data sample passes over the run's.
+    bound: f64,
+}
+
+/// The speed-ups of `r` over its baseline `b`.
+fn speedups(r: &RunRow, b: &RunRow) -> Speedups {
+    let over = |base: f64, this: f64| if base > 0.0 && this > 0.0 { base / this } else { f64::NAN };
+    Speedups {
+        wall: b.train_s / r.train_s,
+        cpu: over(b.cpu_s, r.cpu_s),
+        total: b.train_s / r.total_s,
+        total_cpu: over(b.cpu_s, r.total_cpu_s),
+        bound: b.samples as f64 / r.samples.max(1) as f64,
+    }
 }
 
 /// `true` when a measured speed-up exceeds the sample-pass bound by more than
@@ -359,11 +395,10 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
         .into_iter()
         .map(|((d, m, p, budget, _), v)| {
             let (acc_mean, acc_std) = mean_std(&v.iter().map(|r| r.final_test_acc).collect::<Vec<_>>());
-            let paired: Vec<(f64, f64, f64, f64)> =
+            let paired: Vec<Speedups> =
                 v.iter().filter_map(|r| baseline(rows, r).map(|b| speedups(r, b))).collect();
-            let noisy_wall = paired.iter().filter(|(w, _, _, b)| is_noise(*w, *b)).count();
-            let noisy_cpu = paired.iter().filter(|(_, c, _, b)| is_noise(*c, *b)).count();
-            let noisy_total = paired.iter().filter(|(_, _, t, b)| is_noise(*t, *b)).count();
+            let noisy = |f: fn(&Speedups) -> f64| paired.iter().filter(|x| is_noise(f(x), x.bound)).count();
+            let mean = |f: fn(&Speedups) -> f64| mean_of(paired.iter().map(f));
             Cell {
                 dataset: d,
                 model: m,
@@ -378,13 +413,19 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 cpu_s: mean_of(v.iter().map(|r| if r.cpu_s > 0.0 { r.cpu_s } else { f64::NAN })),
                 sample_fraction: mean_of(v.iter().map(|r| r.samples as f64 / r.full_data_samples.max(1) as f64)),
                 bound: mean_of(v.iter().map(|r| r.full_data_samples as f64 / r.samples.max(1) as f64)),
-                speedup_wall: mean_of(paired.iter().map(|x| x.0)),
-                speedup_cpu: mean_of(paired.iter().map(|x| x.1)),
-                speedup_total: mean_of(paired.iter().map(|x| x.2)),
+                speedup_wall: mean(|x| x.wall),
+                speedup_cpu: mean(|x| x.cpu),
+                speedup_total: mean(|x| x.total),
+                speedup_total_cpu: if paired.iter().all(|x| x.total_cpu.is_finite()) {
+                    mean(|x| x.total_cpu)
+                } else {
+                    f64::NAN
+                },
                 paired_seeds: paired.len(),
-                noisy_wall,
-                noisy_cpu,
-                noisy_total,
+                noisy_wall: noisy(|x| x.wall),
+                noisy_cpu: noisy(|x| x.cpu),
+                noisy_total: noisy(|x| x.total),
+                noisy_total_cpu: noisy(|x| x.total_cpu),
                 ms_per_pass: mean_of(v.iter().map(|r| r.ms_per_pass)),
             }
         })
@@ -557,12 +598,12 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
     let mut md = String::new();
     md.push_str(&format!("## {d} / {m}\n\n"));
     md.push_str(
-        "| method | budget | prune fraction | test acc (%) | samples | bound | speed-up (wall) | speed-up (CPU) | train (s) | ms/pass | total (s) | speed-up (total) |\n",
+        "| method | budget | prune fraction | test acc (%) | samples | bound | speed-up (wall) | speed-up (CPU) | train (s) | ms/pass | total (s) | speed-up (total, wall) | speed-up (total, CPU) |\n",
     );
-    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in cs {
         md.push_str(&format!(
-            "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {}{} |\n",
+            "| {} | {} | {:.2} | {} | {:.1}% | {} | {}{} | {}{} | {:.1} | {:.3} | {:.1} | {}{} | {}{} |\n",
             c.method,
             c.budget,
             c.prune_fraction,
@@ -577,14 +618,16 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
             c.ms_per_pass,
             c.total_s,
             x(c.speedup_total),
-            flag(c.noisy_total)
+            flag(c.noisy_total),
+            x(c.speedup_total_cpu),
+            flag(c.noisy_total_cpu)
         ));
     }
-    let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu + c.noisy_total).sum();
+    let noisy: usize = cs.iter().map(|c| c.noisy_wall + c.noisy_cpu + c.noisy_total + c.noisy_total_cpu).sum();
     md.push_str(&format!(
         "\n*bound*: full-data training passes / this cell's (the largest speed-up its work allows). Speed-ups \
          divide each run into the full-data run of the **same seed** and average over the seeds that have one. \
-         {}\n\n",
+         *Total, CPU* charges the static scoring's CPU time: n/a unless every run's scoring recorded it. {}\n\n",
         if noisy > 0 {
             format!(
                 "⚠k: k runs of the cell measured a speed-up more than {:.0}% above their bound: that is timing \
@@ -758,8 +801,9 @@ fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
     let mut md = String::from(
         "## Summary\n\nOne table per prune fraction and budget. *Passes*: the fraction of full-data sample passes \
          used; *bound*: the speed-up that work allows. *CPU*: the training CPU-time speed-up over the same seed's \
-         full-data run; *total*: the wall-time speed-up with static scoring charged (⚠k: k runs above their bound by \
-         more than 5%, timing noise). *vs random*, *vs full*: the test-accuracy difference in points, paired by seed, \
+         full-data run; *total*: the speed-up with static scoring charged, in CPU time (training plus scoring) where \
+         every run of the cell recorded it, otherwise in wall time, marked *(wall)* (⚠k: k runs above their bound \
+         by more than 5%, timing noise). *vs random*, *vs full*: the test-accuracy difference in points, paired by seed, \
          with its 95% t interval over seeds; **bold** when the interval excludes 0, otherwise there is no measurable \
          difference.\n\n",
     );
@@ -782,16 +826,19 @@ fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
                 Some(rr) if c.method != "random" => summary_diff(&paired(runs, rr)),
                 _ => String::new(),
             };
-                md.push_str(&format!(
-                "| {} | {} | {:.1}% | {} | {}{} | {}{} | {} | {} |\n",
+            let total = if c.speedup_total_cpu.is_finite() {
+                format!("{}{}", x(c.speedup_total_cpu), flag(c.noisy_total_cpu))
+            } else {
+                format!("{} (wall){}", x(c.speedup_total), flag(c.noisy_total))
+            };
+            md.push_str(&format!(
+                "| {} | {} | {:.1}% | {} | {}{} | {total} | {} | {} |\n",
                 c.method,
                 acc_cell(c),
                 100.0 * c.sample_fraction,
                 x(c.bound),
                 x(c.speedup_cpu),
                 flag(c.noisy_cpu),
-                x(c.speedup_total),
-                flag(c.noisy_total),
                 vs_random,
                 summary_diff(&paired(runs, &full)),
             ));

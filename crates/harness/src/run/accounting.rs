@@ -141,8 +141,12 @@ pub struct Summary {
     pub full_data_samples: usize,
     /// Training cost: sum of the epochs' `train_s`.
     pub train_s: f64,
-    /// Static scoring cost charged to this run (0 for other rules).
+    /// Static scoring cost charged to this run, wall seconds (0 for other rules).
     pub static_scoring_s: f64,
+    /// The same in process CPU seconds (0 for other rules; absent where the scores' sidecar
+    /// predates its recording).
+    #[serde(default)]
+    pub static_scoring_cpu_s: Option<f64>,
     /// What the static scores were, if any.
     pub static_scoring: Option<String>,
     /// `train_s + static_scoring_s`: the number the paper's comparison is about. Any re-scoring
@@ -210,14 +214,37 @@ pub fn mean_pruned_overlap<'a>(epochs: impl IntoIterator<Item = (&'a str, Option
     (n > 0).then(|| sum / n as f64)
 }
 
-/// The summary of a finished run: its rows added up, static scoring `(seconds, description)`
-/// charged, and the histogram of how many pruned epochs each sample was selected in.
+/// Static scoring charged to a run: its wall and CPU seconds and what it computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticCost {
+    /// Wall seconds (0 without static scores).
+    pub wall_s: f64,
+    /// Process CPU seconds; `None` where the scores' sidecar did not record them.
+    pub cpu_s: Option<f64>,
+    /// What the scores were.
+    pub label: Option<String>,
+}
+
+impl StaticCost {
+    /// No static scores: nothing charged.
+    pub fn none() -> Self {
+        Self { wall_s: 0.0, cpu_s: Some(0.0), label: None }
+    }
+
+    /// The cost recorded with a set of scores.
+    pub fn of(info: crate::scoring::ScoreInfo) -> Self {
+        Self { wall_s: info.seconds, cpu_s: info.cpu_seconds, label: Some(info.label) }
+    }
+}
+
+/// The summary of a finished run: its rows added up, static scoring charged, and the histogram
+/// of how many pruned epochs each sample was selected in.
 pub fn summarize(
     s: &Settings,
     id: &str,
     rows: &[EpochRow],
     n_train: usize,
-    (static_s, static_label): (f64, Option<String>),
+    static_cost: &StaticCost,
     pruned_epochs: usize,
     pruned_counts: &[u32],
 ) -> Result<Summary> {
@@ -246,9 +273,10 @@ pub fn summarize(
         samples: last.cumulative_samples,
         full_data_samples: n_train * s.optim.epochs,
         train_s,
-        static_scoring_s: static_s,
-        static_scoring: static_label,
-        total_s: train_s + static_s,
+        static_scoring_s: static_cost.wall_s,
+        static_scoring_cpu_s: static_cost.cpu_s,
+        static_scoring: static_cost.label.clone(),
+        total_s: train_s + static_cost.wall_s,
         rescore_s: sum(|r| r.rescore_s),
         rescore_samples: rows.iter().map(|r| r.rescore_samples).sum(),
         cpu_s: sum(|r| r.cpu_s),

@@ -23,6 +23,9 @@ pub struct State {
     pub rows: Vec<EpochRow>,
     /// Seconds of static scoring charged to the run.
     pub static_scoring_s: f64,
+    /// Their CPU seconds, where recorded.
+    #[serde(default)]
+    pub static_scoring_cpu_s: Option<f64>,
     /// What the static scores were.
     pub static_scoring: Option<String>,
     /// [`fingerprint`] of the flags that made it.

@@ -23,7 +23,7 @@ use dynaprune_data::BatchSpec;
 use dynaprune_model::{Network, Sgd};
 use serde::{Deserialize, Serialize};
 
-use self::accounting::{EpochRow, Summary};
+use self::accounting::{EpochRow, StaticCost, Summary};
 use self::checkpoint::{Existing, State};
 use self::engine::{Env, EpochTotals, StepOutput, Wants};
 use crate::config::{PolicyArg, ScoreArg, Settings, TrainArgs};
@@ -91,12 +91,8 @@ struct Run {
     progress: Progress,
     rows: Vec<EpochRow>,
     start_epoch: usize,
-    static_s: f64,
-    static_label: Option<String>,
+    static_cost: StaticCost,
 }
-
-/// Static scores charged to a run: the scores, their seconds, their description.
-type StaticScores = (Option<Vec<f32>>, f64, Option<String>);
 
 impl Run {
     /// Loads the data, records the run (fresh) or reads its checkpoint state (resuming), gets the
@@ -113,7 +109,7 @@ impl Run {
         if resumed.is_none() {
             output::write_json(&s.run.out.join("config.json"), &record(&args, &s, &env, &id))?;
         }
-        let (scores, static_s, static_label) = static_scores(&s, &env, &progress)?;
+        let (scores, static_cost) = static_scores(&s, &env, &progress)?;
         let model = models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive(s.run.seed, seeds::MODEL))?)?;
         let mut opt = engine::optimizer(model.as_ref(), &s.optim)?;
         let mut pruner = policies::build(&s.pruning, s.run.seed, env.train.len(), scores)?;
@@ -126,7 +122,7 @@ impl Run {
         }
         let wants =
             Wants { el2n: s.pruning.score == ScoreArg::El2n, confidence: s.pruning.policy.info().reads_predictions };
-        Ok(Self { args, s, id, env, model, opt, pruner, wants, progress, rows, start_epoch, static_s, static_label })
+        Ok(Self { args, s, id, env, model, opt, pruner, wants, progress, rows, start_epoch, static_cost })
     }
 
     /// One epoch: re-scoring, selection, training, evaluation, the row, the checkpoint.
@@ -240,8 +236,9 @@ impl Run {
         let st = State {
             completed_epochs: epoch + 1,
             rows: self.rows.clone(),
-            static_scoring_s: self.static_s,
-            static_scoring: self.static_label.clone(),
+            static_scoring_s: self.static_cost.wall_s,
+            static_scoring_cpu_s: self.static_cost.cpu_s,
+            static_scoring: self.static_cost.label.clone(),
             fingerprint: checkpoint::fingerprint(&self.args),
         };
         let out = &self.s.run.out;
@@ -303,7 +300,7 @@ impl Run {
             &self.id,
             &self.rows,
             n,
-            (self.static_s, self.static_label.clone()),
+            &self.static_cost,
             self.pruner.pruned_epochs_planned(),
             pruned,
         )?;
@@ -333,8 +330,8 @@ fn record(args: &TrainArgs, s: &Settings, env: &Env, id: &str) -> RunRecord {
 
 /// Static scores: from `--scores`, from this run's earlier invocation, or computed now (their
 /// time is charged to the run either way).
-fn static_scores(s: &Settings, env: &Env, progress: &Progress) -> Result<StaticScores> {
-    let Some(scorer) = s.pruning.policy.scorer() else { return Ok((None, 0.0, None)) };
+fn static_scores(s: &Settings, env: &Env, progress: &Progress) -> Result<(Option<Vec<f32>>, StaticCost)> {
+    let Some(scorer) = s.pruning.policy.scorer() else { return Ok((None, StaticCost::none())) };
     let own = s.run.out.join("scores.csv");
     let file = s.scoring.file.clone().or_else(|| own.exists().then(|| own.clone()));
     if let Some(f) = file {
@@ -348,13 +345,13 @@ fn static_scores(s: &Settings, env: &Env, progress: &Progress) -> Result<StaticS
                 scorer.as_str()
             );
         }
-        return Ok((Some(scores), info.seconds, Some(info.label)));
+        return Ok((Some(scores), StaticCost::of(info)));
     }
     progress.line(&format!("computing {} scores (their time is charged to this run)", scorer.as_str()));
     let (scores, info) = scoring::compute(scorer, s, env)?;
     scoring::save(&own, &scores, &info)?;
     progress.line(&format!("{} scores took {:.1}s", scorer.as_str(), info.seconds));
-    Ok((Some(scores), info.seconds, Some(info.label)))
+    Ok((Some(scores), StaticCost::of(info)))
 }
 
 /// Hands one batch's per-sample outputs to the pruner: the score the run observes (`--score`),

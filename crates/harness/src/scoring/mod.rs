@@ -1,5 +1,5 @@
-//! Static scorers, each a real computation whose wall time is measured and charged to every run
-//! that uses its scores:
+//! Static scorers, each a real computation whose wall and CPU time are measured and charged to
+//! every run that uses its scores:
 //! - **EL2N** (Paul et al., 2021): mean over `k` models, each trained on full data for `e`
 //!   epochs (with the learning-rate schedule of the full run, stopped early as in the Data Diet
 //!   recipe), of `||softmax(f(x)) - onehot(y)||_2` in eval mode, without augmentation.
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ScorerArg, Settings};
 use crate::run::engine::{self, Env};
-use crate::{models, output, seeds};
+use crate::{models, output, resources, seeds};
 use dynaprune_data::BatchSpec;
 
 /// Scores and their provenance.
@@ -48,6 +48,10 @@ pub struct ScoreInfo {
     pub epochs: usize,
     /// Wall-clock seconds the scoring took.
     pub seconds: f64,
+    /// Process CPU seconds (all threads) the scoring took: steadier than `seconds` on a shared
+    /// machine. Absent from sidecars written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
 }
 
 /// What one scorer computed: scores, a description, models averaged, epochs per model.
@@ -55,7 +59,7 @@ type Scored = (Vec<f32>, String, usize, usize);
 
 /// Computes `scorer`'s scores for the training split of `env`.
 pub fn compute(scorer: ScorerArg, s: &Settings, env: &Env) -> Result<(Vec<f32>, ScoreInfo)> {
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), resources::process_cpu_s());
     let (scores, label, models_used, epochs) = match scorer {
         ScorerArg::El2n => el2n(s, env)?,
         ScorerArg::GrandLastLayer => grand_last_layer(s, env)?,
@@ -72,6 +76,7 @@ pub fn compute(scorer: ScorerArg, s: &Settings, env: &Env) -> Result<(Vec<f32>, 
         models: models_used,
         epochs,
         seconds: start.elapsed().as_secs_f64(),
+        cpu_seconds: Some(resources::process_cpu_s() - cpu_start).filter(|c| c.is_finite()),
     };
     Ok((scores, info))
 }
