@@ -491,15 +491,6 @@ pub fn paired(a: &[&RunRow], b: &[&RunRow]) -> Paired {
     Paired::from_diffs(&d)
 }
 
-/// A chart series' name: the method, marked when its budget is nominal.
-fn series_label(c: &Cell) -> String {
-    if c.budget == "nominal" {
-        format!("{} (nominal)", c.method)
-    } else {
-        c.method.clone()
-    }
-}
-
 /// Accuracy as "mean ± std (n=k)", or "mean (n=1)" with one seed: a single run has no spread.
 fn acc_cell(c: &Cell) -> String {
     if c.seeds > 1 {
@@ -642,13 +633,41 @@ fn cell_table(d: &str, m: &str, cs: &[&Cell]) -> String {
     md
 }
 
-/// The accuracy charts (and the overlap chart) of one dataset and model, written next to the
-/// report; returns the Markdown that shows them.
+/// The accuracy charts and the overlap chart of one dataset and model, one set per budget (the
+/// full-data reference in each), written next to the report; returns the Markdown that shows
+/// them.
 fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) -> Result<String> {
     let mut md = String::new();
-    let slug = format!("{d}-{m}").replace(['/', ' '], "_");
-    let methods: BTreeSet<String> = cs.iter().map(|c| series_label(c)).collect();
-    let mut methods: Vec<String> = methods.into_iter().collect();
+    let budgets: BTreeSet<&str> = cs.iter().map(|c| c.budget.as_str()).filter(|b| *b != "none").collect();
+    for budget in budgets {
+        let of_budget: Vec<&Cell> = cs.iter().copied().filter(|c| c.budget == budget || c.method == "full").collect();
+        let slug = format!("{d}-{m}-{budget}").replace(['/', ' '], "_");
+        md.push_str(&format!("Budget {budget}:\n\n"));
+        let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
+        let (acc, time) = accuracy_charts(&format!("{d} / {m}, budget {budget}"), &of_budget);
+        output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
+        output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
+        md.push_str(&format!(
+            "![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\nThe time axis is wall time, as \
+             measured: on a shared machine it carries the neighbours' load, so compare rules by the CPU-time \
+             columns of the tables.\n\n"
+        ));
+        let of_budget: Vec<&RunRow> = rows.iter().filter(|r| r.budget == budget).collect();
+        if let Some((chart, pf)) = overlap_chart(&of_budget, d, m, budget) {
+            let fo = format!("overlap_per_epoch_{slug}.svg");
+            output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
+            md.push_str(&format!(
+                "Overlap of each epoch's plan with the previous epoch's, prune fraction {pf:.2}, budget {budget}, mean \
+                 over seeds (1.0 = the rule chose the same samples again):\n\n![overlap per epoch]({fo})\n\n"
+            ));
+        }
+    }
+    Ok(md)
+}
+
+/// Accuracy against prune fraction and against total time, one series per method of `cs`.
+fn accuracy_charts(title: &str, cs: &[&Cell]) -> (Chart, Chart) {
+    let mut methods: Vec<&str> = cs.iter().map(|c| c.method.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     methods.sort_by_key(|p| policy_rank(p));
     // Show the band where the rules differ: anything more than 5 points below the best cell
     // is clipped to the bottom edge, with its value written there.
@@ -657,7 +676,7 @@ fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) ->
     let mut acc = Chart {
         y_floor,
         pareto: false,
-        title: format!("{d} / {m}: accuracy vs prune fraction"),
+        title: format!("{title}: accuracy vs prune fraction"),
         x_label: "prune fraction (removed per pruned epoch)".into(),
         y_label: "test accuracy (%)".into(),
         series: vec![],
@@ -665,41 +684,29 @@ fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) ->
     let mut time = Chart {
         y_floor,
         pareto: true,
-        title: format!("{d} / {m}: accuracy vs total time (error bars: std over seeds)"),
-        x_label: "total time incl. static scoring (s)".into(),
+        title: format!("{title}: accuracy vs total time (error bars: std over seeds)"),
+        x_label: "total wall time incl. static scoring (s)".into(),
         y_label: "test accuracy (%)".into(),
         series: vec![],
     };
-    for p in &methods {
-        let mut pc: Vec<&&Cell> = cs.iter().filter(|c| series_label(c) == *p).collect();
+    for p in methods {
+        let mut pc: Vec<&&Cell> = cs.iter().filter(|c| c.method == p).collect();
         pc.sort_by(|a, b| a.prune_fraction.total_cmp(&b.prune_fraction));
-        let style = if *p == "full" { Style::Reference } else { Style::Line };
+        let errors: Vec<f64> = pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect();
         acc.series.push(Series {
             name: p.to_string(),
             points: pc.iter().map(|c| (c.prune_fraction, 100.0 * c.acc_mean)).collect(),
-            errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
-            style,
+            errors: Some(errors.clone()),
+            style: if p == "full" { Style::Reference } else { Style::Line },
         });
         time.series.push(Series {
             name: p.to_string(),
             points: pc.iter().map(|c| (c.total_s, 100.0 * c.acc_mean)).collect(),
-            errors: Some(pc.iter().map(|c| if c.acc_std.is_finite() { 100.0 * c.acc_std } else { 0.0 }).collect()),
+            errors: Some(errors),
             style: Style::Points,
         });
     }
-    let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
-    output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
-    output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
-    md.push_str(&format!("\n![accuracy vs prune fraction]({fa})\n\n![accuracy vs time]({ft})\n\n"));
-    if let Some((chart, pf)) = overlap_chart(rows, d, m) {
-        let fo = format!("overlap_per_epoch_{slug}.svg");
-        output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
-        md.push_str(&format!(
-            "Overlap of each epoch's plan with the previous epoch's, prune fraction {pf:.2}, mean over seeds \
-             (1.0 = the rule chose the same samples again):\n\n![overlap per epoch]({fo})\n\n"
-        ));
-    }
-    Ok(md)
+    (acc, time)
 }
 
 /// The paper's "sometimes samples": how selection spreads over the training set.
@@ -963,11 +970,13 @@ fn timing_section(rows: &[RunRow]) -> String {
     md
 }
 
-/// Overlap per epoch for each dynamic method of (dataset, model), mean over seeds, at prune
-/// fraction 0.5 (or the first one present); `None` when no run has per-epoch overlaps.
-fn overlap_chart(rows: &[RunRow], d: &str, m: &str) -> Option<(Chart, f64)> {
+/// Overlap per epoch for each dynamic method of (dataset, model) among `rows` (one budget's),
+/// mean over seeds, at prune fraction 0.5 (or the first one present); `None` when no run has
+/// per-epoch overlaps.
+fn overlap_chart(rows: &[&RunRow], d: &str, m: &str, budget: &str) -> Option<(Chart, f64)> {
     let runs: Vec<&RunRow> = rows
         .iter()
+        .copied()
         .filter(|r| r.dataset == d && r.model == m && r.pruned_epochs > 0 && r.overlaps.iter().any(Option::is_some))
         .filter(|r| policy_of_method(&r.method).is_some_and(PolicyArg::is_dynamic))
         .collect();
@@ -978,7 +987,10 @@ fn overlap_chart(rows: &[RunRow], d: &str, m: &str) -> Option<(Chart, f64)> {
     let mut chart = Chart {
         y_floor: None,
         pareto: false,
-        title: format!("{d} / {m}: overlap with the previous epoch's plan (prune fraction {:.2})", pf as f64 / 1e6),
+        title: format!(
+            "{d} / {m}, budget {budget}: overlap with the previous epoch's plan (prune fraction {:.2})",
+            pf as f64 / 1e6
+        ),
         x_label: "epoch".into(),
         y_label: "overlap".into(),
         series: vec![],

@@ -74,6 +74,11 @@ fn marker(shape: usize, x: f64, y: f64, color: &str, inner: &str) -> String {
     }
 }
 
+/// The y of legend entry `k` (its line; the text sits 4 px below).
+fn legend_y(top: f64, k: usize) -> f64 {
+    top + 10.0 + 20.0 * k as f64
+}
+
 /// Estimated width of `text` in pixels at `size`: sans-serif glyphs average about 0.6 em.
 fn text_width(text: &str, size: f64) -> f64 {
     0.6 * size * text.chars().count() as f64
@@ -196,10 +201,12 @@ impl Chart {
             .map(|s| text_width(&s.name, 12.0))
             .chain(self.pareto.then(|| text_width(PARETO_LABEL, 12.0)))
             .fold(0.0, f64::max);
-        let (left, top, bottom) = (70.0, 40.0, 55.0);
+        let (left, top, bottom): (f64, f64, f64) = (70.0, 40.0, 55.0);
         let right = (legend + 60.0).max(200.0);
         let (pw, ph) = (490.0, 365.0);
-        let (w, h) = (left + pw + right, top + ph + bottom);
+        // The legend runs down the right side, 20 px an entry: a long one makes the chart taller.
+        let entries = self.series.len() + usize::from(self.pareto);
+        let (w, h) = (left + pw + right, (top + ph + bottom).max(legend_y(top, entries) + 20.0));
         let pts = self.series.iter().flat_map(|s| {
             let errs = s.errors.clone().unwrap_or_else(|| vec![0.0; s.points.len()]);
             s.points.iter().zip(errs).map(|(&(x, y), e)| (x, y - e, y + e)).collect::<Vec<_>>()
@@ -269,7 +276,9 @@ impl Chart {
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             left + pw / 2.0,
-            h - 12.0,
+            // Under the tick labels, in the bottom margin (a long legend can make the chart
+            // taller than the plot needs).
+            top + ph + 43.0,
             escape(&self.x_label)
         );
         let _ = writeln!(
@@ -314,7 +323,7 @@ impl Chart {
                 f.sy(y)
             );
         }
-        let ly = f.top + 10.0 + 20.0 * self.series.len() as f64;
+        let ly = legend_y(f.top, self.series.len());
         let lx = f.left + f.pw + 16.0;
         let _ = writeln!(
             s,
@@ -383,7 +392,7 @@ fn series_svg(f: &Frame, k: usize, ser: &Series, placed: &mut Vec<f64>, s: &mut 
             }
         }
     }
-    let ly = f.top + 10.0 + 20.0 * k as f64;
+    let ly = legend_y(f.top, k);
     let lx = f.left + f.pw + 16.0;
     let dash = if ser.style == Style::Reference { r#" stroke-dasharray="6,4""# } else { "" };
     if ser.style != Style::Reference {
@@ -467,6 +476,40 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("a &lt; b") && s.contains("polyline") && s.contains("stroke-dasharray"));
         assert_eq!(s.matches("</title></circle>").count(), 2, "NaN points are skipped (data points carry a tooltip)");
+    }
+
+    #[test]
+    fn the_legend_fits_however_many_series() {
+        // 30 series and the Pareto entry: 31 legend rows, 20 px each from y = 50, the last
+        // text at 50 + 30 * 20 + 4 = 654: taller than the 460 px of a short legend.
+        let series = (0..30)
+            .map(|i| Series {
+                name: format!("rule {i}"),
+                points: vec![(i as f64, 90.0 + 0.1 * i as f64)],
+                errors: None,
+                style: Style::Points,
+            })
+            .collect();
+        let c = Chart {
+            y_floor: None,
+            pareto: true,
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series,
+        };
+        let s = c.render();
+        let h: f64 = s.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        let lowest = s
+            .split("<text x=\"")
+            .skip(1)
+            .filter_map(|t| t.split("y=\"").nth(1)?.split('"').next()?.parse::<f64>().ok())
+            .fold(0.0_f64, f64::max);
+        assert_eq!(lowest, 654.0, "the Pareto entry is the last legend row");
+        assert!(lowest + 10.0 <= h, "legend text at y = {lowest} outside a {h} px chart");
+        // A short legend keeps the usual height.
+        let short = Chart { series: c.series[..3].to_vec(), ..c.clone() }.render();
+        assert!(short.contains("height=\"460\""), "{}", &short[..200]);
     }
 
     #[test]
