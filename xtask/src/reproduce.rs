@@ -536,8 +536,9 @@ pub fn report(name: &str, binary: &Path, out: &Path, command: &str, reference: O
     let others = if other > 0 { format!(" (and {other} runs outside it)") } else { String::new() };
     let budget = preset(name)?.budget;
     let mut note = format!(
-        "Preset `{name}` (budget {budget}): {in_grid} of its {} grid cells finished{others}. Last grid command: \
-         `{command}`. Regenerate with `cargo xtask report --preset {name}`.",
+        "Preset `{name}` (budget {budget}): {in_grid} of its {} grid cells finished{others}. Written by \
+         `{command}` (each run's own command is in its `config.json`). Regenerate with `cargo xtask report --preset \
+         {name}`.",
         grid.len()
     );
     if let Some(notes) = read_notes(out)? {
