@@ -640,11 +640,12 @@ fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) ->
     let mut md = String::new();
     let budgets: BTreeSet<&str> = cs.iter().map(|c| c.budget.as_str()).filter(|b| *b != "none").collect();
     for budget in budgets {
-        let of_budget: Vec<&Cell> = cs.iter().copied().filter(|c| c.budget == budget || c.method == "full").collect();
+        let budget_cells: Vec<&Cell> =
+            cs.iter().copied().filter(|c| c.budget == budget || c.method == "full").collect();
         let slug = format!("{d}-{m}-{budget}").replace(['/', ' '], "_");
         md.push_str(&format!("Budget {budget}:\n\n"));
         let (fa, ft) = (format!("accuracy_vs_prune_fraction_{slug}.svg"), format!("accuracy_vs_time_{slug}.svg"));
-        let (acc, time) = accuracy_charts(&format!("{d} / {m}, budget {budget}"), &of_budget);
+        let (acc, time) = accuracy_charts(&format!("{d} / {m}, budget {budget}"), &budget_cells);
         output::write_atomic(&args.out.join(&fa), acc.render().as_bytes())?;
         output::write_atomic(&args.out.join(&ft), time.render().as_bytes())?;
         md.push_str(&format!(
@@ -652,8 +653,8 @@ fn charts(rows: &[RunRow], args: &ReportArgs, d: &str, m: &str, cs: &[&Cell]) ->
              measured: on a shared machine it carries the neighbours' load, so compare rules by the CPU-time \
              columns of the tables.\n\n"
         ));
-        let of_budget: Vec<&RunRow> = rows.iter().filter(|r| r.budget == budget).collect();
-        if let Some((chart, pf)) = overlap_chart(&of_budget, d, m, budget) {
+        let budget_rows: Vec<&RunRow> = rows.iter().filter(|r| r.budget == budget).collect();
+        if let Some((chart, pf)) = overlap_chart(&budget_rows, d, m, budget) {
             let fo = format!("overlap_per_epoch_{slug}.svg");
             output::write_atomic(&args.out.join(&fo), chart.render().as_bytes())?;
             md.push_str(&format!(

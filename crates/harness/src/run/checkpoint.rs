@@ -14,20 +14,15 @@ use super::accounting::{EpochRow, Summary};
 use crate::config::TrainArgs;
 use crate::output;
 
-/// `checkpoint/state.json`.
+/// `checkpoint/state.json`. The static scoring's cost is not kept here: a resumed run reads it
+/// again from the scores' sidecar (`scores.json`), its one record. (States written before this
+/// carried a copy; reading ignores it.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     /// Epochs finished.
     pub completed_epochs: usize,
     /// Their rows.
     pub rows: Vec<EpochRow>,
-    /// Seconds of static scoring charged to the run.
-    pub static_scoring_s: f64,
-    /// Their CPU seconds, where recorded.
-    #[serde(default)]
-    pub static_scoring_cpu_s: Option<f64>,
-    /// What the static scores were.
-    pub static_scoring: Option<String>,
     /// [`fingerprint`] of the flags that made it.
     pub fingerprint: String,
 }

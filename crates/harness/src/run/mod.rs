@@ -236,9 +236,6 @@ impl Run {
         let st = State {
             completed_epochs: epoch + 1,
             rows: self.rows.clone(),
-            static_scoring_s: self.static_cost.wall_s,
-            static_scoring_cpu_s: self.static_cost.cpu_s,
-            static_scoring: self.static_cost.label.clone(),
             fingerprint: checkpoint::fingerprint(&self.args),
         };
         let out = &self.s.run.out;
