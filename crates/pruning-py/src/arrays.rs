@@ -1,6 +1,7 @@
 //! Arrays in: NumPy arrays, or anything NumPy can view (`__array__`: a CPU torch tensor, a JAX
-//! array, a list). Each is checked to be 1-D, contiguous and of an accepted dtype, and the error
-//! names the argument and what was expected. float32 values are read in place (no copy).
+//! array, a list). Each is checked to be 1-D and of an accepted dtype, and the error names the
+//! argument and what was expected. Contiguous float32 values are read in place (no copy); a
+//! strided view (`x[::2]`, `idx[rank::world]`) is copied once into a contiguous array.
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -22,16 +23,16 @@ impl Floats<'_> {
     }
 }
 
-/// `obj` as a NumPy array, 1-D and contiguous.
+/// `obj` as a NumPy array, 1-D and contiguous (a strided array is copied).
 fn one_d<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = obj.py();
     let arr = match obj.cast::<PyUntypedArray>() {
         Ok(a) => a.clone(),
         Err(_) => {
             let np = PyModule::import(py, "numpy")?;
-            let a = np
-                .call_method1("asarray", (obj,))
-                .map_err(|e| value_error(arg, format!("cannot be read as an array ({e}); pass a NumPy array or a CPU tensor")))?;
+            let a = np.call_method1("asarray", (obj,)).map_err(|e| {
+                value_error(arg, format!("cannot be read as an array ({e}); pass a NumPy array or a CPU tensor"))
+            })?;
             a.cast_into::<PyUntypedArray>().map_err(|_| value_error(arg, "numpy.asarray did not return an array"))?
         }
     };
@@ -39,11 +40,13 @@ fn one_d<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<Bound<'py, PyUntyp
         return Err(value_error(arg, format!("expected a 1-D array, got shape {:?}", arr.shape())));
     }
     if !arr.is_contiguous() {
-        return Err(value_error(
-            arg,
-            "the array is not contiguous in memory (a strided view such as x[::2]); pass numpy.ascontiguousarray(x) \
-             or tensor.contiguous()",
-        ));
+        // A strided view (x[::2], idx[rank::world], a transposed column): one contiguous copy.
+        // Index arrays are small, and contiguous float32 losses still take the in-place path.
+        let np = PyModule::import(obj.py(), "numpy")?;
+        let copy = np.call_method1("ascontiguousarray", (&arr,)).map_err(|e| value_error(arg, e))?;
+        return copy
+            .cast_into::<PyUntypedArray>()
+            .map_err(|_| value_error(arg, "numpy.ascontiguousarray did not return an array"));
     }
     Ok(arr)
 }
@@ -58,7 +61,10 @@ pub fn indices(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<usize>> {
     if arr.len() == 0 {
         return Ok(Vec::new());
     }
-    fn signed<T: numpy::Element + Copy + Into<i64>>(a: &Bound<'_, PyUntypedArray>, arg: &str) -> PyResult<Option<Vec<usize>>> {
+    fn signed<T: numpy::Element + Copy + Into<i64>>(
+        a: &Bound<'_, PyUntypedArray>,
+        arg: &str,
+    ) -> PyResult<Option<Vec<usize>>> {
         let Ok(a) = a.cast::<PyArray1<T>>() else { return Ok(None) };
         let r = a.readonly();
         let s = r.as_slice().map_err(|e| value_error(arg, e))?;
@@ -66,18 +72,26 @@ pub fn indices(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<usize>> {
         for (k, &v) in s.iter().enumerate() {
             let v: i64 = v.into();
             if v < 0 {
-                return Err(value_error(arg, format!("index {v} at position {k} is negative: sample indices are 0..n")));
+                return Err(value_error(
+                    arg,
+                    format!("index {v} at position {k} is negative: sample indices are 0..n"),
+                ));
             }
             out.push(v as usize);
         }
         Ok(Some(out))
     }
-    fn unsigned<T: numpy::Element + Copy + Into<u64>>(a: &Bound<'_, PyUntypedArray>, arg: &str) -> PyResult<Option<Vec<usize>>> {
+    fn unsigned<T: numpy::Element + Copy + Into<u64>>(
+        a: &Bound<'_, PyUntypedArray>,
+        arg: &str,
+    ) -> PyResult<Option<Vec<usize>>> {
         let Ok(a) = a.cast::<PyArray1<T>>() else { return Ok(None) };
         let r = a.readonly();
         let s = r.as_slice().map_err(|e| value_error(arg, e))?;
         s.iter()
-            .map(|&v| usize::try_from(v.into()).map_err(|_| value_error(arg, "index does not fit in this machine's usize")))
+            .map(|&v| {
+                usize::try_from(v.into()).map_err(|_| value_error(arg, "index does not fit in this machine's usize"))
+            })
             .collect::<PyResult<Vec<_>>>()
             .map(Some)
     }
@@ -93,7 +107,10 @@ pub fn indices(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<usize>> {
     if let Some(v) = unsigned::<u32>(&arr, arg)? {
         return Ok(v);
     }
-    Err(value_error(arg, format!("expected an integer array (int64, int32, uint64 or uint32), got dtype {}", dtype_name(&arr))))
+    Err(value_error(
+        arg,
+        format!("expected an integer array (int64, int32, uint64 or uint32), got dtype {}", dtype_name(&arr)),
+    ))
 }
 
 /// Float values (losses, scores, confidences): float32 read in place, float64 converted (values

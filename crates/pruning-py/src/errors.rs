@@ -18,6 +18,7 @@ pub fn to_py(e: PruneError) -> PyErr {
         | PruneError::ScoreCountMismatch { .. }
         | PruneError::InvalidSchedule(_)
         | PruneError::EpochOutOfRange { .. }
+        | PruneError::InvalidShard { .. }
         | PruneError::BadState(_) => PyValueError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
     }

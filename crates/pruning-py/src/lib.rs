@@ -3,10 +3,10 @@
 //!
 //! Map:
 //! - [`errors`]: `PruneError` -> `ValueError` (bad input) / `RuntimeError`, same message.
-//! - [`arrays`]: NumPy (or anything with `__array__`) in, checked: dtype, 1-D, contiguous; float32
-//!   losses are read in place, without a copy.
+//! - [`arrays`]: NumPy (or anything with `__array__`) in, checked: dtype, 1-D; contiguous
+//!   float32 losses are read in place, without a copy, and a strided view is copied once.
 //! - [`policies`]: one Python class per rule, all subclasses of `Policy`, plus `Staleness`.
-//! - [`pruner`]: `Schedule`, `Pruner` and `Plan`.
+//! - [`pruner`]: `Schedule`, `Pruner`, `Plan` and `Shard` (a plan cut for one rank).
 //!
 //! Invariant: no Rust panic is meant to reach Python. Every input is checked before it reaches
 //! the crate, which itself returns errors instead of panicking; PyO3 would turn a panic that

@@ -21,11 +21,19 @@ pub struct PySchedule(pub Schedule);
 impl PySchedule {
     #[new]
     #[pyo3(signature = (epochs, *, warmup = 0, interval = 1, anneal = 0, anneal_fraction = None))]
-    fn new(epochs: usize, warmup: usize, interval: usize, anneal: usize, anneal_fraction: Option<f64>) -> PyResult<Self> {
+    fn new(
+        epochs: usize,
+        warmup: usize,
+        interval: usize,
+        anneal: usize,
+        anneal_fraction: Option<f64>,
+    ) -> PyResult<Self> {
         let mut s = Schedule::new(epochs).warmup(warmup).interval(interval);
         s = match anneal_fraction {
             None => s.anneal(anneal),
-            Some(_) if anneal != 0 => return Err(value_error("anneal_fraction", "give either anneal or anneal_fraction, not both")),
+            Some(_) if anneal != 0 => {
+                return Err(value_error("anneal_fraction", "give either anneal or anneal_fraction, not both"))
+            }
             Some(f) => s.anneal_fraction(f).py()?,
         };
         s.validate().py()?;
@@ -96,10 +104,76 @@ pub struct PyPlan {
     #[pyo3(get)]
     lr_factor: f64,
     len: usize,
+    /// The crate's plan, kept for `shard`.
+    plan: dynaprune::EpochPlan,
+}
+
+/// One rank's part of a `Plan` in data-parallel training (`Plan.shard`): `indices` (int64) to
+/// train on, this rank's own first and then `padding` copies of samples other ranks own (at most
+/// one when the plan has at least `world_size` samples), and their `weights` (None when
+/// unweighted). Cut like PyTorch's `DistributedSampler` (padded, not dropped): every shard has
+/// the same length. Padded entries count neither in the budget nor as observations.
+#[pyclass(frozen, name = "Shard", module = "dynaprune")]
+pub struct PyShard {
+    #[pyo3(get)]
+    indices: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    weights: Option<Py<PyArray1<f32>>>,
+    /// Entries this rank owns (the first `own` of `indices`).
+    #[pyo3(get)]
+    own: usize,
+    /// Padded entries at the end.
+    #[pyo3(get)]
+    padding: usize,
+    #[pyo3(get)]
+    rank: usize,
+    #[pyo3(get)]
+    world_size: usize,
+}
+
+#[pymethods]
+impl PyShard {
+    fn __len__(&self) -> usize {
+        self.own + self.padding
+    }
+    /// The indices this rank owns: `indices[:own]`.
+    #[getter]
+    fn own_indices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.indices.bind(py).get_item(PySlice::new(py, 0, self.own as isize, 1))
+    }
+    /// The padded indices: `indices[own:]`.
+    #[getter]
+    fn padding_indices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let end = (self.own + self.padding) as isize;
+        self.indices.bind(py).get_item(PySlice::new(py, self.own as isize, end, 1))
+    }
+    fn __repr__(&self) -> String {
+        format!("Shard(rank={}, world_size={}, own={}, padding={})", self.rank, self.world_size, self.own, self.padding)
+    }
 }
 
 #[pymethods]
 impl PyPlan {
+    /// Rank `rank`'s `Shard` of this plan in a run of `world_size` processes.
+    fn shard(&self, py: Python<'_>, rank: i64, world_size: i64) -> PyResult<PyShard> {
+        let world = usize::try_from(world_size)
+            .ok()
+            .filter(|&w| w >= 1)
+            .ok_or_else(|| value_error("world_size", format!("{world_size}: expected an integer >= 1")))?;
+        let r = usize::try_from(rank)
+            .ok()
+            .filter(|&r| r < world)
+            .ok_or_else(|| value_error("rank", format!("{rank}: expected 0 <= rank < world_size = {world}")))?;
+        let s = self.plan.shard(r, world).py()?;
+        Ok(PyShard {
+            indices: index_array(py, s.indices()).unbind(),
+            weights: s.weights().map(|w| PyArray1::from_slice(py, w).unbind()),
+            own: s.own_len(),
+            padding: s.padding_len(),
+            rank: r,
+            world_size: world,
+        })
+    }
     fn __len__(&self) -> usize {
         self.len
     }
@@ -127,7 +201,13 @@ impl PyPlan {
         Ok(out)
     }
     fn __repr__(&self) -> String {
-        format!("Plan(epoch={}, phase={:?}, samples={}, weighted={})", self.epoch, self.phase, self.len, self.weights.is_some())
+        format!(
+            "Plan(epoch={}, phase={:?}, samples={}, weighted={})",
+            self.epoch,
+            self.phase,
+            self.len,
+            self.weights.is_some()
+        )
     }
 }
 
@@ -181,7 +261,9 @@ impl PyPruner {
                 Ok(s) => s.get().0,
                 Err(_) => match s.extract::<usize>() {
                     Ok(epochs) => Schedule::new(epochs),
-                    Err(_) => return Err(value_error("schedule", "expected a Schedule or a number of epochs (int >= 1)")),
+                    Err(_) => {
+                        return Err(value_error("schedule", "expected a Schedule or a number of epochs (int >= 1)"))
+                    }
                 },
             },
         };
@@ -207,18 +289,15 @@ impl PyPruner {
     fn plan(&mut self, py: Python<'_>, epoch: usize) -> PyResult<PyPlan> {
         let inner = &mut self.inner;
         let plan = py.detach(|| inner.plan(epoch)).py()?;
-        let phase = plan.phase().as_str();
-        let lr_factor = plan.lr_factor();
-        let (indices, weights, stats) = plan.into_parts();
-        let len = indices.len();
         Ok(PyPlan {
-            indices: index_array(py, &indices).unbind(),
-            weights: weights.map(|w| PyArray1::from_vec(py, w).unbind()),
-            stats: stats_dict(py, &stats)?.unbind(),
-            phase,
+            indices: index_array(py, plan.indices()).unbind(),
+            weights: plan.weights().map(|w| PyArray1::from_slice(py, w).unbind()),
+            stats: stats_dict(py, plan.stats())?.unbind(),
+            phase: plan.phase().as_str(),
             epoch,
-            lr_factor,
-            len,
+            lr_factor: plan.lr_factor(),
+            len: plan.len(),
+            plan,
         })
     }
 
@@ -331,6 +410,7 @@ impl PyPruner {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySchedule>()?;
     m.add_class::<PyPlan>()?;
+    m.add_class::<PyShard>()?;
     m.add_class::<PyPruner>()?;
     Ok(())
 }

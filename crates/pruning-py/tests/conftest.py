@@ -24,7 +24,8 @@ def _idx(path):
 
 
 @pytest.fixture(scope="session")
-def fashion_mnist():
+def fashion_mnist_files():
+    """The four files' paths (skip, or fail under CI, when any is missing)."""
     files = [FASHION / f for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
@@ -32,6 +33,11 @@ def fashion_mnist():
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
-    xs, ys, xt, yt = (_idx(f) for f in files)
+    return files
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(fashion_mnist_files):
+    xs, ys, xt, yt = (_idx(f) for f in fashion_mnist_files)
     flat = lambda x: (x.reshape(len(x), -1).astype(np.float32) / 255.0 - 0.2860) / 0.3530
     return flat(xs), ys.astype(np.int64), flat(xt), yt.astype(np.int64)

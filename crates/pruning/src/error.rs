@@ -69,6 +69,17 @@ pub enum PruneError {
         /// The schedule's length.
         epochs: usize,
     },
+    /// A plan was sharded for a rank outside `0..world`, or for a world of 0 ranks
+    /// ([`crate::EpochPlan::shard`]).
+    #[error("invalid shard: rank {rank} of world size {world}: {why}")]
+    InvalidShard {
+        /// The rank asked for.
+        rank: usize,
+        /// The world size asked for.
+        world: usize,
+        /// What is wrong, in words.
+        why: &'static str,
+    },
     /// Saved state could not be restored.
     #[error("cannot restore pruner state: {0}")]
     BadState(String),

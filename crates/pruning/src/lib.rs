@@ -43,6 +43,9 @@
 //!   names the samples that want a fresh score from a forward-only pass
 //!   ([`Pruner::rescore_request`]; the caller runs the pass and charges its cost).
 //! - [`plan`]: [`EpochPlan`] and its batches.
+//! - [`shard`]: [`EpochPlan::shard`] cuts a plan into equal per-rank [`PlanShard`]s for
+//!   data-parallel training, the way PyTorch's `DistributedSampler` does (padded, padding last,
+//!   never counted or observed twice).
 //! - [`state`]: [`PrunerState`], a versioned, checksummed binary snapshot for resuming.
 //! - [`rng`]: seed derivation; one seed fixes everything, each purpose gets its own stream. Its
 //!   hashes ([`rng::mix64`], [`rng::fnv1a`]) are the workspace's only ones.
@@ -69,6 +72,7 @@ pub mod pruner;
 pub mod rng;
 pub mod schedule;
 mod select;
+pub mod shard;
 pub mod state;
 
 pub use buffer::{EmaBuffer, LastValueBuffer, SampleStats, ScoreBuffer};
@@ -81,6 +85,7 @@ pub use policy::{
 pub use pruner::{Pruner, PrunerBuilder};
 pub use schedule::{Phase, Schedule};
 pub use select::keep_count;
+pub use shard::PlanShard;
 pub use state::PrunerState;
 
 /// The crate README's example, compiled and run as a doctest.

@@ -89,19 +89,29 @@ impl EpochPlan {
     /// # Panics
     /// If `batch_size` is 0, like [`slice::chunks`].
     pub fn batches(&self, batch_size: usize) -> impl ExactSizeIterator<Item = PlanBatch<'_>> + '_ {
-        assert!(batch_size > 0, "batch_size must be at least 1");
-        let n = self.indices.len();
-        (0..n.div_ceil(batch_size)).map(move |b| {
-            let lo = b * batch_size;
-            let hi = (lo + batch_size).min(n);
-            PlanBatch { indices: &self.indices[lo..hi], weights: self.weights.as_deref().map(|w| &w[lo..hi]) }
-        })
+        batches(&self.indices, self.weights.as_deref(), batch_size)
     }
 
     /// Takes the plan apart: `(indices, weights, stats)`.
     pub fn into_parts(self) -> (Vec<usize>, Option<Vec<f32>>, PlanStats) {
         (self.indices, self.weights, self.stats)
     }
+}
+
+/// Consecutive batches of at most `batch_size` of `indices` and their `weights` (a plan's, or a
+/// shard's).
+pub(crate) fn batches<'a>(
+    indices: &'a [usize],
+    weights: Option<&'a [f32]>,
+    batch_size: usize,
+) -> impl ExactSizeIterator<Item = PlanBatch<'a>> + 'a {
+    assert!(batch_size > 0, "batch_size must be at least 1");
+    let n = indices.len();
+    (0..n.div_ceil(batch_size)).map(move |b| {
+        let lo = b * batch_size;
+        let hi = (lo + batch_size).min(n);
+        PlanBatch { indices: &indices[lo..hi], weights: weights.map(|w| &w[lo..hi]) }
+    })
 }
 
 /// One batch of a plan.
