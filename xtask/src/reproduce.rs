@@ -53,15 +53,20 @@ pub const PLAIN_METHODS: [&str; 2] = ["epsilon-greedy-plain", "ucb-plain"];
 pub fn method_flags(method: &str) -> Result<Vec<String>> {
     let mut parts = method.split('+');
     let base = parts.next().unwrap_or(method);
-    let (mut rescore, mut warmup) = (None, None);
+    let (mut rescore, mut warmup, mut lr_hidden) = (None, None, false);
     for extra in parts {
         let num = |prefix: &str| extra.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok()).filter(|&x| x > 0);
         if let Some(r) = num("rescore") {
             rescore = Some(r);
         } else if let Some(w) = num("warmup") {
             warmup = Some(w);
+        } else if format!("+{extra}") == dynaprune::catalog::LR_HIDDEN_SUFFIX {
+            lr_hidden = true;
         } else {
-            bail!("method `{method}`: expected `+rescoreR` or `+warmupW` (R, W >= 1) after a `+`, got `+{extra}`");
+            bail!(
+                "method `{method}`: expected `+rescoreR`, `+warmupW` (R, W >= 1) or `{}` after a `+`, got `+{extra}`",
+                dynaprune::catalog::LR_HIDDEN_SUFFIX
+            );
         }
     }
     let (policy, staleness) = if let Some(p) = base.strip_suffix("-plain") {
@@ -91,6 +96,12 @@ pub fn method_flags(method: &str) -> Result<Vec<String>> {
     }
     if let Some(w) = warmup {
         f.extend(["--warmup-epochs".into(), w.to_string()]);
+    }
+    if lr_hidden {
+        if policy != dynaprune::catalog::KAKURENBO.name {
+            bail!("method `{method}`: {} applies to kakurenbo only", dynaprune::catalog::LR_HIDDEN_SUFFIX);
+        }
+        f.extend(["--kakurenbo-lr".into(), "hidden-fraction".into()]);
     }
     Ok(f)
 }
@@ -669,7 +680,10 @@ mod tests {
         assert_eq!(f("epsilon-greedy-plain+rescore1"), "--policy epsilon-greedy --staleness off --rescore-every 1");
         assert_eq!(f("kakurenbo"), "--policy kakurenbo");
         assert_eq!(f("random+warmup1"), "--policy random --warmup-epochs 1");
-        for bad in ["ucb+rescore0", "ucb+rescore", "ucb+twice", "rs2-plain", "random-bonus", "random+warmup0"] {
+        assert_eq!(f("kakurenbo+lrhidden"), "--policy kakurenbo --kakurenbo-lr hidden-fraction");
+        for bad in
+            ["ucb+rescore0", "ucb+rescore", "ucb+twice", "rs2-plain", "random-bonus", "random+warmup0", "ucb+lrhidden"]
+        {
             let e = method_flags(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }

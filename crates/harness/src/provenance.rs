@@ -16,6 +16,14 @@ pub struct Provenance {
     pub version: String,
     /// Seconds since the Unix epoch when the run started.
     pub started_unix: u64,
+    /// The x86 features the kernels dispatch on that this CPU has
+    /// (`dynaprune_model::cpu::features`); absent in records made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_features: Option<String>,
+    /// The kernel path of a training run (`dynaprune_model::cpu::kernel_path`): runs on the same
+    /// path compute bit-identical results; absent before it was recorded and outside runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 /// The commit the running binary was built from (see `build.rs`): `-dirty` if its sources
@@ -56,6 +64,8 @@ pub fn current() -> Provenance {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        cpu_features: Some(dynaprune_model::cpu::features()),
+        kernels: None,
     }
 }
 

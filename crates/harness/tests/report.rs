@@ -127,14 +127,18 @@ fn report_numbers_match_a_hand_computation() {
     assert!(md.contains("; 2 such measurements here"), "the noise note counts the flagged measurements: {md}");
 
     // Paired differences: ucb - random per seed = +3, +1 points: mean +2.00, sd 1.414, n = 2,
-    // t(0.975, 1) = 12.706: +-12.706 * 1.414 / sqrt(2) = +-12.71 -> [-10.71, +14.71].
+    // t(0.975, 1) = 12.706: +-12.706 * 1.414 / sqrt(2) = +-12.71 -> [-10.71, +14.71]. Its t is
+    // 2 / 1 = 2 on 1 degree of freedom: p = 0.295, alone in its Holm family (el2n has one seed):
+    // adjusted as it is. Against full data (se 1.5, t = 0.33, p = 0.795) its family also holds
+    // random (p > 0.025, so no rejection): both intervals at level 1 - 0.05/2, t = 25.45:
+    // -0.50 +- 38.18.
     assert_eq!(
         row(&md, "| fashion-mnist | ucb | matched | 0.50 |"),
-        "| fashion-mnist | ucb | matched | 0.50 | +2.00 [-10.71, +14.71] (n=2) | no measurable difference | -0.50 [-19.56, +18.56] (n=2) | no measurable difference |"
+        "| fashion-mnist | ucb | matched | 0.50 | +2.00 [-10.71, +14.71] (n=2) | n.s. p=0.295 [-10.71, +14.71] | -0.50 [-19.56, +18.56] (n=2) | n.s. p=0.795 [-38.68, +37.68] |"
     );
     assert_eq!(
         row(&md, "| fashion-mnist | el2n | matched | 0.50 |"),
-        "| fashion-mnist | el2n | matched | 0.50 | -3.00 (n=1) | n < 2: no interval | -5.00 (n=1) | n < 2: no interval |"
+        "| fashion-mnist | el2n | matched | 0.50 | -3.00 (n=1) |  | -5.00 (n=1) |  |"
     );
     // Time per sample pass, per run (ucb seed 0: 45 s / 550 passes; CPU 95 s / 550).
     assert!(md.contains("| ucb-0 | 81.818 | 172.727 | 100 |"), "{md}");
@@ -170,30 +174,39 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     let summary = &md[md.find("## Summary").expect("a summary section")..md.find("\n## fashion-mnist").unwrap()];
     assert!(summary.contains("### fashion-mnist / resnet8: prune fraction 0.50, budget matched\n"), "{summary}");
-    assert_eq!(row(summary, "| full data |"), "| full data | 91.00 ± 1.00 (n=3) | 100.0% | 1.00x | 1.00x | 1.00x | | |");
+    assert_eq!(
+        row(summary, "| full data |"),
+        "| full data | 91.00 ± 1.00 (n=3) | 100.0% | 1.00x | 1.00x | 1.00x | | | | |"
+    );
     // random - full = -2 points on every seed: an interval of width ~0 that excludes 0.
     assert_eq!(
         row(summary, "| random |"),
-        "| random | 89.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 2.00x |  | **-2.00** [-2.00, -2.00] |"
+        "| random | 89.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 2.00x |  |  | -2.00 [-2.00, -2.00] | **lower** p=<0.001 [-2.00, -2.00] |"
     );
     // ucb - random = +1.1, +0.9, +1.2: mean +1.067, sd 0.153, t(0.975, 2) = 4.303: +-0.379 ->
     // [+0.69, +1.45]; ucb - full = -0.9, -1.1, -0.8 -> [-1.31, -0.55]. CPU 200/110, total 100/55.
+    // Holm: against random, el2n (p = 0, no spread) and ucb (t = 12.09 on 2 df, p = 0.0068) are
+    // both rejected (0 <= 0.05/2, 0.0068 <= 0.05/1); against full data random, el2n (p = 0) and
+    // ucb (t = 10.58, p = 0.0088) too. The last-ranked intervals are at level 95%.
     // The sometimes-samples rows name their budget, a cell's seeds together and in order.
-    let sometimes: Vec<&str> = md.lines().filter(|l| l.starts_with("| fashion-mnist | ucb | matched | 0.50 | ")).collect();
+    let sometimes: Vec<&str> =
+        md.lines().filter(|l| l.starts_with("| fashion-mnist | ucb | matched | 0.50 | ")).collect();
     assert_eq!(
         sometimes[..3],
-        [0, 1, 2].map(|seed| format!("| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 0 |"))
+        [0, 1, 2].map(|seed| format!(
+            "| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 0 |"
+        ))
     );
     // EL2N: its total falls back to wall time, 100 / (50 + 30) = 1.25x, and says so; the cell
     // table's CPU total is n/a.
     assert_eq!(
         row(summary, "| el2n |"),
-        "| el2n | 88.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 1.25x (wall) | **-1.00** [-1.00, -1.00] | **-3.00** [-3.00, -3.00] |"
+        "| el2n | 88.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 1.25x (wall) | -1.00 [-1.00, -1.00] | **lower** p=<0.001 [-1.00, -1.00] | -3.00 [-3.00, -3.00] | **lower** p=<0.001 [-3.00, -3.00] |"
     );
     assert!(row(&md, "| el2n | matched |").ends_with("| 80.0 | 1.25x | n/a |"), "{md}");
     assert_eq!(
         row(summary, "| ucb |"),
-        "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | **+1.07** [+0.69, +1.45] | **-0.93** [-1.31, -0.55] |"
+        "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | +1.07 [+0.69, +1.45] | **higher** p=0.007 [+0.69, +1.45] | -0.93 [-1.31, -0.55] | **lower** p=0.009 [-1.31, -0.55] |"
     );
 }
 
@@ -239,10 +252,42 @@ fn your_runs_next_to_the_reference() {
     let args = ReportArgs { runs: yours, out: out.clone(), title: "t".into(), note: None, reference: Some(reference) };
     report::write(&rows, &args).unwrap();
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    assert_eq!(row(&md, "| full-0 |"), "| full-0 | 90.00 | 90.00 | +0.00 | yes | 1.20x |");
-    assert_eq!(row(&md, "| ucb-0 |"), "| ucb-0 | 90.50 | 91.00 | -0.50 | **no** | 0.80x |");
+    assert_eq!(row(&md, "| full-0 |"), "| full-0 | 90.00 | 90.00 | +0.00 | identical | 1.20x |");
+    // No config.json here: neither run recorded its kernel path, so the difference is unexplained.
+    assert_eq!(
+        row(&md, "| ucb-0 |"),
+        "| ucb-0 | 90.50 | 91.00 | -0.50 | differs; kernel path not recorded (yours: unknown; reference: unknown) | 0.80x |"
+    );
     assert_eq!(row(&md, "| random-0 |"), "| random-0 | 88.00 | n/a | n/a | no reference run | n/a |");
     assert!(md.contains("1 of 2 matched runs are bit-identical to the reference."), "{md}");
+    assert!(!md.contains("differs on the same kernels"), "{md}");
+
+    // With the paths recorded: another CPU kind explains a difference; the same path does not.
+    let reference_rows = report::collect(&tmp.path().join("reference")).unwrap();
+    let with = |rows: &[report::RunRow], k: &str| -> Vec<report::RunRow> {
+        rows.iter()
+            .cloned()
+            .map(|mut r| {
+                r.kernels = k.into();
+                r
+            })
+            .collect()
+    };
+    let (v4, v3) = ("fast f32 (gemm x86-v4, elementwise avx2+fma)", "fast f32 (gemm x86-v3, elementwise avx2+fma)");
+    let md = report::reference_section(&with(&rows, v3), &with(&reference_rows, v4), tmp.path());
+    assert_eq!(
+        row(&md, "| ucb-0 |"),
+        format!(
+            "| ucb-0 | 90.50 | 91.00 | -0.50 | differs, different CPU kernels (yours: {v3}; reference: {v4}) | 0.80x |"
+        )
+    );
+    assert_eq!(row(&md, "| full-0 |"), "| full-0 | 90.00 | 90.00 | +0.00 | identical | 1.20x |");
+    let md = report::reference_section(&with(&rows, v4), &with(&reference_rows, v4), tmp.path());
+    assert_eq!(
+        row(&md, "| ucb-0 |"),
+        format!("| ucb-0 | 90.50 | 91.00 | -0.50 | **differs on the same kernels ({v4}): a defect** | 0.80x |")
+    );
+    assert!(md.contains("**1 run(s) differ from the reference on the same kernel path: a defect"), "{md}");
 }
 
 #[test]

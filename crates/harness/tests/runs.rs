@@ -188,6 +188,15 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
         let counts = std::fs::read_to_string(dir.join("selection_counts.csv")).unwrap();
         assert_eq!(counts.lines().count(), 385, "{p}: header + one row per training sample");
         assert!(dir.join("config.json").exists() && dir.join("checkpoint/state.json").exists());
+        // Provenance names the CPU's features and the kernel path, which the report compares.
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let kernels = config["provenance"]["kernels"].as_str().unwrap();
+        assert_eq!(
+            kernels,
+            dynaprune_model::cpu::kernel_path(dynaprune_model::Kernels::Fast, &candle_core::Device::Cpu)
+        );
+        assert_eq!(config["provenance"]["cpu_features"].as_str().unwrap(), dynaprune_model::cpu::features());
     }
 }
 
@@ -638,6 +647,42 @@ fn bad_new_flags_name_the_flag() {
     assert!(e.contains("--rescore-every"), "{e}");
     let e = Cli::try_parse_from(["dynaprune", "--staleness", "sometimes"]).err().unwrap().to_string();
     assert!(e.contains("prior") && e.contains("count-bonus") && e.contains("off"), "{e}");
+    // --kakurenbo-lr: a value it does not know, or a rule it does not apply to.
+    let e = Cli::try_parse_from(["dynaprune", "--kakurenbo-lr", "boosted"]).err().unwrap().to_string();
+    assert!(e.contains("max-fraction") && e.contains("hidden-fraction"), "{e}");
+    let ucb = ["--policy", "ucb", "--kakurenbo-lr", "hidden-fraction"];
+    let e = format!("{:#}", train(args(&tmp.path().join("y"), &ucb)).unwrap_err());
+    assert!(e.contains("--kakurenbo-lr") && e.contains("kakurenbo only"), "{e}");
+    assert!(!tmp.path().join("y").exists(), "refused before anything was written");
+}
+
+/// KAKURENBO with `--kakurenbo-lr hidden-fraction`: its own method label, a factor from what was
+/// really hidden (never above the reference's from the largest fraction), and an unchanged
+/// config for the reference rule.
+#[test]
+fn kakurenbo_lr_from_the_hidden_fraction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let mut v = vec!["--policy", "kakurenbo", "--prune-fraction", "0.5", "--epochs", "4"];
+        v.extend_from_slice(extra);
+        done(train(args(&tmp.path().join(name), &v)).unwrap());
+        rows(&tmp.path().join(name))
+    };
+    let reference = run("ref", &[]);
+    let hidden = run("hidden", &["--kakurenbo-lr", "hidden-fraction"]);
+    let s: Summary = serde_json::from_slice(&std::fs::read(tmp.path().join("hidden/summary.json")).unwrap()).unwrap();
+    assert_eq!(s.method, "kakurenbo+lrhidden");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("ref/config.json")).unwrap()).unwrap();
+    assert!(config["args"].get("kakurenbo_lr").is_none(), "the reference rule is not written: {config}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("hidden/config.json")).unwrap()).unwrap();
+    assert_eq!(config["args"]["kakurenbo_lr"], "hidden-fraction");
+    for (r, h) in reference.iter().zip(&hidden) {
+        assert!(h.lr_factor <= r.lr_factor + 1e-12, "{} vs {}", h.lr_factor, r.lr_factor);
+        assert!(h.lr_factor >= 1.0);
+    }
+    assert!(reference.iter().any(|r| r.lr_factor > 1.0), "the reference boosts while it hides");
 }
 
 #[test]

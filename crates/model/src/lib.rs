@@ -37,6 +37,7 @@
 //! - [`device`]: CPU by default; `--features cuda` for the GPU.
 
 pub mod checkpoint;
+pub mod cpu;
 pub mod device;
 mod error;
 pub mod init;
@@ -50,8 +51,8 @@ pub mod schedule;
 
 pub use error::{ModelError, Result};
 pub use layers::{Kernels, Mode, Param, ParamKind};
-pub use ops::Precision;
 pub use network::Network;
+pub use ops::Precision;
 pub use optim::{Sgd, SgdConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use schedule::LrSchedule;

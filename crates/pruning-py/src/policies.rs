@@ -2,8 +2,8 @@
 //! them. Knobs are checked by the crate's own constructors, so the errors are the crate's.
 
 use dynaprune::{
-    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, Policy, Rs2, Staleness, StaticRandom,
-    StaticScores, Statistic, Ucb, UniformRandom,
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
+    Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
 };
 use pyo3::prelude::*;
 
@@ -231,7 +231,10 @@ impl PyEpsilonGreedy {
             (Some(rate), None) => EpsilonDecay::Exponential { rate, min: epsilon_min },
             (None, Some(to)) => EpsilonDecay::Linear { to },
             (Some(_), Some(_)) => {
-                return Err(value_error("epsilon_to", "give either epsilon_decay_rate (exponential) or epsilon_to (linear), not both"))
+                return Err(value_error(
+                    "epsilon_to",
+                    "give either epsilon_decay_rate (exponential) or epsilon_to (linear), not both",
+                ))
             }
         };
         let st = staleness_arg(staleness)?;
@@ -326,7 +329,9 @@ impl PyRs2 {
 
 /// KAKURENBO (Nguyen et al., 2023): hides up to `max_fraction` of the lowest-loss samples that are
 /// predicted correctly with confidence >= `tau`, and scales the learning rate by `1 / (1 - F_e)`
-/// (`plan.lr_factor`). Feed it with `Pruner.observe_predictions`.
+/// (`plan.lr_factor`). Feed it with `Pruner.observe_predictions`. `lr` chooses the factor's
+/// fraction: `"max-fraction"` (`F_e`, the reference code's; default), `"hidden-fraction"` (the
+/// fraction actually hidden that epoch) or `"off"` (same as `adjust_lr=False`).
 #[pyclass(extends = PyPolicy, frozen, name = "Kakurenbo", module = "dynaprune")]
 pub struct PyKakurenbo;
 
@@ -336,10 +341,28 @@ impl PyKakurenbo {
     const DEFAULT_TAU: f64 = Kakurenbo::DEFAULT_TAU;
 
     #[new]
-    #[pyo3(signature = (max_fraction, *, tau = Kakurenbo::DEFAULT_TAU, adjust_lr = true))]
-    fn new(max_fraction: f64, tau: f64, adjust_lr: bool) -> PyResult<PyClassInitializer<Self>> {
-        let p = Kakurenbo::new(max_fraction).py()?.with_tau(tau).py()?.with_lr_adjustment(adjust_lr);
-        let repr = format!("Kakurenbo({max_fraction}, tau={tau}, adjust_lr={})", if adjust_lr { "True" } else { "False" });
+    #[pyo3(signature = (max_fraction, *, tau = Kakurenbo::DEFAULT_TAU, adjust_lr = true, lr = None))]
+    fn new(max_fraction: f64, tau: f64, adjust_lr: bool, lr: Option<&str>) -> PyResult<PyClassInitializer<Self>> {
+        let rule = match (lr, adjust_lr) {
+            (None, true) => KakurenboLr::MaxFraction,
+            (None, false) => KakurenboLr::Off,
+            (Some(_), false) => return Err(value_error("lr", "give either `lr` or `adjust_lr=False`, not both")),
+            (Some("max-fraction"), true) => KakurenboLr::MaxFraction,
+            (Some("hidden-fraction"), true) => KakurenboLr::HiddenFraction,
+            (Some("off"), true) => KakurenboLr::Off,
+            (Some(other), true) => {
+                return Err(value_error(
+                    "lr",
+                    format!("unknown `{other}`: expected \"max-fraction\", \"hidden-fraction\" or \"off\""),
+                ))
+            }
+        };
+        let p = Kakurenbo::new(max_fraction).py()?.with_tau(tau).py()?.with_lr_rule(rule);
+        let repr = match rule {
+            KakurenboLr::MaxFraction => format!("Kakurenbo({max_fraction}, tau={tau}, adjust_lr=True)"),
+            KakurenboLr::HiddenFraction => format!("Kakurenbo({max_fraction}, tau={tau}, lr=\"hidden-fraction\")"),
+            KakurenboLr::Off => format!("Kakurenbo({max_fraction}, tau={tau}, adjust_lr=False)"),
+        };
         Ok(PyPolicy::new(Kind::Kakurenbo(p), repr).with(Self))
     }
 }
@@ -370,7 +393,10 @@ impl PyStaticScores {
                 return Err(value_error("skip_fraction", "only meaningful with keep=\"window\""))
             }
             (other, _) => {
-                return Err(value_error("keep", format!("unknown `{other}`: expected \"highest\", \"lowest\" or \"window\"")))
+                return Err(value_error(
+                    "keep",
+                    format!("unknown `{other}`: expected \"highest\", \"lowest\" or \"window\""),
+                ))
             }
         };
         let name: &'static str = match name {

@@ -324,3 +324,27 @@ def test_negative_counts_raise_and_name_the_argument():
             assert f"while processing '{arg}'" in " ".join(getattr(info.value, "__notes__", []))
     with pytest.raises(TypeError):
         dp.Ucb("half")
+
+
+def test_kakurenbo_learning_rate_rules():
+    # The factor from the fraction actually hidden never exceeds the reference's from F_e.
+    def factors(policy):
+        p = dp.Pruner(N, policy, dp.Schedule(5, warmup=1), seed=0)
+        rng = np.random.default_rng(0)
+        out = []
+        for e in range(5):
+            plan = p.plan(e)
+            out.append(plan.lr_factor)
+            for idx, _ in plan.batches(64):
+                losses = rng.random(len(idx), dtype=np.float32) + 0.01
+                p.observe_predictions(idx, losses, np.ones(len(idx), dtype=bool), np.full(len(idx), 0.95, dtype=np.float32))
+        return out
+
+    ref, hidden, off = factors(dp.Kakurenbo(0.4)), factors(dp.Kakurenbo(0.4, lr="hidden-fraction")), factors(dp.Kakurenbo(0.4, lr="off"))
+    assert max(ref) > 1.0 and all(h <= r + 1e-12 for h, r in zip(hidden, ref)) and all(h >= 1.0 for h in hidden)
+    assert off == [1.0] * 5
+    assert repr(dp.Kakurenbo(0.4, lr="hidden-fraction")) == 'Kakurenbo(0.4, tau=0.7, lr="hidden-fraction")'
+    with pytest.raises(ValueError, match="`lr`: unknown `boost`"):
+        dp.Kakurenbo(0.4, lr="boost")
+    with pytest.raises(ValueError, match="`lr`: give either"):
+        dp.Kakurenbo(0.4, lr="off", adjust_lr=False)

@@ -182,3 +182,7 @@ pub fn rule(name: &str) -> Option<&'static RuleInfo> {
 pub fn scorers() -> impl Iterator<Item = &'static str> {
     RULES.iter().filter_map(|r| r.scorer)
 }
+
+/// The method-label suffix of KAKURENBO with its learning-rate factor taken from the fraction
+/// actually hidden each epoch ([`crate::KakurenboLr::HiddenFraction`]): `kakurenbo+lrhidden`.
+pub const LR_HIDDEN_SUFFIX: &str = "+lrhidden";

@@ -79,8 +79,8 @@ pub use buffer::{EmaBuffer, LastValueBuffer, SampleStats, ScoreBuffer};
 pub use error::{PruneError, Result};
 pub use plan::{EpochPlan, PlanBatch, PlanStats};
 pub use policy::{
-    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, Policy, Rs2, SelectContext,
-    Selection, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
+    SelectContext, Selection, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
 };
 pub use pruner::{Pruner, PrunerBuilder};
 pub use schedule::{Phase, Schedule};

@@ -139,6 +139,16 @@ fn kakurenbo_matches_the_reference_rule_by_hand() {
     assert_eq!(hidden(6).0, vec![0]);
     assert_eq!(hidden(8).0, vec![0]);
     assert!((k.max_fraction_at(0.8) - 0.2).abs() < 1e-12);
+    // The factor from the fraction actually hidden: 2 of 10 at progress 0.1 -> 1 / (1 - 0.2) =
+    // 1.25 (against 1 / (1 - 0.5) = 2 from F_e); 1 of 10 at 0.3 -> 1 / 0.9. Off: no factor.
+    let by_hidden = k.clone().with_lr_rule(KakurenboLr::HiddenFraction);
+    let factor = |k: &Kakurenbo, epoch: usize| {
+        k.select(&SelectContext::new(epoch, 10), &b, &mut rng::stream(0, "t", 0)).unwrap().lr_factor
+    };
+    assert_eq!(factor(&by_hidden, 1), Some(1.25));
+    assert!((factor(&by_hidden, 3).unwrap() - 1.0 / 0.9).abs() < 1e-12);
+    assert_eq!(factor(&k.clone().with_lr_rule(KakurenboLr::Off), 1), None);
+    assert_eq!(k.lr_rule(), KakurenboLr::MaxFraction);
     // Without recorded predictions nothing is hidden.
     let mut plain = EmaBuffer::new(n, 0.9).unwrap();
     plain.observe(0, &idx, &loss).unwrap();

@@ -241,6 +241,32 @@ impl PrecisionArg {
     }
 }
 
+/// Which fraction KAKURENBO's learning-rate factor `1 / (1 - x)` uses (`--kakurenbo-lr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KakurenboLrArg {
+    /// `x = F_e`, the largest fraction the epoch may hide (the reference code's rule; default).
+    #[default]
+    MaxFraction,
+    /// `x` = the fraction actually hidden that epoch (no boost beyond what was hidden).
+    HiddenFraction,
+}
+
+impl KakurenboLrArg {
+    /// Not written into config.json when it is the reference's rule, so runs keep the config
+    /// (and resume fingerprint) they had before the flag existed.
+    pub fn is_reference(&self) -> bool {
+        *self == KakurenboLrArg::MaxFraction
+    }
+    /// The crate's rule.
+    pub fn rule(self) -> dynaprune::KakurenboLr {
+        match self {
+            KakurenboLrArg::MaxFraction => dynaprune::KakurenboLr::MaxFraction,
+            KakurenboLrArg::HiddenFraction => dynaprune::KakurenboLr::HiddenFraction,
+        }
+    }
+}
+
 /// How many sample passes a pruning rule may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -376,6 +402,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = dynaprune::Kakurenbo::DEFAULT_TAU)]
     #[serde(default = "serde_defaults::tau")]
     pub kakurenbo_tau: f64,
+    /// KAKURENBO: the learning-rate factor `1 / (1 - x)` from `max-fraction` (x = the largest
+    /// fraction the epoch may hide, the reference's rule) or `hidden-fraction` (x = the fraction
+    /// actually hidden that epoch). Method label `kakurenbo+lrhidden`.
+    #[arg(long, value_enum, default_value_t = KakurenboLrArg::MaxFraction)]
+    #[serde(default, skip_serializing_if = "KakurenboLrArg::is_reference")]
+    pub kakurenbo_lr: KakurenboLrArg,
     /// Decay of the per-sample exponential moving averages (default: what the rule is tuned
     /// for, 0.5 for epsilon-greedy with staleness on, else 0.9).
     #[arg(long)]
@@ -500,6 +532,9 @@ impl TrainArgs {
                 bail!("{flag} must be a finite number >= 0, got {v}");
             }
         }
+        if !self.kakurenbo_lr.is_reference() && self.policy != PolicyArg::Kakurenbo {
+            bail!("--kakurenbo-lr applies to --policy kakurenbo only, not to --policy {}", self.policy.as_str());
+        }
         if self.staleness_retention > 1.0 || self.kakurenbo_tau > 1.0 {
             bail!(
                 "--staleness-retention and --kakurenbo-tau must be in [0, 1], got {} and {}",
@@ -545,7 +580,8 @@ impl TrainArgs {
     /// `--staleness off` (the original rule), `-bonus` with the count bonus, `+rescoreR` when
     /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix), and
     /// `+warmupW` when a rule that needs no scores gets full-data warm-up epochs (random with the
-    /// score-based rules' warm-up, to see the warm-up's effect on its own).
+    /// score-based rules' warm-up, to see the warm-up's effect on its own), and `+lrhidden` for
+    /// KAKURENBO with `--kakurenbo-lr hidden-fraction`.
     pub fn method_label(&self) -> String {
         let mut s = self.policy.as_str().to_string();
         if self.policy.has_staleness() {
@@ -561,6 +597,9 @@ impl TrainArgs {
         let warmup = self.warmup_epochs.unwrap_or(0);
         if warmup > 0 && self.policy != PolicyArg::Full && !self.policy.is_score_based() {
             s.push_str(&format!("+warmup{warmup}"));
+        }
+        if self.kakurenbo_lr == KakurenboLrArg::HiddenFraction {
+            s.push_str(dynaprune::catalog::LR_HIDDEN_SUFFIX);
         }
         s
     }

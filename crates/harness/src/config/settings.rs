@@ -109,6 +109,8 @@ pub struct PruningSettings {
     pub infobatch: InfoBatchRate,
     /// KAKURENBO's confidence threshold.
     pub kakurenbo_tau: f64,
+    /// KAKURENBO's learning-rate rule.
+    pub kakurenbo_lr: super::flags::KakurenboLrArg,
     /// Forward-only re-scoring interval (0 = off).
     pub rescore_every: usize,
     /// Static rules: which part of the ranking to keep.
@@ -227,6 +229,7 @@ impl Settings {
                 }
             },
             kakurenbo_tau: args.kakurenbo_tau,
+            kakurenbo_lr: args.kakurenbo_lr,
             rescore_every: args.rescore_every,
             keep: parse_keep(&args.static_keep)?,
         };

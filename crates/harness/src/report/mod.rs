@@ -6,9 +6,12 @@
 //! REPORT.md, in order: the note (`--note`: how the grid ran, and the grid's own notes), a summary
 //! (one table per budget and prune fraction: accuracy, passes, speed-ups, paired differences),
 //! per (dataset, model) the cell table and its charts, the "sometimes samples" table, your runs
-//! next to a reference (`--reference`), the paired differences, time per sample pass, and
-//! provenance (which commit ran how many runs).
+//! next to a reference (`--reference`), the paired differences and the fix against the original
+//! (unadjusted and Holm-adjusted: [`comparisons`]), time per sample pass, and provenance (which
+//! commit ran how many runs).
 
+pub mod comparisons;
+pub mod stats;
 pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +25,8 @@ use crate::config::{policy_of_method, PolicyArg};
 use crate::output;
 use crate::run::accounting::Summary;
 use crate::run::RunRecord;
+pub use comparisons::Comparisons;
+pub use stats::{mean_std, t975, Paired};
 use svg::{Chart, Series, Style};
 
 /// Flags of `dynaprune report`.
@@ -124,6 +129,11 @@ pub struct RunRow {
     pub commit: String,
     /// Machine.
     pub machine: String,
+    /// The kernel path the run took (`dynaprune_model::cpu::kernel_path`), or `unknown` for
+    /// runs made before it was recorded: runs on the same path compute bit-identical results.
+    pub kernels: String,
+    /// The CPU's x86 features, or `unknown`.
+    pub cpu_features: String,
     /// Command.
     pub command: String,
     /// Per-epoch overlap with the previous plan (from `epochs.csv`; not a CSV column).
@@ -192,14 +202,18 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
         } else {
             cfg.as_ref().map_or_else(|| s.policy.clone(), |c| c.args.method_label())
         };
-        let (commit, machine, command) = cfg
-            .map(|c| (c.provenance.commit, c.provenance.machine, c.provenance.command))
-            .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
+        let prov = cfg.map(|c| c.provenance);
+        let known = |v: Option<String>| v.unwrap_or_else(|| UNKNOWN.into());
+        let (commit, machine, command) = prov
+            .as_ref()
+            .map(|p| (p.commit.clone(), p.machine.clone(), p.command.clone()))
+            .unwrap_or_else(|| (UNKNOWN.into(), UNKNOWN.into(), UNKNOWN.into()));
+        let kernels = known(prov.as_ref().and_then(|p| p.kernels.clone()));
+        let cpu_features = known(prov.and_then(|p| p.cpu_features));
         let hist = &s.selection_histogram;
         // Summaries written before scoring CPU time was recorded carry none: unknown, unless
         // nothing was scored.
-        let scoring_cpu =
-            if s.static_scoring_s == 0.0 { 0.0 } else { s.static_scoring_cpu_s.unwrap_or(f64::NAN) };
+        let scoring_cpu = if s.static_scoring_s == 0.0 { 0.0 } else { s.static_scoring_cpu_s.unwrap_or(f64::NAN) };
         let (never, always) =
             if s.pruned_epochs > 0 && !hist.is_empty() { (hist[0], *hist.last().expect("non-empty")) } else { (0, 0) };
         rows.push(RunRow {
@@ -247,23 +261,14 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRow>> {
             peak_rss_mib: s.peak_rss_mib,
             commit,
             machine,
+            kernels,
+            cpu_features,
             command,
             phases: epochs.iter().map(|e| e.0.clone()).collect(),
             overlaps: epochs.iter().map(|e| e.1).collect(),
         });
     }
     Ok(rows)
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-    (m, sd)
 }
 
 /// One (dataset, model, method, budget, prune fraction) cell, aggregated over seeds.
@@ -320,9 +325,15 @@ pub struct Cell {
     pub noisy_total: usize,
     /// The same for the total-time speed-up in CPU time.
     pub noisy_total_cpu: usize,
+    /// Runs whose full-data baseline took another kernel path (another CPU kind): their
+    /// speed-ups compare two machines. Runs that did not record their path are not counted.
+    pub cross_kernel: usize,
     /// Mean milliseconds of training time per sample pass (training + re-scoring passes).
     pub ms_per_pass: f64,
 }
+
+/// What the report says of provenance a run did not record.
+pub const UNKNOWN: &str = "unknown";
 
 /// A speed-up counts as timing noise when it exceeds the sample-pass bound by more than this.
 pub const NOISE_TOLERANCE: f64 = 0.05;
@@ -360,6 +371,8 @@ struct Speedups {
     total_cpu: f64,
     /// Full-data sample passes over the run's.
     bound: f64,
+    /// The two runs took different recorded kernel paths.
+    cross_kernel: bool,
 }
 
 /// The speed-ups of `r` over its baseline `b`.
@@ -371,6 +384,7 @@ fn speedups(r: &RunRow, b: &RunRow) -> Speedups {
         total: b.train_s / r.total_s,
         total_cpu: over(b.cpu_s, r.total_cpu_s),
         bound: b.samples as f64 / r.samples.max(1) as f64,
+        cross_kernel: r.kernels != UNKNOWN && b.kernels != UNKNOWN && r.kernels != b.kernels,
     }
 }
 
@@ -395,8 +409,7 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
         .into_iter()
         .map(|((d, m, p, budget, _), v)| {
             let (acc_mean, acc_std) = mean_std(&v.iter().map(|r| r.final_test_acc).collect::<Vec<_>>());
-            let paired: Vec<Speedups> =
-                v.iter().filter_map(|r| baseline(rows, r).map(|b| speedups(r, b))).collect();
+            let paired: Vec<Speedups> = v.iter().filter_map(|r| baseline(rows, r).map(|b| speedups(r, b))).collect();
             let noisy = |f: fn(&Speedups) -> f64| paired.iter().filter(|x| is_noise(f(x), x.bound)).count();
             let mean = |f: fn(&Speedups) -> f64| mean_of(paired.iter().map(f));
             Cell {
@@ -424,62 +437,13 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 paired_seeds: paired.len(),
                 noisy_wall: noisy(|x| x.wall),
                 noisy_cpu: noisy(|x| x.cpu),
+                cross_kernel: paired.iter().filter(|x| x.cross_kernel).count(),
                 noisy_total: noisy(|x| x.total),
                 noisy_total_cpu: noisy(|x| x.total_cpu),
                 ms_per_pass: mean_of(v.iter().map(|r| r.ms_per_pass)),
             }
         })
         .collect()
-}
-
-/// The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95% intervals);
-/// 1.96 (the normal quantile) above 30.
-pub fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-    ];
-    if df == 0 {
-        f64::NAN
-    } else {
-        T.get(df - 1).copied().unwrap_or(1.96)
-    }
-}
-
-/// A paired comparison of test accuracy over seeds: `this - other` per seed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Paired {
-    /// Seeds present in both.
-    pub n: usize,
-    /// Mean difference.
-    pub mean: f64,
-    /// 95% interval (t distribution over seeds); NaN with fewer than 2 seeds.
-    pub lo: f64,
-    /// Upper end.
-    pub hi: f64,
-}
-
-impl Paired {
-    /// From per-seed differences.
-    pub fn from_diffs(d: &[f64]) -> Self {
-        let (mean, sd) = mean_std(d);
-        let n = d.len();
-        let half = if n > 1 { t975(n - 1) * sd / (n as f64).sqrt() } else { f64::NAN };
-        Self { n, mean, lo: mean - half, hi: mean + half }
-    }
-
-    /// "higher", "lower", or "no measurable difference" (the interval contains 0, or n < 2).
-    pub fn verdict(&self) -> &'static str {
-        if !(self.lo.is_finite() && self.hi.is_finite()) {
-            "n < 2: no interval"
-        } else if self.lo > 0.0 {
-            "higher"
-        } else if self.hi < 0.0 {
-            "lower"
-        } else {
-            "no measurable difference"
-        }
-    }
 }
 
 /// Per-seed accuracy differences of the runs in `a` against those of `b` with the same seed.
@@ -505,6 +469,16 @@ fn pct(v: f64) -> String {
         format!("{:.2}", 100.0 * v)
     } else {
         "n/a".into()
+    }
+}
+
+/// " ≠k" after a speed-up when k runs of the cell were timed on another kernel path (CPU kind)
+/// than their full-data baseline.
+fn cross(k: usize) -> String {
+    if k == 0 {
+        String::new()
+    } else {
+        format!(" ≠{k}")
     }
 }
 
@@ -544,8 +518,9 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     output::write_csv(&args.out.join("runs.csv"), rows)?;
     let cells = cells(rows);
     output::write_csv(&args.out.join("cells.csv"), &cells)?;
+    let comps = Comparisons::of(rows);
     let mut md = intro(args);
-    md.push_str(&summary_section(rows, &cells));
+    md.push_str(&summary_section(&cells, &comps));
     let pairs: BTreeSet<(String, String)> = cells.iter().map(|c| (c.dataset.clone(), c.model.clone())).collect();
     for (d, m) in &pairs {
         let mut cs: Vec<&Cell> = cells.iter().filter(|c| &c.dataset == d && &c.model == m).collect();
@@ -559,7 +534,8 @@ pub fn write(rows: &[RunRow], args: &ReportArgs) -> Result<()> {
     if let Some(reference) = &args.reference {
         md.push_str(&reference_section(rows, &collect(reference)?, reference));
     }
-    md.push_str(&paired_section(rows));
+    md.push_str(&comparisons::paired_section(rows, &comps));
+    md.push_str(&comparisons::fix_section(&comps));
     md.push_str(&timing_section(rows));
     md.push_str(&provenance_section(rows));
     output::write_atomic(&args.out.join("REPORT.md"), md.as_bytes())
@@ -772,30 +748,33 @@ fn provenance_section(rows: &[RunRow]) -> String {
     }
     md.push('\n');
     md.push_str(&format!("- machines: {}\n", machines.into_iter().collect::<Vec<_>>().join("; ")));
+    let mut paths: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *paths.entry(r.kernels.as_str()).or_default() += 1;
+    }
+    md.push_str("- kernel paths (runs):");
+    for (k, n) in &paths {
+        let what = if *k == UNKNOWN { "not recorded (runs made before the path was recorded)" } else { k };
+        md.push_str(&format!("\n  - {what}: {n}"));
+    }
+    md.push('\n');
+    if paths.keys().filter(|k| **k != UNKNOWN).count() > 1 {
+        md.push_str(
+            "- **these runs come from more than one kernel path (CPU kind)**: accuracies of different kinds are mixed \
+             in the means above (they differ in the last bits, then in accuracy); speed-ups marked ≠ compare a run \
+             with a baseline of another kind\n",
+        );
+    }
     md.push_str(&format!("- example command (first run): `{}`\n", rows[0].command));
     md.push_str(&format!("- report command: `{}`\n", crate::provenance::command_line()));
     md
 }
 
-/// A paired difference for the summary: "+0.31 [+0.05, +0.57]", the mean in bold when the
-/// interval excludes 0; "+0.31 (n=1)" without an interval; empty when nothing pairs.
-fn summary_diff(p: &Paired) -> String {
-    if p.n == 0 {
-        String::new()
-    } else if !(p.lo.is_finite() && p.hi.is_finite()) {
-        format!("{:+.2} (n={})", 100.0 * p.mean, p.n)
-    } else if matches!(p.verdict(), "higher" | "lower") {
-        format!("**{:+.2}** [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
-    } else {
-        format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi)
-    }
-}
-
 /// One table per (dataset, model, budget, prune fraction): each rule's accuracy, sample passes
-/// and speed-ups beside its paired differences against uniform random and full data, the
-/// measured ones (interval excluding 0) in bold. The same numbers as the tables below, gathered
-/// so that one fraction reads at a glance.
-fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
+/// and speed-ups beside its paired differences against uniform random and full data, unadjusted
+/// and Holm-adjusted (bold when measured after the correction). The same numbers as the tables
+/// below, gathered so that one fraction reads at a glance.
+fn summary_section(cells: &[Cell], comps: &Comparisons) -> String {
     type TableKey = (String, String, String, u64);
     let mut tables: BTreeMap<TableKey, Vec<&Cell>> = BTreeMap::new();
     for c in cells.iter().filter(|c| c.method != "full") {
@@ -805,104 +784,52 @@ fn summary_section(rows: &[RunRow], cells: &[Cell]) -> String {
     if tables.is_empty() {
         return String::new();
     }
-    let groups = groups(rows);
-    let mut md = String::from(
+    let mut md = format!(
         "## Summary\n\nOne table per prune fraction and budget. *Passes*: the fraction of full-data sample passes \
          used; *bound*: the speed-up that work allows. *CPU*: the training CPU-time speed-up over the same seed's \
          full-data run; *total*: the speed-up with static scoring charged, in CPU time (training plus scoring) where \
          every run of the cell recorded it, otherwise in wall time, marked *(wall)* (⚠k: k runs above their bound \
-         by more than 5%, timing noise). *vs random*, *vs full*: the test-accuracy difference in points, paired by seed, \
-         with its 95% t interval over seeds; **bold** when the interval excludes 0, otherwise there is no measurable \
-         difference.\n\n",
+         by more than 5%, timing noise; ≠k: k runs whose full-data baseline ran on another CPU kind, so that their \
+         speed-up compares two machines). *vs random*, *vs full*: the test-accuracy difference in points, paired by seed, \
+         with its unadjusted 95% t interval over seeds. {}\n\n",
+        comparisons::legend()
     );
     for ((d, m, budget, pf), mut cs) in tables {
         cs.sort_by_key(|c| policy_rank(&c.method));
         md.push_str(&format!("### {d} / {m}: prune fraction {:.2}, budget {budget}\n\n", pf as f64 / 1e6));
         md.push_str(
-            "| rule | test acc (%) | passes | bound | CPU | total | vs random (points) | vs full (points) |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| rule | test acc (%) | passes | bound | CPU | total | vs random (points) | Holm | vs full (points) | Holm |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|---:|---|\n",
         );
         if let Some(f) = cells.iter().find(|c| c.method == "full" && c.dataset == d && c.model == m) {
-            md.push_str(&format!("| full data | {} | 100.0% | 1.00x | 1.00x | 1.00x | | |\n", acc_cell(f)));
+            md.push_str(&format!("| full data | {} | 100.0% | 1.00x | 1.00x | 1.00x | | | | |\n", acc_cell(f)));
         }
-        let full: Vec<&RunRow> =
-            rows.iter().filter(|r| r.method == "full" && r.dataset == d && r.model == m).collect();
-        let random = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), pf));
         for c in cs {
-            let runs = &groups[&(d.clone(), m.clone(), c.method.clone(), budget.clone(), pf)];
-            let vs_random = match random {
-                Some(rr) if c.method != "random" => summary_diff(&paired(runs, rr)),
-                _ => String::new(),
+            let key = (d.clone(), m.clone(), c.method.clone(), budget.clone(), pf);
+            let diff = |f: &BTreeMap<GroupKey, stats::Adjusted>| match f.get(&key) {
+                Some(a) => (comparisons::unadjusted(&a.paired), comparisons::holm_cell(a)),
+                None => (String::new(), String::new()),
             };
+            let (vr, vrh) = diff(&comps.vs_random);
+            let (vf, vfh) = diff(&comps.vs_full);
             let total = if c.speedup_total_cpu.is_finite() {
                 format!("{}{}", x(c.speedup_total_cpu), flag(c.noisy_total_cpu))
             } else {
                 format!("{} (wall){}", x(c.speedup_total), flag(c.noisy_total))
             };
             md.push_str(&format!(
-                "| {} | {} | {:.1}% | {} | {}{} | {total} | {} | {} |\n",
+                "| {} | {} | {:.1}% | {} | {}{}{} | {total} | {vr} | {vrh} | {vf} | {vfh} |\n",
                 c.method,
                 acc_cell(c),
                 100.0 * c.sample_fraction,
                 x(c.bound),
                 x(c.speedup_cpu),
                 flag(c.noisy_cpu),
-                vs_random,
-                summary_diff(&paired(runs, &full)),
+                cross(c.cross_kernel),
             ));
         }
         md.push('\n');
     }
-    md
-}
-
-/// Paired accuracy differences against dynamic random (same budget and prune fraction) and
-/// against full data, seed by seed, with 95% t intervals.
-fn paired_section(rows: &[RunRow]) -> String {
-    let groups = groups(rows);
-    let mut keys: Vec<&GroupKey> = groups.keys().filter(|(_, _, m, _, _)| m != "full").collect();
-    keys.sort_by(|a, b| (&a.0, &a.1, &a.3, policy_rank(&a.2), a.4).cmp(&(&b.0, &b.1, &b.3, policy_rank(&b.2), b.4)));
-    if keys.is_empty() {
-        return String::new();
-    }
-    let mut md = String::from(
-        "## Paired differences\n\nTest accuracy of each cell minus that of dynamic random (same budget and prune fraction) \
-         and of full data, paired by seed: the mean difference in points and its 95% interval from the t distribution \
-         over seeds (n = paired seeds). Only an interval that excludes 0 is a measured difference.\n\n\
-         | dataset | method | budget | prune fraction | vs random (points) | verdict | vs full data (points) | verdict |\n\
-         |---|---|---|---:|---:|---|---:|---|\n",
-    );
-    let fmt = |p: &Paired| {
-        if p.n == 0 {
-            "n/a".to_string()
-        } else if p.lo.is_finite() {
-            format!("{:+.2} [{:+.2}, {:+.2}] (n={})", 100.0 * p.mean, 100.0 * p.lo, 100.0 * p.hi, p.n)
-        } else {
-            format!("{:+.2} (n={})", 100.0 * p.mean, p.n)
-        }
-    };
-    for k in keys {
-        let (d, m, meth, budget, pf) = k;
-        let runs = &groups[k];
-        let random = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), *pf));
-        let full: Vec<&RunRow> =
-            rows.iter().filter(|r| r.method == "full" && &r.dataset == d && &r.model == m).collect();
-        let vs_random = match random {
-            Some(rr) if meth != "random" => paired(runs, rr),
-            _ => Paired::from_diffs(&[]),
-        };
-        let vs_full = paired(runs, &full);
-        let verdict = |p: &Paired| if p.n == 0 { "" } else { p.verdict() };
-        md.push_str(&format!(
-            "| {d} | {meth} | {budget} | {:.2} | {} | {} | {} | {} |\n",
-            *pf as f64 / 1e6,
-            fmt(&vs_random),
-            verdict(&vs_random),
-            fmt(&vs_full),
-            verdict(&vs_full)
-        ));
-    }
-    md.push('\n');
     md
 }
 
@@ -914,13 +841,16 @@ pub fn reference_section(yours: &[RunRow], reference: &[RunRow], dir: &Path) -> 
     let refs: BTreeMap<_, &RunRow> = reference.iter().map(|r| (key(r), r)).collect();
     let mut md = format!(
         "## Your runs next to the reference\n\nEach of your runs beside the run of the same cell and seed in `{}`. *Bit-identical*: the \
-         same final test accuracy and loss to the last bit and the same sample passes (expected on CPU for the same code and \
-         seed; the commits are shown when they differ). *Time* is your training time over the reference's.\n\n\
+         same final test accuracy and loss to the last bit and the same sample passes. That is expected on CPU for the same \
+         code, seed and kernel path; another CPU kind (AVX2 against AVX-512) takes another path through the matrix \
+         kernels, whose rounding differs, so its runs differ in the last bits and then in accuracy (*differs, different CPU \
+         kernels*). A difference on the same path is a defect. The commits are shown when they differ. *Time* is your \
+         training time over the reference's.\n\n\
          | run | your acc (%) | reference acc (%) | difference (points) | bit-identical | time (yours / reference) |\n\
          |---|---:|---:|---:|---|---:|\n",
         crate::provenance::relative_to_checkout(&dir.display().to_string())
     );
-    let (mut same, mut matched) = (0usize, 0usize);
+    let (mut same, mut matched, mut defects) = (0usize, 0usize, 0usize);
     for r in yours {
         let Some(b) = refs.get(&key(r)) else {
             md.push_str(&format!("| {} | {} | n/a | n/a | no reference run | n/a |\n", r.dir, pct(r.final_test_acc)));
@@ -931,11 +861,8 @@ pub fn reference_section(yours: &[RunRow], reference: &[RunRow], dir: &Path) -> 
             && r.final_test_loss.to_bits() == b.final_test_loss.to_bits()
             && r.samples == b.samples;
         same += usize::from(identical);
-        let verdict = match (identical, r.commit == b.commit) {
-            (true, _) => "yes".to_string(),
-            (false, true) => "**no**".to_string(),
-            (false, false) => format!("no (commit {} vs {})", short(&r.commit), short(&b.commit)),
-        };
+        let verdict = reference_verdict(identical, r, b);
+        defects += usize::from(verdict.starts_with("**"));
         md.push_str(&format!(
             "| {} | {} | {} | {:+.2} | {verdict} | {:.2}x |\n",
             r.dir,
@@ -945,8 +872,34 @@ pub fn reference_section(yours: &[RunRow], reference: &[RunRow], dir: &Path) -> 
             r.train_s / b.train_s
         ));
     }
-    md.push_str(&format!("\n{same} of {matched} matched runs are bit-identical to the reference.\n\n"));
+    md.push_str(&format!("\n{same} of {matched} matched runs are bit-identical to the reference.\n"));
+    if defects > 0 {
+        md.push_str(&format!(
+            "\n**{defects} run(s) differ from the reference on the same kernel path: a defect (the same code, seed and \
+             instructions must give the same bits). Please report it with both runs' config.json.**\n"
+        ));
+    }
+    md.push('\n');
     md
+}
+
+/// Whether a run that should match its reference does, and if not why: *identical*; *differs,
+/// different CPU kernels* (both paths named: the GEMM micro-kernels round differently); *differs,
+/// the reference's path not recorded*; or, loudly, *differs on the same kernels*, a defect.
+pub fn reference_verdict(identical: bool, r: &RunRow, b: &RunRow) -> String {
+    let commits = if r.commit == b.commit {
+        String::new()
+    } else {
+        format!("; commit {} vs {}", short(&r.commit), short(&b.commit))
+    };
+    match (identical, r.kernels.as_str(), b.kernels.as_str()) {
+        (true, _, _) => "identical".into(),
+        (false, UNKNOWN, _) | (false, _, UNKNOWN) => {
+            format!("differs; kernel path not recorded (yours: {}; reference: {}){commits}", r.kernels, b.kernels)
+        }
+        (false, y, rf) if y != rf => format!("differs, different CPU kernels (yours: {y}; reference: {rf}){commits}"),
+        (false, _, _) => format!("**differs on the same kernels ({}): a defect**{commits}", r.kernels),
+    }
 }
 
 fn short(commit: &str) -> &str {

@@ -315,9 +315,13 @@ fn record(args: &TrainArgs, s: &Settings, env: &Env, id: &str) -> RunRecord {
     recorded.out = rel(&recorded.out);
     recorded.scores = recorded.scores.as_deref().map(rel);
     recorded.data_dir = recorded.data_dir.as_deref().map(rel);
+    let kernels = dynaprune_model::Kernels::for_device(&s.run.device)
+        .with_precision(s.model.precision)
+        .map(|k| dynaprune_model::cpu::kernel_path(k, &s.run.device))
+        .ok();
     RunRecord {
         args: recorded,
-        provenance: provenance::current(),
+        provenance: Provenance { kernels, ..provenance::current() },
         run_id: id.to_string(),
         train_samples: env.train.len(),
         test_samples: env.test.len(),

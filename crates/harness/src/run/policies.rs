@@ -36,7 +36,9 @@ pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32
         }
         PolicyArg::Ucb => Box::new(Ucb::new(pf, args.ucb_c)?.with_staleness(args.staleness)?),
         PolicyArg::Rs2 => Box::new(Rs2::new(pf)?),
-        PolicyArg::Kakurenbo => Box::new(Kakurenbo::new(pf)?.with_tau(args.kakurenbo_tau)?),
+        PolicyArg::Kakurenbo => {
+            Box::new(Kakurenbo::new(pf)?.with_tau(args.kakurenbo_tau)?.with_lr_rule(args.kakurenbo_lr.rule()))
+        }
         PolicyArg::Infobatch => Box::new(InfoBatch::with_rate(args.infobatch)?),
     };
     let builder = Pruner::builder(n)

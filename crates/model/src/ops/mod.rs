@@ -20,6 +20,11 @@ use candle_core::{bail, CpuStorage, Layout, Result, Tensor};
 
 pub use gemm::{runs_in_bf16, Precision, BF16_MIN_DEPTH, BF16_MIN_DIM};
 pub use gemm_bf16::available as bf16_available;
+
+/// `true` when our elementwise loops run their AVX2 + FMA version on this CPU.
+pub fn simd_has_avx2() -> bool {
+    simd::has_avx2()
+}
 pub use real::Real;
 
 pub(crate) use bn::BatchStats;

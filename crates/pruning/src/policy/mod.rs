@@ -15,7 +15,7 @@ mod static_scores;
 
 pub use dynamic::{EpsilonDecay, EpsilonGreedy, Ucb, UniformRandom};
 pub use infobatch::{InfoBatch, InfoBatchRate};
-pub use kakurenbo::Kakurenbo;
+pub use kakurenbo::{Kakurenbo, KakurenboLr};
 pub use rs2::Rs2;
 pub use staleness::Staleness;
 pub use static_scores::{Keep, StaticRandom, StaticScores};
