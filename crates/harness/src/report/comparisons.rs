@@ -5,7 +5,9 @@
 //! - **vs full**: each cell against full data;
 //! - **fix vs original**: each rule against its original form (`<rule>-plain`: UCB and
 //!   epsilon-greedy without the staleness fix), same budget and prune fraction: the fix's own
-//!   claim.
+//!   claim;
+//! - **variant vs rule**: each `<rule>+<variant>` cell (`random+warmup1`, `kakurenbo+lrhidden`)
+//!   against its rule, same budget and prune fraction: what the variant changes.
 //!
 //! The unadjusted 95% intervals stay beside the adjusted ones: a difference that only the
 //! unadjusted interval shows is exploratory.
@@ -27,6 +29,8 @@ pub struct Comparisons {
     pub vs_full: BTreeMap<GroupKey, Adjusted>,
     /// Each fixed rule minus its original form, keyed by the fixed rule's cell.
     pub fix: BTreeMap<GroupKey, Adjusted>,
+    /// Each `<rule>+<variant>` cell minus its rule, keyed by the variant's cell.
+    pub variant: BTreeMap<GroupKey, Adjusted>,
 }
 
 fn adjust(family: Vec<(GroupKey, Paired)>) -> BTreeMap<GroupKey, Adjusted> {
@@ -38,7 +42,7 @@ impl Comparisons {
     /// Every comparison the runs allow (cells with at least one paired seed).
     pub fn of(rows: &[RunRow]) -> Self {
         let groups = groups(rows);
-        let (mut vs_random, mut vs_full, mut fix) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut vs_random, mut vs_full, mut fix, mut variant) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, runs) in groups.iter().filter(|(k, _)| k.2 != "full") {
             let (d, m, meth, budget, pf) = k;
             if meth != "random" {
@@ -53,8 +57,13 @@ impl Comparisons {
             if let Some(orig) = groups.get(&original) {
                 push(&mut fix, k, paired(runs, orig));
             }
+            if let Some((rule, _)) = meth.split_once('+') {
+                if let Some(base) = groups.get(&(d.clone(), m.clone(), rule.to_string(), budget.clone(), *pf)) {
+                    push(&mut variant, k, paired(runs, base));
+                }
+            }
         }
-        Self { vs_random: adjust(vs_random), vs_full: adjust(vs_full), fix: adjust(fix) }
+        Self { vs_random: adjust(vs_random), vs_full: adjust(vs_full), fix: adjust(fix), variant: adjust(variant) }
     }
 }
 
@@ -107,7 +116,8 @@ fn p_str(p: f64) -> String {
 pub fn legend() -> String {
     format!(
         "*Holm*: the verdict after the Holm-Bonferroni correction over the comparison's family (all \"vs random\" \
-         comparisons of this report, all \"vs full\", all \"fix vs original\"), its adjusted p-value and its adjusted \
+         comparisons of this report, all \"vs full\", all \"fix vs original\", all \"variant vs rule\"), its \
+         adjusted p-value and its adjusted \
          interval (the t interval at level 1 - {ALPHA}/(m - r + 1), r the comparison's Holm rank, capped at the first \
          rank not rejected: it excludes 0 exactly when the verdict is a difference). **Bold**: measured after the \
          correction; *n.s.*: not significant after it. A difference that only the unadjusted 95% interval shows is \
@@ -153,23 +163,43 @@ pub fn paired_section(rows: &[RunRow], c: &Comparisons) -> String {
     md
 }
 
-/// Each fixed rule against its original form: the staleness fix's own comparison.
+/// Each fixed rule against its original form (the staleness fix's own comparison), and each
+/// variant against its rule.
 pub fn fix_section(c: &Comparisons) -> String {
-    if c.fix.is_empty() {
+    let mut md = family_table(
+        &c.fix,
+        &format!(
+            "## The fix against the original\n\nEach rule minus its original form (`<rule>{ORIGINAL}`: without the \
+             staleness fix), same budget and prune fraction, paired by seed; Holm over these {} comparisons.",
+            family_size(&c.fix)
+        ),
+        "fixed - original (points)",
+    );
+    md.push_str(&family_table(
+        &c.variant,
+        &format!(
+            "## Variants against their rule\n\nEach `<rule>+<variant>` cell minus its rule (`random+warmup1`: one \
+             full-data warm-up epoch; `kakurenbo+lrhidden`: the learning-rate factor from the fraction actually hidden), \
+             same budget and prune fraction, paired by seed; Holm over these {} comparisons.",
+            family_size(&c.variant)
+        ),
+        "variant - rule (points)",
+    ));
+    md
+}
+
+fn family_table(f: &BTreeMap<GroupKey, Adjusted>, head: &str, column: &str) -> String {
+    if f.is_empty() {
         return String::new();
     }
-    let mut keys: Vec<&GroupKey> = c.fix.keys().collect();
+    let mut keys: Vec<&GroupKey> = f.keys().collect();
     keys.sort_by(|a, b| (&a.0, &a.1, &a.3, policy_rank(&a.2), a.4).cmp(&(&b.0, &b.1, &b.3, policy_rank(&b.2), b.4)));
     let mut md = format!(
-        "## The fix against the original\n\nEach rule minus its original form (`<rule>{ORIGINAL}`: without the \
-         staleness fix), same budget and prune fraction, paired by seed; Holm over these {} comparisons. {}\n\n\
-         | dataset | rule | budget | prune fraction | fixed - original (points) | Holm |\n\
-         |---|---|---|---:|---:|---|\n",
-        family_size(&c.fix),
+        "{head} {}\n\n| dataset | rule | budget | prune fraction | {column} | Holm |\n|---|---|---|---:|---:|---|\n",
         legend()
     );
     for k in keys {
-        let a = &c.fix[k];
+        let a = &f[k];
         md.push_str(&format!(
             "| {} | {} | {} | {:.2} | {} | {} |\n",
             k.0,
