@@ -156,14 +156,7 @@ impl PyShard {
 impl PyPlan {
     /// Rank `rank`'s `Shard` of this plan in a run of `world_size` processes.
     fn shard(&self, py: Python<'_>, rank: i64, world_size: i64) -> PyResult<PyShard> {
-        let world = usize::try_from(world_size)
-            .ok()
-            .filter(|&w| w >= 1)
-            .ok_or_else(|| value_error("world_size", format!("{world_size}: expected an integer >= 1")))?;
-        let r = usize::try_from(rank)
-            .ok()
-            .filter(|&r| r < world)
-            .ok_or_else(|| value_error("rank", format!("{rank}: expected 0 <= rank < world_size = {world}")))?;
+        let (r, world) = rank_and_world(rank, world_size)?;
         let s = self.plan.shard(r, world).py()?;
         Ok(PyShard {
             indices: index_array(py, s.indices()).unbind(),
@@ -407,7 +400,36 @@ impl PyPruner {
     }
 }
 
+/// `rank` and `world_size` checked: `1 <= world_size`, `0 <= rank < world_size`.
+fn rank_and_world(rank: i64, world_size: i64) -> PyResult<(usize, usize)> {
+    let world = usize::try_from(world_size)
+        .ok()
+        .filter(|&w| w >= 1)
+        .ok_or_else(|| value_error("world_size", format!("{world_size}: expected an integer >= 1")))?;
+    let r = usize::try_from(rank)
+        .ok()
+        .filter(|&r| r < world)
+        .ok_or_else(|| value_error("rank", format!("{rank}: expected 0 <= rank < world_size = {world}")))?;
+    Ok((r, world))
+}
+
+/// Where rank `rank`'s shard of `length` items reads from, cut like `Plan.shard`: the positions
+/// (int64, in shard order) and how many are the rank's own (the rest are padding). For sharding
+/// other index lists the same way (`PlanSampler.rescore_shard`).
+#[pyfunction]
+fn _shard_positions<'py>(
+    py: Python<'py>,
+    length: usize,
+    rank: i64,
+    world_size: i64,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, usize)> {
+    let (r, world) = rank_and_world(rank, world_size)?;
+    let (positions, own) = dynaprune::shard::shard_positions(length, r, world).py()?;
+    Ok((index_array(py, &positions), own))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_shard_positions, m)?)?;
     m.add_class::<PySchedule>()?;
     m.add_class::<PyPlan>()?;
     m.add_class::<PyShard>()?;

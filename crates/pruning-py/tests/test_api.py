@@ -348,3 +348,19 @@ def test_kakurenbo_learning_rate_rules():
         dp.Kakurenbo(0.4, lr="boost")
     with pytest.raises(ValueError, match="`lr`: give either"):
         dp.Kakurenbo(0.4, lr="off", adjust_lr=False)
+
+
+def test_shard_positions_cut_like_plan_shard():
+    # rescore_shard cuts index lists with the crate's shard_positions, as Plan.shard cuts plans.
+    from dynaprune._dynaprune import _shard_positions
+
+    plan = dp.Pruner(11, dp.Ucb(0.5), dp.Schedule(2), seed=0).plan(0)
+    for world in (1, 2, 3, 4, 12):
+        for rank in range(world):
+            pos, own = _shard_positions(len(plan), rank, world)
+            shard = plan.shard(rank, world)
+            assert np.array_equal(plan.indices[pos], shard.indices) and own == shard.own
+    with pytest.raises(ValueError, match="`world_size`: 0"):
+        _shard_positions(5, 0, 0)
+    with pytest.raises(ValueError, match="`rank`: -1"):
+        _shard_positions(5, -1, 2)

@@ -490,8 +490,14 @@ mod tests {
                 style: Style::Points,
             })
             .collect();
-        let c =
-            Chart { y_floor: None, pareto: true, title: "t".into(), x_label: "x".into(), y_label: "y".into(), series };
+        let c = Chart {
+            y_floor: None,
+            pareto: true,
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series,
+        };
         let s = c.render();
         let h: f64 = s.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
         let lowest = s

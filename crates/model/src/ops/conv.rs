@@ -576,28 +576,16 @@ impl CustomOp2 for Conv2dOp {
         let (dx, dw) = match (&*xs, &*ws, &*ds) {
             (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(dc)) => match xc {
                 CpuStorage::F32(_) => {
-                    let (dx, dw) = backward::<f32>(
-                        &g,
-                        cpu_slice(xc, xl)?,
-                        cpu_slice(wc, wl)?,
-                        cpu_slice(dc, dl)?,
-                        need_dx,
-                        self.precision,
-                    );
+                    let (dx, dw) =
+                        backward::<f32>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx, self.precision);
                     (
                         dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
                         Tensor::from_vec(dw, w.shape(), w.device())?,
                     )
                 }
                 CpuStorage::F64(_) => {
-                    let (dx, dw) = backward::<f64>(
-                        &g,
-                        cpu_slice(xc, xl)?,
-                        cpu_slice(wc, wl)?,
-                        cpu_slice(dc, dl)?,
-                        need_dx,
-                        self.precision,
-                    );
+                    let (dx, dw) =
+                        backward::<f64>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx, self.precision);
                     (
                         dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
                         Tensor::from_vec(dw, w.shape(), w.device())?,

@@ -156,7 +156,13 @@ fn matmul_oriented(dst: &mut [f32], d: View, lhs: Src<'_>, rhs: Src<'_>, accumul
 }
 
 /// The blocked product with `RM x 16*NV` tiles.
-fn tiled<const RM: usize, const NV: usize>(dst: &mut [f32], d: View, lhs: Src<'_>, rhs: Src<'_>, accumulate: bool) {
+fn tiled<const RM: usize, const NV: usize>(
+    dst: &mut [f32],
+    d: View,
+    lhs: Src<'_>,
+    rhs: Src<'_>,
+    accumulate: bool,
+) {
     let rn = 16 * NV;
     debug_assert_eq!(rhs.rows(), lhs.cols());
     let (m, n, k) = (d.rows, d.cols, lhs.cols());
@@ -569,19 +575,7 @@ mod speed {
         if !available() {
             return;
         }
-        for &(m, n, k, tr) in &[
-            (16, 144, 840, true),
-            (32, 288, 512, true),
-            (16, 9, 840, true),
-            (16, 840, 9, false),
-            (16, 840, 144, false),
-            (32, 512, 288, false),
-            (64, 512, 576, false),
-            (256, 512, 2304, false),
-            (512, 512, 4608, false),
-            (64, 576, 512, true),
-            (512, 4608, 512, true),
-        ] {
+        for &(m, n, k, tr) in &[(16, 144, 840, true), (32, 288, 512, true), (16, 9, 840, true), (16, 840, 9, false), (16, 840, 144, false), (32, 512, 288, false), (64, 512, 576, false), (256, 512, 2304, false), (512, 512, 4608, false), (64, 576, 512, true), (512, 4608, 512, true)] {
             let lhs: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
             let rhs: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
             let l = View::row_major(m, k);
@@ -604,12 +598,7 @@ mod speed {
                 t16 = t16.min(t.elapsed().as_secs_f64());
             }
             let gf = |t: f64| 2.0 * (m * n * k * reps) as f64 / t / 1e9;
-            println!(
-                "m={m} n={n} k={k} rhs_t={tr}: f32 {:.1} GFLOP/s, bf16 {:.1} GFLOP/s, ratio {:.2}x",
-                gf(t32),
-                gf(t16),
-                t32 / t16
-            );
+            println!("m={m} n={n} k={k} rhs_t={tr}: f32 {:.1} GFLOP/s, bf16 {:.1} GFLOP/s, ratio {:.2}x", gf(t32), gf(t16), t32 / t16);
         }
     }
 }

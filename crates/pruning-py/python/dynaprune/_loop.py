@@ -7,6 +7,7 @@ torch is never imported at module load; tensors are recognised by their type's m
 import numpy as np
 
 from . import _distributed as _dist
+from ._dynaprune import _shard_positions
 
 
 def _is_torch(x):
@@ -328,12 +329,10 @@ class PlanSampler:
         if self.world_size == 1:
             self._padding = None
             return request
-        per_rank = -(-len(request) // self.world_size)
-        pos = self.rank + self.world_size * np.arange(per_rank)
-        share = request[pos % len(request)] if len(request) else request
-        pad = share[pos >= len(request)]
-        self._padding = pad if len(pad) else None
-        return np.ascontiguousarray(share)
+        positions, own = _shard_positions(len(request), self.rank, self.world_size)
+        share = request[positions]
+        self._padding = share[own:] if own < len(share) else None
+        return share
 
     def state(self):
         """The pruner's state (bytes), after gathering any buffered observations: identical on
