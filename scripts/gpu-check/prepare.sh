@@ -22,7 +22,10 @@ cargo build --release -p dynaprune-harness --bin dynaprune --features cuda --tar
 echo "CUDA $version build: $(( $(date +%s) - start )) s"
 carry="$repo/.gpu-carry"
 rm -rf "$carry" && mkdir -p "$carry/data/fashion-mnist"
+# Stripped, the binary is ~50 MB (candle's PTX is embedded): xz brings it to ~7 MB, so binary and
+# data fit the device tool's 64 MiB; run.sh unpacks it.
 strip -o "$carry/dynaprune" "$target/release/dynaprune"
+xz -T0 -6 "$carry/dynaprune"
 fm=""
 for d in "$repo/data/fashion-mnist" /usr/share/datasets/fashion-mnist; do
   if [ -f "$d/train-images-idx3-ubyte.gz" ]; then fm=$d; break; fi

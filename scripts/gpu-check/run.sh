@@ -31,6 +31,10 @@ PY
 )
 export LD_LIBRARY_PATH="$libs:/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin="$c/dynaprune"
+if [ -f "$bin.xz" ] && [ ! -x "$bin" ]; then # xz, or Python's lzma where xz is missing
+  xz -dk "$bin.xz" 2>/dev/null || python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$bin.xz" "$bin"
+  chmod +x "$bin"
+fi
 "$bin" --version | sed 's/^/# binary: /' | tee -a "$summary"
 if ldd "$bin" | grep -q "not found"; then
   echo "missing libraries:"; ldd "$bin" | grep "not found"
