@@ -79,6 +79,7 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
         "infobatch",
         "rs2",
         "kakurenbo",
+        "seta",
     ];
     for p in policies {
         let dir = tmp.path().join(p);
@@ -261,6 +262,22 @@ fn resume_reproduces_kakurenbo_across_its_rescoring() {
         2,
     );
     assert!(rows(&straight).iter().any(|r| r.rescore_samples > 0), "the run re-scored hidden samples");
+}
+
+#[test]
+fn resume_reproduces_seta_across_its_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--policy", "seta", "--epochs", "5", "--prune-fraction", "0.5", "--budget", "nominal"];
+    let (straight, _) =
+        check_resume(tmp.path(), &[&flags[..], &["--seta-groups", "3", "--seta-window-scale", "0.67"]].concat(), 2);
+    let r = rows(&straight);
+    // A full-data warm-up, then exactly half per epoch: every group, two windows, then (epoch 5 >
+    // 0.875 * 5) a random half.
+    assert_eq!(r.iter().map(|x| x.samples).collect::<Vec<_>>(), [384, 192, 192, 192, 192]);
+    assert_eq!(
+        r.iter().map(|x| x.phase.as_str()).collect::<Vec<_>>(),
+        ["warmup", "select", "select", "select", "select"]
+    );
 }
 
 #[test]
@@ -654,6 +671,30 @@ fn bad_new_flags_name_the_flag() {
     let e = format!("{:#}", train(args(&tmp.path().join("y"), &ucb)).unwrap_err());
     assert!(e.contains("--kakurenbo-lr") && e.contains("kakurenbo only"), "{e}");
     assert!(!tmp.path().join("y").exists(), "refused before anything was written");
+    // SeTa's knobs: out of range, NaN, conflicting (an empty window), or given to another rule.
+    for bad in [
+        &["--seta-groups=0"][..],
+        &["--seta-window-scale=0"],
+        &["--seta-window-scale=-0.5"],
+        &["--seta-window-scale=1.5"],
+        &["--seta-window-scale=NaN"],
+        &["--seta-delta=0"],
+        &["--seta-delta=NaN"],
+        &["--seta-groups=2", "--seta-window-scale=0.2"],
+    ] {
+        let flags = [&["--policy", "seta"][..], bad].concat();
+        let e = format!("{:#}", train(args(&tmp.path().join("z"), &flags)).unwrap_err());
+        let named = bad.last().unwrap().split('=').next().unwrap();
+        assert!(e.contains(named), "{bad:?}: {e}");
+        assert!(!tmp.path().join("z").exists(), "{bad:?}: refused before anything was written");
+    }
+    let e = Cli::try_parse_from(["dynaprune", "--seta-groups=-1"]).err().unwrap().to_string();
+    assert!(e.contains("--seta-groups"), "{e}");
+    let e = Cli::try_parse_from(["dynaprune", "--seta-budget", "roughly"]).err().unwrap().to_string();
+    assert!(e.contains("exact") && e.contains("reference"), "{e}");
+    let e =
+        format!("{:#}", train(args(&tmp.path().join("w"), &["--policy", "ucb", "--seta-groups", "4"])).unwrap_err());
+    assert!(e.contains("--seta-groups") && e.contains("seta only"), "{e}");
 }
 
 /// KAKURENBO with `--kakurenbo-lr hidden-fraction`: its own method label, a factor from what was

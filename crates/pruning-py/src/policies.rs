@@ -2,8 +2,8 @@
 //! them. Knobs are checked by the crate's own constructors, so the errors are the crate's.
 
 use dynaprune::{
-    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
-    Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2, Seta,
+    SetaBudget, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
 };
 use pyo3::prelude::*;
 
@@ -21,6 +21,7 @@ pub enum Kind {
     InfoBatch(InfoBatch),
     Rs2(Rs2),
     Kakurenbo(Kakurenbo),
+    Seta(Seta),
     StaticScores(StaticScores),
     StaticRandom(StaticRandom),
 }
@@ -35,6 +36,7 @@ impl Kind {
             Kind::InfoBatch(p) => p,
             Kind::Rs2(p) => p,
             Kind::Kakurenbo(p) => p,
+            Kind::Seta(p) => p,
             Kind::StaticScores(p) => p,
             Kind::StaticRandom(p) => p,
         }
@@ -49,6 +51,7 @@ impl Kind {
             Kind::InfoBatch(p) => Box::new(p),
             Kind::Rs2(p) => Box::new(p),
             Kind::Kakurenbo(p) => Box::new(p),
+            Kind::Seta(p) => Box::new(p),
             Kind::StaticScores(p) => Box::new(p),
             Kind::StaticRandom(p) => Box::new(p),
         }
@@ -56,7 +59,7 @@ impl Kind {
 }
 
 /// A selection rule. Use one of the subclasses: `FullData`, `UniformRandom`, `EpsilonGreedy`,
-/// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `StaticScores`, `StaticRandom`.
+/// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `Seta`, `StaticScores`, `StaticRandom`.
 #[pyclass(subclass, frozen, name = "Policy", module = "dynaprune")]
 pub struct PyPolicy {
     pub kind: Kind,
@@ -367,6 +370,57 @@ impl PyKakurenbo {
     }
 }
 
+/// SeTa (Zhou et al., CVPR 2025): clusters the last losses into `groups` groups (1-D k-means),
+/// easy to hard, and keeps a window of `round(groups * window_scale)` consecutive groups that
+/// slides towards the hard end at each selection; from `delta` of the epochs on, random subsets.
+/// `budget="exact"` (default) keeps exactly `round((1 - prune_fraction) * n)` samples per pruned
+/// epoch, drawn from the window; `budget="reference"` follows the reference code's arithmetic
+/// (the window's part of a random `1 - prune_fraction` of the samples).
+#[pyclass(extends = PyPolicy, frozen, name = "Seta", module = "dynaprune")]
+pub struct PySeta;
+
+#[pymethods]
+impl PySeta {
+    #[classattr]
+    const DEFAULT_GROUPS: usize = Seta::DEFAULT_GROUPS;
+    #[classattr]
+    const DEFAULT_WINDOW_SCALE: f64 = Seta::DEFAULT_WINDOW_SCALE;
+    #[classattr]
+    const DEFAULT_DELTA: f64 = Seta::DEFAULT_DELTA;
+
+    #[new]
+    #[pyo3(signature = (prune_fraction, *, groups = Seta::DEFAULT_GROUPS, window_scale = Seta::DEFAULT_WINDOW_SCALE,
+                        delta = Seta::DEFAULT_DELTA, budget = "exact"))]
+    fn new(
+        prune_fraction: f64,
+        groups: usize,
+        window_scale: f64,
+        delta: f64,
+        budget: &str,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let rule = match budget {
+            "exact" => SetaBudget::Exact,
+            "reference" => SetaBudget::Reference,
+            other => {
+                return Err(value_error("budget", format!("unknown `{other}`: expected \"exact\" or \"reference\"")))
+            }
+        };
+        let p = Seta::new(prune_fraction)
+            .py()?
+            .with_groups(groups)
+            .py()?
+            .with_window_scale(window_scale)
+            .py()?
+            .with_delta(delta)
+            .py()?
+            .with_budget(rule);
+        let repr = format!(
+            "Seta({prune_fraction}, groups={groups}, window_scale={window_scale}, delta={delta}, budget={budget:?})"
+        );
+        Ok(PyPolicy::new(Kind::Seta(p), repr).with(Self))
+    }
+}
+
 /// Static pruning from scores computed before training (EL2N, GraNd, forgetting counts, ...):
 /// one score per sample; `keep` is `"highest"` (default), `"lowest"`, or `"window"` with
 /// `skip_fraction` (skip the top, keep the next).
@@ -444,6 +498,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyInfoBatch>()?;
     m.add_class::<PyRs2>()?;
     m.add_class::<PyKakurenbo>()?;
+    m.add_class::<PySeta>()?;
     m.add_class::<PyStaticScores>()?;
     m.add_class::<PyStaticRandom>()?;
     Ok(())

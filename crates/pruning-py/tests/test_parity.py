@@ -37,6 +37,8 @@ def cases():
         "infobatch-target": (dp.InfoBatch(prune_fraction=0.3, max_drop_probability=0.9), s),
         "rs2": (dp.Rs2(0.7), s),
         "kakurenbo": (dp.Kakurenbo(0.3), s),
+        "seta": (dp.Seta(0.5), s),
+        "seta-reference": (dp.Seta(0.2, groups=4, window_scale=0.5, delta=0.8, budget="reference"), s),
         "static-scores": (dp.StaticScores(scores, 0.5), s),
         "static-random": (dp.StaticRandom(0.4), s),
     }

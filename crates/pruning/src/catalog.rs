@@ -157,6 +157,17 @@ pub const KAKURENBO: RuleInfo = RuleInfo {
     )
 };
 
+/// SeTa.
+pub const SETA: RuleInfo = RuleInfo {
+    score_based: true,
+    buffer: BufferKind::LastValue,
+    ..base(
+        "seta",
+        "Dynamic: SeTa, k-means groups of the losses, a window sliding from easy to hard groups (Zhou et al., 2025)",
+        Kind::Dynamic,
+    )
+};
+
 /// Every built-in rule: the baseline, the static rules, then the dynamic ones.
 pub const RULES: &[RuleInfo] = &[
     FULL,
@@ -171,6 +182,7 @@ pub const RULES: &[RuleInfo] = &[
     INFOBATCH,
     RS2,
     KAKURENBO,
+    SETA,
 ];
 
 /// The rule named `name`.

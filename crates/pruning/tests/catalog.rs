@@ -5,7 +5,7 @@ use dynaprune::catalog::{self, BufferKind, Kind};
 use dynaprune::rng::{self, top_k};
 use dynaprune::{
     EpsilonGreedy, FullData, InfoBatch, Kakurenbo, Keep, Policy, Pruner, Rs2, ScoreBuffer, SelectContext, Selection,
-    StaticRandom, StaticScores, Ucb, UniformRandom,
+    Seta, StaticRandom, StaticScores, Ucb, UniformRandom,
 };
 
 fn policy(name: &str) -> Box<dyn Policy> {
@@ -23,13 +23,14 @@ fn policy(name: &str) -> Box<dyn Policy> {
         "infobatch" => Box::new(InfoBatch::new(InfoBatch::DEFAULT_DROP_PROBABILITY).unwrap()),
         "rs2" => Box::new(Rs2::new(f).unwrap()),
         "kakurenbo" => Box::new(Kakurenbo::new(f).unwrap()),
+        "seta" => Box::new(Seta::new(f).unwrap()),
         other => panic!("the catalog names `{other}`, which this test cannot build: add it here"),
     }
 }
 
 #[test]
 fn the_catalog_agrees_with_the_rules() {
-    assert_eq!(catalog::RULES.len(), 12);
+    assert_eq!(catalog::RULES.len(), 13);
     for info in catalog::RULES {
         let p = policy(info.name);
         assert_eq!(p.name(), info.name);
@@ -40,7 +41,7 @@ fn the_catalog_agrees_with_the_rules() {
         }
         assert_eq!(p.rescore_every() > 0, info.reads_predictions, "{}: KAKURENBO re-scores what it hides", info.name);
         assert_eq!(info.scorer.is_some(), matches!(info.name, "el2n" | "grand" | "grand-last-layer" | "forgetting"));
-        assert_eq!(info.buffer == BufferKind::LastValue, info.name == "infobatch");
+        assert_eq!(info.buffer == BufferKind::LastValue, matches!(info.name, "infobatch" | "seta"));
         assert_eq!(info.warmup_epochs(10), usize::from(info.score_based));
         assert_eq!(info.warmup_epochs(1), 0, "a one-epoch run has no room for a warm-up");
         assert!(!info.summary.is_empty());

@@ -4,7 +4,7 @@
 use dynaprune::*;
 use proptest::prelude::*;
 
-const KINDS: u8 = 11;
+const KINDS: u8 = 13;
 
 fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
     match kind % KINDS {
@@ -14,6 +14,8 @@ fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
         }
         9 => Box::new(Rs2::new(pf).unwrap()),
         10 => Box::new(Kakurenbo::new(pf).unwrap()),
+        11 => Box::new(Seta::new(pf).unwrap().with_groups(2 + n % 6).unwrap().with_window_scale(0.5).unwrap()),
+        12 => Box::new(Seta::new(pf).unwrap().with_groups(1 + n % 5).unwrap().with_budget(SetaBudget::Reference)),
         0 => Box::new(UniformRandom::new(pf).unwrap()),
         1 => Box::new(EpsilonGreedy::new(pf, 0.3).unwrap()),
         2 => Box::new(Ucb::new(pf, 1.0).unwrap()),
@@ -72,6 +74,7 @@ proptest! {
         let (warmup, anneal) = (1, 1);
         let infobatch = kind % KINDS == 3;
         let kakurenbo = kind % KINDS == 10;
+        let seta_reference = kind % KINDS == 12;
         let full = kind % KINDS == 6;
         for (phase, idx, w) in plans(kind, pf, n, epochs, warmup, anneal, seed) {
             let mut s = idx.clone();
@@ -92,6 +95,11 @@ proptest! {
             } else if kakurenbo {
                 // Hides at most floor(F * n) samples (F_e <= F) and never weights them.
                 prop_assert!(idx.len() >= n - (pf * n as f64) as usize && idx.len() <= n);
+                prop_assert!(w.is_none());
+            } else if seta_reference {
+                // The reference's arithmetic: the window's part of a random floor(keep * n).
+                let keep = (1.0 - pf).clamp(0.1, 1.0);
+                prop_assert!(!idx.is_empty() && idx.len() <= ((keep * n as f64) as usize).max(1));
                 prop_assert!(w.is_none());
             } else if !full {
                 prop_assert_eq!(idx.len(), ((1.0 - pf) * n as f64).round() as usize);

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use dynaprune::{
-    EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, Policy, Pruner, Rs2, Schedule, Staleness,
-    StaticRandom, StaticScores, Ucb, UniformRandom,
+    EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, Keep, Policy, Pruner, Rs2, Schedule, Seta,
+    SetaBudget, Staleness, StaticRandom, StaticScores, Ucb, UniformRandom,
 };
 
 const N: usize = 200;
@@ -62,6 +62,22 @@ fn cases() -> Vec<(&'static str, Box<dyn Policy>, Schedule)> {
         ),
         ("rs2", Box::new(Rs2::new(0.7).unwrap()), s),
         ("kakurenbo", Box::new(Kakurenbo::new(0.3).unwrap()), s),
+        ("seta", Box::new(Seta::new(0.5).unwrap()), s),
+        (
+            "seta-reference",
+            Box::new(
+                Seta::new(0.2)
+                    .unwrap()
+                    .with_groups(4)
+                    .unwrap()
+                    .with_window_scale(0.5)
+                    .unwrap()
+                    .with_delta(0.8)
+                    .unwrap()
+                    .with_budget(SetaBudget::Reference),
+            ),
+            s,
+        ),
         ("static-scores", Box::new(StaticScores::new(scores, Keep::Highest, 0.5).unwrap()), s),
         ("static-random", Box::new(StaticRandom::new(0.4).unwrap()), s),
     ]
@@ -75,6 +91,7 @@ fn nums<T: std::fmt::Display>(v: impl IntoIterator<Item = T>) -> String {
 fn trace() -> String {
     let mut out = format!("{{\"n\": {N}, \"epochs\": {EPOCHS}, \"seed\": {SEED}, \"batch\": {BATCH}, \"runs\": {{\n");
     let cases = cases();
+    let count = cases.len();
     for (k, (name, policy, schedule)) in cases.into_iter().enumerate() {
         let kakurenbo = policy.name() == "kakurenbo";
         let mut p = Pruner::builder(N).boxed_policy(policy).schedule(schedule).seed(SEED).build().unwrap();
@@ -105,7 +122,7 @@ fn trace() -> String {
                 }
             }
         }
-        let sep = if k + 1 < 12 { "," } else { "" };
+        let sep = if k + 1 < count { "," } else { "" };
         writeln!(out, "], \"selection_counts\": [{}]}}{sep}", nums(p.selection_counts())).unwrap();
     }
     out.push_str("}}\n");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use dynaprune::catalog::RuleInfo;
 
@@ -72,11 +72,13 @@ pub enum PolicyArg {
     Rs2,
     /// KAKURENBO.
     Kakurenbo,
+    /// SeTa.
+    Seta,
 }
 
 impl PolicyArg {
     /// Every rule, in the catalog's order.
-    pub const ALL: [PolicyArg; 12] = [
+    pub const ALL: [PolicyArg; 13] = [
         PolicyArg::Full,
         PolicyArg::StaticRandom,
         PolicyArg::El2n,
@@ -89,6 +91,7 @@ impl PolicyArg {
         PolicyArg::Infobatch,
         PolicyArg::Rs2,
         PolicyArg::Kakurenbo,
+        PolicyArg::Seta,
     ];
 
     /// The rule's facts.
@@ -107,6 +110,7 @@ impl PolicyArg {
             PolicyArg::Infobatch => &c::INFOBATCH,
             PolicyArg::Rs2 => &c::RS2,
             PolicyArg::Kakurenbo => &c::KAKURENBO,
+            PolicyArg::Seta => &c::SETA,
         }
     }
 
@@ -267,6 +271,31 @@ impl KakurenboLrArg {
     }
 }
 
+/// SeTa's budget rule (`--seta-budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetaBudgetArg {
+    /// Exactly round((1 - f) * N) samples per pruned epoch (default).
+    #[default]
+    Exact,
+    /// The reference code's arithmetic: the window's part of a random (1 - f) of the samples.
+    Reference,
+}
+
+impl SetaBudgetArg {
+    /// Not written into config.json when it is the default.
+    pub fn is_exact(&self) -> bool {
+        *self == SetaBudgetArg::Exact
+    }
+    /// The crate's rule.
+    pub fn rule(self) -> dynaprune::SetaBudget {
+        match self {
+            SetaBudgetArg::Exact => dynaprune::SetaBudget::Exact,
+            SetaBudgetArg::Reference => dynaprune::SetaBudget::Reference,
+        }
+    }
+}
+
 /// How many sample passes a pruning rule may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -408,6 +437,23 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = KakurenboLrArg::MaxFraction)]
     #[serde(default, skip_serializing_if = "KakurenboLrArg::is_reference")]
     pub kakurenbo_lr: KakurenboLrArg,
+    /// SeTa: number of loss groups (k-means clusters), >= 1.
+    #[arg(long, default_value_t = dynaprune::Seta::DEFAULT_GROUPS)]
+    #[serde(default = "serde_defaults::seta_groups", skip_serializing_if = "serde_defaults::is_seta_groups")]
+    pub seta_groups: usize,
+    /// SeTa: the window keeps round_half_even(groups * scale) consecutive groups; in (0, 1].
+    #[arg(long, default_value_t = dynaprune::Seta::DEFAULT_WINDOW_SCALE)]
+    #[serde(default = "serde_defaults::seta_window", skip_serializing_if = "serde_defaults::is_seta_window")]
+    pub seta_window_scale: f64,
+    /// SeTa: random subsets instead of windows from this fraction of the epochs on; in (0, 1].
+    #[arg(long, default_value_t = dynaprune::Seta::DEFAULT_DELTA)]
+    #[serde(default = "serde_defaults::seta_delta", skip_serializing_if = "serde_defaults::is_seta_delta")]
+    pub seta_delta: f64,
+    /// SeTa: `exact` keeps round((1 - f) * N) samples per pruned epoch (equal budgets); `reference`
+    /// follows the reference code's arithmetic (about (1 - f) * window of them).
+    #[arg(long, value_enum, default_value_t = SetaBudgetArg::Exact)]
+    #[serde(default, skip_serializing_if = "SetaBudgetArg::is_exact")]
+    pub seta_budget: SetaBudgetArg,
     /// Decay of the per-sample exponential moving averages (default: what the rule is tuned
     /// for, 0.5 for epsilon-greedy with staleness on, else 0.9).
     #[arg(long)]
@@ -535,6 +581,7 @@ impl TrainArgs {
         if !self.kakurenbo_lr.is_reference() && self.policy != PolicyArg::Kakurenbo {
             bail!("--kakurenbo-lr applies to --policy kakurenbo only, not to --policy {}", self.policy.as_str());
         }
+        self.check_seta()?;
         if self.staleness_retention > 1.0 || self.kakurenbo_tau > 1.0 {
             bail!(
                 "--staleness-retention and --kakurenbo-tau must be in [0, 1], got {} and {}",
@@ -576,6 +623,32 @@ impl TrainArgs {
 }
 
 impl TrainArgs {
+    /// SeTa's knobs: each checked by the crate, the error naming the flag; set away from their
+    /// defaults with another policy, they are refused (they would do nothing).
+    fn check_seta(&self) -> Result<()> {
+        let changed = [
+            ("--seta-groups", !serde_defaults::is_seta_groups(&self.seta_groups)),
+            ("--seta-window-scale", !serde_defaults::is_seta_window(&self.seta_window_scale)),
+            ("--seta-delta", !serde_defaults::is_seta_delta(&self.seta_delta)),
+            ("--seta-budget", !self.seta_budget.is_exact()),
+        ];
+        if self.policy != PolicyArg::Seta {
+            if let Some((flag, _)) = changed.iter().find(|(_, c)| *c) {
+                bail!("{flag} applies to --policy seta only, not to --policy {}", self.policy.as_str());
+            }
+            return Ok(());
+        }
+        let s = dynaprune::Seta::new(0.0).expect("0 is a valid prune fraction");
+        let s = s.with_groups(self.seta_groups).with_context(|| format!("--seta-groups {}", self.seta_groups))?;
+        s.with_window_scale(self.seta_window_scale)
+            .with_context(|| {
+                format!("--seta-window-scale {} with --seta-groups {}", self.seta_window_scale, self.seta_groups)
+            })?
+            .with_delta(self.seta_delta)
+            .with_context(|| format!("--seta-delta {}", self.seta_delta))?;
+        Ok(())
+    }
+
     /// The rule as reports name it: the policy, `-plain` for UCB/epsilon-greedy with
     /// `--staleness off` (the original rule), `-bonus` with the count bonus, `+rescoreR` when
     /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix), and
@@ -633,6 +706,26 @@ mod serde_defaults {
     }
     pub fn tau() -> f64 {
         dynaprune::Kakurenbo::DEFAULT_TAU
+    }
+    // SeTa's knobs are written into config.json only when they differ from the defaults, so the
+    // configs (and resume fingerprints) of runs made before SeTa existed stay what they were.
+    pub fn seta_groups() -> usize {
+        dynaprune::Seta::DEFAULT_GROUPS
+    }
+    pub fn is_seta_groups(v: &usize) -> bool {
+        *v == dynaprune::Seta::DEFAULT_GROUPS
+    }
+    pub fn seta_window() -> f64 {
+        dynaprune::Seta::DEFAULT_WINDOW_SCALE
+    }
+    pub fn is_seta_window(v: &f64) -> bool {
+        *v == dynaprune::Seta::DEFAULT_WINDOW_SCALE
+    }
+    pub fn seta_delta() -> f64 {
+        dynaprune::Seta::DEFAULT_DELTA
+    }
+    pub fn is_seta_delta(v: &f64) -> bool {
+        *v == dynaprune::Seta::DEFAULT_DELTA
     }
 }
 

@@ -111,10 +111,36 @@ pub struct PruningSettings {
     pub kakurenbo_tau: f64,
     /// KAKURENBO's learning-rate rule.
     pub kakurenbo_lr: super::flags::KakurenboLrArg,
+    /// SeTa's knobs.
+    pub seta: SetaSettings,
     /// Forward-only re-scoring interval (0 = off).
     pub rescore_every: usize,
     /// Static rules: which part of the ranking to keep.
     pub keep: Keep,
+}
+
+/// SeTa's knobs (checked by [`super::TrainArgs::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SetaSettings {
+    /// Loss groups.
+    pub groups: usize,
+    /// Window scale.
+    pub window_scale: f64,
+    /// Annealing point.
+    pub delta: f64,
+    /// Exact or reference budget.
+    pub budget: dynaprune::SetaBudget,
+}
+
+impl SetaSettings {
+    /// The policy removing `prune_fraction` per pruned epoch.
+    pub fn policy(&self, prune_fraction: f64) -> dynaprune::Result<dynaprune::Seta> {
+        Ok(dynaprune::Seta::new(prune_fraction)?
+            .with_groups(self.groups)?
+            .with_window_scale(self.window_scale)?
+            .with_delta(self.delta)?
+            .with_budget(self.budget))
+    }
 }
 
 /// Static scoring.
@@ -230,6 +256,12 @@ impl Settings {
             },
             kakurenbo_tau: args.kakurenbo_tau,
             kakurenbo_lr: args.kakurenbo_lr,
+            seta: SetaSettings {
+                groups: args.seta_groups,
+                window_scale: args.seta_window_scale,
+                delta: args.seta_delta,
+                budget: args.seta_budget.rule(),
+            },
             rescore_every: args.rescore_every,
             keep: parse_keep(&args.static_keep)?,
         };

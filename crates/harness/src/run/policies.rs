@@ -40,6 +40,7 @@ pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32
             Box::new(Kakurenbo::new(pf)?.with_tau(args.kakurenbo_tau)?.with_lr_rule(args.kakurenbo_lr.rule()))
         }
         PolicyArg::Infobatch => Box::new(InfoBatch::with_rate(args.infobatch)?),
+        PolicyArg::Seta => Box::new(args.seta.policy(pf)?),
     };
     let builder = Pruner::builder(n)
         .boxed_policy(policy)

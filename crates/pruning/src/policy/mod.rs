@@ -10,6 +10,7 @@ mod dynamic;
 mod infobatch;
 mod kakurenbo;
 mod rs2;
+mod seta;
 mod staleness;
 mod static_scores;
 
@@ -17,6 +18,7 @@ pub use dynamic::{EpsilonDecay, EpsilonGreedy, Ucb, UniformRandom};
 pub use infobatch::{InfoBatch, InfoBatchRate};
 pub use kakurenbo::{Kakurenbo, KakurenboLr};
 pub use rs2::Rs2;
+pub use seta::{kmeans_1d, Seta, SetaBudget};
 pub use staleness::Staleness;
 pub use static_scores::{Keep, StaticRandom, StaticScores};
 
