@@ -11,7 +11,7 @@ use xtask::reproduce::{self, cells, parse_shard, preset, shard};
 fn shards_partition_the_grid_exactly() {
     let p = preset("cpu").unwrap();
     let all = cells(&p);
-    assert_eq!(all.len(), 3 * (1 + 15 * 3), "3 seeds x (full + 15 pruning methods x 3 fractions)");
+    assert_eq!(all.len(), 3 * (1 + 16 * 3), "3 seeds x (full + 16 pruning methods x 3 fractions)");
     for n in 1..=7 {
         let mut seen = Vec::new();
         for i in 1..=n {

@@ -6,6 +6,8 @@ pub const MODEL: &str = "model-init";
 pub const AUGMENT: &str = "augment";
 /// Pruner selections and shuffles.
 pub const PRUNER: &str = "pruner";
+/// Selective-Backprop's per-batch keep draws.
+pub const SELECTOR: &str = "selector";
 /// Static scorer `k`'s models.
 pub const SCORER: &str = "scorer";
 

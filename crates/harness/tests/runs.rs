@@ -80,6 +80,7 @@ fn every_policy_trains_end_to_end_and_accounting_adds_up() {
         "rs2",
         "kakurenbo",
         "seta",
+        "selective-backprop",
     ];
     for p in policies {
         let dir = tmp.path().join(p);
@@ -278,6 +279,34 @@ fn resume_reproduces_seta_across_its_windows() {
         r.iter().map(|x| x.phase.as_str()).collect::<Vec<_>>(),
         ["warmup", "select", "select", "select", "select"]
     );
+}
+
+#[test]
+fn selective_backprop_trains_what_it_keeps_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = ["--policy", "selective-backprop", "--epochs", "4", "--prune-fraction", "0.5", "--batch-size", "32"];
+    let (straight, _) = check_resume(tmp.path(), &flags, 2);
+    let r = rows(&straight);
+    for x in &r {
+        // Every sample gets a candidate pass, charged as a forward-only pass; some train (about
+        // half in the first epoch; fewer later, as falling losses rank low against the history
+        // of older ones: this tiny set's history of 1024 spans almost 3 epochs).
+        assert_eq!(x.rescore_samples, 384, "epoch {}", x.epoch);
+        assert!(x.rescore_s > 0.0);
+        assert!((30..=280).contains(&x.samples), "epoch {}: {} of 384 trained", x.epoch, x.samples);
+        assert_eq!(x.phase, "select");
+        assert_eq!((x.overlap, x.coverage, x.weight_sum), (None, None, x.samples as f64));
+    }
+    assert!(std::fs::read(straight.join("checkpoint/selector.bin")).unwrap().starts_with(b"DPSBSEL1"));
+    // An exponent so large that (almost) every candidate batch keeps nothing: the epochs still
+    // run through all their candidates, train what little was kept (the first loss ever seen is
+    // kept for sure: its percentile is 1), and the run finishes.
+    let dir = tmp.path().join("empty");
+    let s = done(train(args(&dir, &[&flags[..], &["--sb-beta", "1e9"]].concat())).unwrap());
+    let r = rows(&dir);
+    assert!(r.iter().all(|x| x.rescore_samples == 384 && x.samples < 16), "{r:?}");
+    assert!(s.final_test_loss.is_finite());
+    assert_eq!(s.samples, r.iter().map(|x| x.samples).sum::<usize>());
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! them. Knobs are checked by the crate's own constructors, so the errors are the crate's.
 
 use dynaprune::{
-    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2, Seta,
-    SetaBudget, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
+    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
+    SelectiveBackprop, Seta, SetaBudget, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
 };
 use pyo3::prelude::*;
 
@@ -22,6 +22,7 @@ pub enum Kind {
     Rs2(Rs2),
     Kakurenbo(Kakurenbo),
     Seta(Seta),
+    SelectiveBackprop(SelectiveBackprop),
     StaticScores(StaticScores),
     StaticRandom(StaticRandom),
 }
@@ -37,6 +38,7 @@ impl Kind {
             Kind::Rs2(p) => p,
             Kind::Kakurenbo(p) => p,
             Kind::Seta(p) => p,
+            Kind::SelectiveBackprop(p) => p,
             Kind::StaticScores(p) => p,
             Kind::StaticRandom(p) => p,
         }
@@ -52,6 +54,7 @@ impl Kind {
             Kind::Rs2(p) => Box::new(p),
             Kind::Kakurenbo(p) => Box::new(p),
             Kind::Seta(p) => Box::new(p),
+            Kind::SelectiveBackprop(p) => Box::new(p),
             Kind::StaticScores(p) => Box::new(p),
             Kind::StaticRandom(p) => Box::new(p),
         }
@@ -59,7 +62,8 @@ impl Kind {
 }
 
 /// A selection rule. Use one of the subclasses: `FullData`, `UniformRandom`, `EpsilonGreedy`,
-/// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `Seta`, `StaticScores`, `StaticRandom`.
+/// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `Seta`, `SelectiveBackprop`, `StaticScores`,
+/// `StaticRandom`.
 #[pyclass(subclass, frozen, name = "Policy", module = "dynaprune")]
 pub struct PyPolicy {
     pub kind: Kind,
@@ -421,6 +425,89 @@ impl PySeta {
     }
 }
 
+/// Selective-Backprop (Jiang et al., 2019): per batch, after a forward pass, keep each sample
+/// with probability `max(floor, percentile ** beta)`, its loss's percentile rank among the last
+/// `history` losses. Give `prune_fraction` (then `beta = f / (1 - f)`, which keeps `1 - f` of the
+/// passes in expectation) or `beta`. As a `Policy` it plans every sample (the candidates); the
+/// per-batch choice is `selector(seed)`, a `BackpropSelector`.
+#[pyclass(extends = PyPolicy, frozen, name = "SelectiveBackprop", module = "dynaprune")]
+pub struct PySelectiveBackprop(SelectiveBackprop);
+
+#[pymethods]
+impl PySelectiveBackprop {
+    #[classattr]
+    const DEFAULT_HISTORY: usize = SelectiveBackprop::DEFAULT_HISTORY;
+
+    #[new]
+    #[pyo3(signature = (prune_fraction = None, *, beta = None, history = SelectiveBackprop::DEFAULT_HISTORY, floor = 0.0))]
+    fn new(
+        prune_fraction: Option<f64>,
+        beta: Option<f64>,
+        history: usize,
+        floor: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let rule = match (prune_fraction, beta) {
+            (Some(f), None) => SelectiveBackprop::for_prune_fraction(f).py()?,
+            (None, Some(b)) => SelectiveBackprop::new(b).py()?,
+            _ => return Err(value_error("beta", "give exactly one of prune_fraction and beta")),
+        };
+        let p = rule.with_history(history).py()?.with_floor(floor).py()?;
+        let repr = format!("SelectiveBackprop(beta={}, history={history}, floor={floor})", p.beta());
+        Ok(PyPolicy::new(Kind::SelectiveBackprop(p.clone()), repr).with(Self(p)))
+    }
+
+    /// The exponent.
+    #[getter]
+    fn beta(&self) -> f64 {
+        self.0.beta()
+    }
+
+    /// A fresh per-batch selector drawing from `seed`.
+    fn selector(&self, seed: u64) -> PyBackpropSelector {
+        PyBackpropSelector(self.0.selector(seed))
+    }
+}
+
+/// Selective-Backprop's per-batch choice: `select(losses)` takes one candidate batch's
+/// per-sample losses (in batch order), adds them to the history and returns the positions to
+/// train on (int64, ascending; possibly empty). `state()` / `restore(bytes)` resume it exactly.
+#[pyclass(name = "BackpropSelector", module = "dynaprune")]
+pub struct PyBackpropSelector(dynaprune::BackpropSelector);
+
+#[pymethods]
+impl PyBackpropSelector {
+    fn select<'py>(
+        &mut self,
+        py: Python<'py>,
+        losses: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+        let floats = arrays::floats(losses, "losses")?;
+        let kept = self.0.select(floats.as_slice("losses")?).py()?;
+        Ok(arrays::index_array(py, &kept))
+    }
+    /// The percentile rank of `loss` in the current history, in [0, 1].
+    fn percentile(&self, loss: f32) -> f64 {
+        self.0.percentile(loss)
+    }
+    /// `max(floor, p ** beta)`.
+    fn keep_probability(&self, p: f64) -> f64 {
+        self.0.keep_probability(p)
+    }
+    /// Candidate batches seen.
+    #[getter]
+    fn batches(&self) -> u64 {
+        self.0.batches()
+    }
+    /// The state as bytes (for checkpoints).
+    fn state<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &self.0.to_bytes())
+    }
+    /// Restores a state written by `state()` (same rule and seed).
+    fn restore(&mut self, state: &[u8]) -> PyResult<()> {
+        self.0.restore(state).py()
+    }
+}
+
 /// Static pruning from scores computed before training (EL2N, GraNd, forgetting counts, ...):
 /// one score per sample; `keep` is `"highest"` (default), `"lowest"`, or `"window"` with
 /// `skip_fraction` (skip the top, keep the next).
@@ -499,6 +586,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRs2>()?;
     m.add_class::<PyKakurenbo>()?;
     m.add_class::<PySeta>()?;
+    m.add_class::<PySelectiveBackprop>()?;
+    m.add_class::<PyBackpropSelector>()?;
     m.add_class::<PyStaticScores>()?;
     m.add_class::<PyStaticRandom>()?;
     Ok(())

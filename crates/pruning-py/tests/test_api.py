@@ -29,6 +29,7 @@ def all_policies():
         dp.Kakurenbo(0.3, tau=0.6),
         dp.Seta(0.5),
         dp.Seta(0.3, groups=10, window_scale=0.5, delta=0.8, budget="reference"),
+        dp.SelectiveBackprop(0.5),
         dp.StaticScores(scores, 0.5),
         dp.StaticScores(scores, 0.5, keep="lowest"),
         dp.StaticScores(scores, 0.5, keep="window", skip_fraction=0.1, name="el2n"),
@@ -266,6 +267,13 @@ def test_out_of_range_and_negative_indices(pruner):
         (lambda: dp.Seta(0.5, window_scale=1.5), r"invalid `seta_window_scale`"),
         (lambda: dp.Seta(0.5, groups=2, window_scale=0.2), r"window holds at least one group"),
         (lambda: dp.Seta(0.5, delta=0.0), r"invalid `seta_delta`"),
+        (lambda: dp.SelectiveBackprop(), "exactly one of prune_fraction and beta"),
+        (lambda: dp.SelectiveBackprop(0.5, beta=1.0), "exactly one of prune_fraction and beta"),
+        (lambda: dp.SelectiveBackprop(beta=-1.0), r"invalid `sb_beta`"),
+        (lambda: dp.SelectiveBackprop(0.5, history=0), r"invalid `sb_history`"),
+        (lambda: dp.SelectiveBackprop(0.5, floor=1.5), r"invalid `sb_floor`"),
+        (lambda: dp.SelectiveBackprop(0.5).selector(0).select(np.array([0.1, np.nan], dtype=np.float32)), "not finite"),
+        (lambda: dp.SelectiveBackprop(0.5).selector(0).restore(b"nonsense"), "magic"),
         (lambda: dp.Seta(0.5, budget="roughly"), "expected \"exact\" or \"reference\""),
         (lambda: dp.StaticScores(np.array([1.0, np.nan]), 0.5), "not finite"),
         (lambda: dp.StaticScores(np.ones(4), 0.5, keep="window"), "needs skip_fraction"),
@@ -372,3 +380,27 @@ def test_shard_positions_cut_like_plan_shard():
         _shard_positions(5, 0, 0)
     with pytest.raises(ValueError, match="`rank`: -1"):
         _shard_positions(5, -1, 2)
+
+
+def test_selective_backprop_selector_matches_the_rust_rule():
+    sb = dp.SelectiveBackprop(0.5, history=4)
+    assert sb.beta == 1.0 and sb.name == "selective-backprop" and sb.prune_fraction == 0.5
+    fill = dp.SelectiveBackprop(beta=0.0, history=4).selector(1)
+    assert fill.select(np.array([1.0, 2.0, 2.0, 3.0], dtype=np.float32)).tolist() == [0, 1, 2, 3]
+    # scipy.stats.percentileofscore([1, 2, 2, 3], 2, kind="rank") = 62.5
+    assert fill.percentile(2.0) == 0.625
+    sel = sb.selector(7)
+    rng = np.random.default_rng(0)
+    batches = [rng.random(64, dtype=np.float32) for _ in range(20)]
+    kept = [sel.select(b) for b in batches[:10]]
+    state = sel.state()
+    again = dp.SelectiveBackprop(0.5, history=4).selector(7)
+    again.restore(state)
+    for b in batches[10:]:
+        assert sel.select(b).tolist() == again.select(b).tolist()
+    assert all(k.dtype == np.int64 for k in kept) and sel.batches == 20
+    frac = sum(len(k) for k in kept) / (10 * 64)
+    assert 0.35 < frac < 0.65, frac
+    # Every sample is a candidate in the epoch plan.
+    p = dp.Pruner(30, sb, 2, seed=0)
+    assert sorted(p.plan(0).indices.tolist()) == list(range(30))

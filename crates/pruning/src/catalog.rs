@@ -60,6 +60,10 @@ pub struct RuleInfo {
     /// `true` for rules that read predictions (correctness, confidence) as well as scores
     /// ([`crate::Pruner::observe_predictions`]).
     pub reads_predictions: bool,
+    /// `true` for rules that choose within each batch, after a forward pass over it
+    /// ([`crate::SelectiveBackprop`]): the training loop runs a candidate pass, then trains on
+    /// what [`crate::BackpropSelector`] keeps. Their epoch plans hold every sample.
+    pub batch_level: bool,
 }
 
 impl RuleInfo {
@@ -91,6 +95,7 @@ const fn base(name: &'static str, summary: &'static str, kind: Kind) -> RuleInfo
         buffer: BufferKind::Ema,
         staleness: false,
         reads_predictions: false,
+        batch_level: false,
     }
 }
 
@@ -168,6 +173,17 @@ pub const SETA: RuleInfo = RuleInfo {
     )
 };
 
+/// Selective-Backprop.
+pub const SELECTIVE_BACKPROP: RuleInfo = RuleInfo {
+    batch_level: true,
+    ..base(
+        "selective-backprop",
+        "Dynamic, per batch: Selective-Backprop, a forward pass over each batch, then backprop on the samples kept \
+         with probability percentile(loss)^beta (Jiang et al., 2019)",
+        Kind::Dynamic,
+    )
+};
+
 /// Every built-in rule: the baseline, the static rules, then the dynamic ones.
 pub const RULES: &[RuleInfo] = &[
     FULL,
@@ -183,6 +199,7 @@ pub const RULES: &[RuleInfo] = &[
     RS2,
     KAKURENBO,
     SETA,
+    SELECTIVE_BACKPROP,
 ];
 
 /// The rule named `name`.

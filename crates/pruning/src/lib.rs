@@ -35,7 +35,8 @@
 //!   dynamic [`UniformRandom`], [`EpsilonGreedy`], [`Ucb`] (Raju et al., 2021; with
 //!   [`Staleness`], so that the samples they skip come back), [`InfoBatch`] (Qin et al., 2024),
 //!   [`Rs2`] (Okanovic et al., 2023), [`Kakurenbo`] (Nguyen et al., 2023) and [`Seta`] (Zhou et
-//!   al., 2025).
+//!   al., 2025); per batch, [`SelectiveBackprop`] (Jiang et al., 2019) with its
+//!   [`BackpropSelector`].
 //! - [`catalog`]: the facts of every built-in rule, stated once ([`catalog::RULES`]: name,
 //!   static or dynamic, static scorer, default warm-up and annealing, buffer, staleness).
 //! - [`schedule`]: [`Schedule`] — warm-up, re-selection interval, annealing — shared by all rules.
@@ -80,8 +81,9 @@ pub use buffer::{EmaBuffer, LastValueBuffer, SampleStats, ScoreBuffer};
 pub use error::{PruneError, Result};
 pub use plan::{EpochPlan, PlanBatch, PlanStats};
 pub use policy::{
-    EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
-    SelectContext, Selection, Seta, SetaBudget, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
+    BackpropSelector, EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep,
+    Policy, Rs2, SelectContext, Selection, SelectiveBackprop, Seta, SetaBudget, Staleness, StaticRandom, StaticScores,
+    Statistic, Ucb, UniformRandom,
 };
 pub use pruner::{Pruner, PrunerBuilder};
 pub use schedule::{Phase, Schedule};

@@ -5,7 +5,7 @@ use dynaprune::catalog::{self, BufferKind, Kind};
 use dynaprune::rng::{self, top_k};
 use dynaprune::{
     EpsilonGreedy, FullData, InfoBatch, Kakurenbo, Keep, Policy, Pruner, Rs2, ScoreBuffer, SelectContext, Selection,
-    Seta, StaticRandom, StaticScores, Ucb, UniformRandom,
+    SelectiveBackprop, Seta, StaticRandom, StaticScores, Ucb, UniformRandom,
 };
 
 fn policy(name: &str) -> Box<dyn Policy> {
@@ -24,13 +24,14 @@ fn policy(name: &str) -> Box<dyn Policy> {
         "rs2" => Box::new(Rs2::new(f).unwrap()),
         "kakurenbo" => Box::new(Kakurenbo::new(f).unwrap()),
         "seta" => Box::new(Seta::new(f).unwrap()),
+        "selective-backprop" => Box::new(SelectiveBackprop::for_prune_fraction(f).unwrap()),
         other => panic!("the catalog names `{other}`, which this test cannot build: add it here"),
     }
 }
 
 #[test]
 fn the_catalog_agrees_with_the_rules() {
-    assert_eq!(catalog::RULES.len(), 13);
+    assert_eq!(catalog::RULES.len(), 14);
     for info in catalog::RULES {
         let p = policy(info.name);
         assert_eq!(p.name(), info.name);

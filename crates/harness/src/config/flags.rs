@@ -74,11 +74,13 @@ pub enum PolicyArg {
     Kakurenbo,
     /// SeTa.
     Seta,
+    /// Selective-Backprop.
+    SelectiveBackprop,
 }
 
 impl PolicyArg {
     /// Every rule, in the catalog's order.
-    pub const ALL: [PolicyArg; 13] = [
+    pub const ALL: [PolicyArg; 14] = [
         PolicyArg::Full,
         PolicyArg::StaticRandom,
         PolicyArg::El2n,
@@ -92,6 +94,7 @@ impl PolicyArg {
         PolicyArg::Rs2,
         PolicyArg::Kakurenbo,
         PolicyArg::Seta,
+        PolicyArg::SelectiveBackprop,
     ];
 
     /// The rule's facts.
@@ -111,6 +114,7 @@ impl PolicyArg {
             PolicyArg::Rs2 => &c::RS2,
             PolicyArg::Kakurenbo => &c::KAKURENBO,
             PolicyArg::Seta => &c::SETA,
+            PolicyArg::SelectiveBackprop => &c::SELECTIVE_BACKPROP,
         }
     }
 
@@ -454,6 +458,19 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = SetaBudgetArg::Exact)]
     #[serde(default, skip_serializing_if = "SetaBudgetArg::is_exact")]
     pub seta_budget: SetaBudgetArg,
+    /// Selective-Backprop: keep probability percentile^beta (default: f / (1 - f) for the
+    /// pruned-epoch fraction f, which keeps 1 - f of the passes in expectation).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sb_beta: Option<f64>,
+    /// Selective-Backprop: losses in the percentile history, >= 1.
+    #[arg(long, default_value_t = dynaprune::SelectiveBackprop::DEFAULT_HISTORY)]
+    #[serde(default = "serde_defaults::sb_history", skip_serializing_if = "serde_defaults::is_sb_history")]
+    pub sb_history: usize,
+    /// Selective-Backprop: the smallest keep probability, in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default, skip_serializing_if = "serde_defaults::is_zero")]
+    pub sb_floor: f64,
     /// Decay of the per-sample exponential moving averages (default: what the rule is tuned
     /// for, 0.5 for epsilon-greedy with staleness on, else 0.9).
     #[arg(long)]
@@ -582,6 +599,7 @@ impl TrainArgs {
             bail!("--kakurenbo-lr applies to --policy kakurenbo only, not to --policy {}", self.policy.as_str());
         }
         self.check_seta()?;
+        self.check_selective_backprop()?;
         if self.staleness_retention > 1.0 || self.kakurenbo_tau > 1.0 {
             bail!(
                 "--staleness-retention and --kakurenbo-tau must be in [0, 1], got {} and {}",
@@ -646,6 +664,31 @@ impl TrainArgs {
             })?
             .with_delta(self.seta_delta)
             .with_context(|| format!("--seta-delta {}", self.seta_delta))?;
+        Ok(())
+    }
+
+    /// Selective-Backprop's knobs, checked by the crate, the error naming the flag; refused with
+    /// another policy.
+    fn check_selective_backprop(&self) -> Result<()> {
+        let changed = [
+            ("--sb-beta", self.sb_beta.is_some()),
+            ("--sb-history", !serde_defaults::is_sb_history(&self.sb_history)),
+            ("--sb-floor", self.sb_floor != 0.0),
+        ];
+        if self.policy != PolicyArg::SelectiveBackprop {
+            if let Some((flag, _)) = changed.iter().find(|(_, c)| *c) {
+                bail!("{flag} applies to --policy selective-backprop only, not to --policy {}", self.policy.as_str());
+            }
+            return Ok(());
+        }
+        let s = match self.sb_beta {
+            Some(b) => dynaprune::SelectiveBackprop::new(b).with_context(|| format!("--sb-beta {b}"))?,
+            None => dynaprune::SelectiveBackprop::new(1.0).expect("1 is a valid exponent"),
+        };
+        s.with_history(self.sb_history)
+            .with_context(|| format!("--sb-history {}", self.sb_history))?
+            .with_floor(self.sb_floor)
+            .with_context(|| format!("--sb-floor {}", self.sb_floor))?;
         Ok(())
     }
 
@@ -726,6 +769,15 @@ mod serde_defaults {
     }
     pub fn is_seta_delta(v: &f64) -> bool {
         *v == dynaprune::Seta::DEFAULT_DELTA
+    }
+    pub fn sb_history() -> usize {
+        dynaprune::SelectiveBackprop::DEFAULT_HISTORY
+    }
+    pub fn is_sb_history(v: &usize) -> bool {
+        *v == dynaprune::SelectiveBackprop::DEFAULT_HISTORY
+    }
+    pub fn is_zero(v: &f64) -> bool {
+        *v == 0.0
     }
 }
 

@@ -113,6 +113,8 @@ pub struct PruningSettings {
     pub kakurenbo_lr: super::flags::KakurenboLrArg,
     /// SeTa's knobs.
     pub seta: SetaSettings,
+    /// Selective-Backprop's knobs.
+    pub selective_backprop: SbSettings,
     /// Forward-only re-scoring interval (0 = off).
     pub rescore_every: usize,
     /// Static rules: which part of the ranking to keep.
@@ -140,6 +142,29 @@ impl SetaSettings {
             .with_window_scale(self.window_scale)?
             .with_delta(self.delta)?
             .with_budget(self.budget))
+    }
+}
+
+/// Selective-Backprop's knobs (checked by [`super::TrainArgs::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SbSettings {
+    /// The exponent; `None`: from the pruned-epoch fraction.
+    pub beta: Option<f64>,
+    /// History length.
+    pub history: usize,
+    /// Smallest keep probability.
+    pub floor: f64,
+}
+
+impl SbSettings {
+    /// The rule removing `prune_fraction` of the passes in expectation (unless `--sb-beta` says
+    /// otherwise).
+    pub fn policy(&self, prune_fraction: f64) -> dynaprune::Result<dynaprune::SelectiveBackprop> {
+        let rule = match self.beta {
+            Some(b) => dynaprune::SelectiveBackprop::new(b)?,
+            None => dynaprune::SelectiveBackprop::for_prune_fraction(prune_fraction)?,
+        };
+        rule.with_history(self.history)?.with_floor(self.floor)
     }
 }
 
@@ -262,10 +287,12 @@ impl Settings {
                 delta: args.seta_delta,
                 budget: args.seta_budget.rule(),
             },
+            selective_backprop: SbSettings { beta: args.sb_beta, history: args.sb_history, floor: args.sb_floor },
             rescore_every: args.rescore_every,
             keep: parse_keep(&args.static_keep)?,
         };
-        let device = dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
+        let device =
+            dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
         // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16.
         dynaprune_model::Kernels::for_device(&device)
             .with_precision(args.precision.precision())

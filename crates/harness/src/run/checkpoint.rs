@@ -105,6 +105,7 @@ pub fn restore(
     model: &dyn Network,
     opt: &mut Sgd,
     pruner: &mut Pruner,
+    selector: Option<&mut dynaprune::BackpropSelector>,
     rows: &mut [EpochRow],
 ) -> Result<()> {
     let ck_dir = out.join("checkpoint");
@@ -113,6 +114,11 @@ pub fn restore(
     let bytes = std::fs::read(&pruner_path).with_context(|| format!("--resume: reading {}", pruner_path.display()))?;
     let state = PrunerState::from_bytes(&bytes).with_context(|| format!("--resume: {}", pruner_path.display()))?;
     pruner.restore(state).with_context(|| format!("--resume: {}", pruner_path.display()))?;
+    if let Some(selector) = selector {
+        let path = ck_dir.join("selector.bin");
+        let bytes = std::fs::read(&path).with_context(|| format!("--resume: reading {}", path.display()))?;
+        selector.restore(&bytes).with_context(|| format!("--resume: {}", path.display()))?;
+    }
     if let Ok(b) = std::fs::read(ck_dir.join("timing.json")) {
         if let (Ok((e, ck_s, wall)), Some(last)) = (serde_json::from_slice::<(usize, f64, f64)>(&b), rows.last_mut()) {
             if e == last.epoch {
@@ -141,7 +147,15 @@ pub fn recover(out: &Path) -> Result<()> {
 }
 
 /// Writes the whole checkpoint into `checkpoint.tmp/`, then swaps it in with renames.
-pub fn write(out: &Path, model: &dyn Network, opt: &Sgd, pruner: &PrunerState, st: &State) -> Result<()> {
+/// `selector`: a batch-level rule's selector state (`selector.bin`).
+pub fn write(
+    out: &Path,
+    model: &dyn Network,
+    opt: &Sgd,
+    pruner: &PrunerState,
+    selector: Option<&[u8]>,
+    st: &State,
+) -> Result<()> {
     let (ck, tmp, old) = (out.join("checkpoint"), out.join("checkpoint.tmp"), out.join("checkpoint.old"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -149,6 +163,9 @@ pub fn write(out: &Path, model: &dyn Network, opt: &Sgd, pruner: &PrunerState, s
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     checkpoint::save(&tmp.join("model.safetensors"), model, Some(opt))?;
     output::write_atomic(&tmp.join("pruner.bin"), &pruner.to_bytes())?;
+    if let Some(bytes) = selector {
+        output::write_atomic(&tmp.join("selector.bin"), bytes)?;
+    }
     output::write_json(&tmp.join("state.json"), st)?;
     if old.exists() {
         std::fs::remove_dir_all(&old)?;

@@ -158,37 +158,192 @@ pub fn train_epoch(
         let t0 = Instant::now();
         let batch = loader.next().context("the batch loader stopped early")??;
         let t1 = Instant::now();
-        let lr = o.schedule.lr(o.lr, schedule::progress(epoch, o.epochs, b, n_batches)) * lr_factor;
-        opt.set_learning_rate(lr);
-        let logits = model.forward(&batch.images, true)?;
-        let per = loss::cross_entropy_per_sample(&logits, &batch.labels, o.label_smoothing)?;
-        let weights = match &batch.weights {
-            Some(w) => Some(Tensor::from_slice(w, w.len(), &env.device)?),
-            None => None,
-        };
-        let l = loss::weighted_mean(&per, weights.as_ref())?;
-        let lv = l.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
-        if !lv.is_finite() {
-            bail!(
-                "non-finite training loss ({lv}) at epoch {epoch}, batch {b} (learning rate {lr:.4}): training diverged. \
-                 Lower --lr, or check the data; the last good checkpoint is kept"
-            );
-        }
-        opt.backward_step(&l)?;
-        let out = StepOutput::new(&per, &logits, &batch.labels, wants)?;
+        let pos = Position { epoch, batch: b, batches: n_batches };
+        let (out, lr) = train_step(
+            env,
+            model,
+            opt,
+            o,
+            pos,
+            lr_factor,
+            &batch.images,
+            &batch.labels,
+            batch.weights.as_deref(),
+            wants,
+        )?;
         let t2 = Instant::now();
         observe(&batch.indices, &out)?;
         let t3 = Instant::now();
         t.data_s += (t1 - t0).as_secs_f64();
         t.compute_s += (t2 - t1).as_secs_f64();
         t.observe_s += (t3 - t2).as_secs_f64();
-        t.samples += batch.len();
-        t.loss_sum += out.losses.iter().map(|&v| f64::from(v)).sum::<f64>();
-        t.correct += out.correct.iter().map(|&v| f64::from(v)).sum::<f64>();
-        t.lr = lr;
+        t.add(&out, lr);
         on_batch(b + 1, n_batches, t.loss_sum / t.samples.max(1) as f64);
     }
     Ok(t)
+}
+
+/// Where a step sits in training: its epoch, and its batch among the epoch's batches (the
+/// learning rate follows this progress).
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    epoch: usize,
+    batch: usize,
+    batches: usize,
+}
+
+/// One SGD step on `images` / `labels` (optional loss weights) at `pos`: the learning rate from
+/// training progress times `lr_factor`, forward, weighted loss, backward, step. Returns the
+/// per-sample outputs and the learning rate.
+#[allow(clippy::too_many_arguments)]
+fn train_step(
+    env: &Env,
+    model: &dyn Network,
+    opt: &mut Sgd,
+    o: &OptimSettings,
+    pos: Position,
+    lr_factor: f64,
+    images: &Tensor,
+    labels: &Tensor,
+    weights: Option<&[f32]>,
+    wants: Wants,
+) -> Result<(StepOutput, f64)> {
+    let Position { epoch, batch: b, batches: n_batches } = pos;
+    let lr = o.schedule.lr(o.lr, schedule::progress(epoch, o.epochs, b, n_batches)) * lr_factor;
+    opt.set_learning_rate(lr);
+    let logits = model.forward(images, true)?;
+    let per = loss::cross_entropy_per_sample(&logits, labels, o.label_smoothing)?;
+    let weights = match weights {
+        Some(w) => Some(Tensor::from_slice(w, w.len(), &env.device)?),
+        None => None,
+    };
+    let l = loss::weighted_mean(&per, weights.as_ref())?;
+    let lv = l.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+    if !lv.is_finite() {
+        bail!(
+            "non-finite training loss ({lv}) at epoch {epoch}, batch {b} (learning rate {lr:.4}): training diverged. \
+             Lower --lr, or check the data; the last good checkpoint is kept"
+        );
+    }
+    opt.backward_step(&l)?;
+    Ok((StepOutput::new(&per, &logits, labels, wants)?, lr))
+}
+
+impl EpochTotals {
+    /// Adds one trained batch.
+    fn add(&mut self, out: &StepOutput, lr: f64) {
+        self.samples += out.losses.len();
+        self.loss_sum += out.losses.iter().map(|&v| f64::from(v)).sum::<f64>();
+        self.correct += out.correct.iter().map(|&v| f64::from(v)).sum::<f64>();
+        self.lr = lr;
+    }
+}
+
+/// The candidate passes of a batch-level rule's epoch ([`train_epoch_selective`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CandidateTotals {
+    /// Samples that got a candidate (forward-only) pass.
+    pub samples: usize,
+    /// Seconds of those passes and of the selection.
+    pub seconds: f64,
+    /// Training batches stepped.
+    pub steps: usize,
+}
+
+/// One epoch of Selective-Backprop: each batch of `batches` (the candidates) gets a forward-only,
+/// eval-mode pass; `selector` keeps some of its samples; kept samples queue up (the same
+/// augmented images) and are trained on `batch_size` at a time, the learning rate following the
+/// candidate batches' progress; what is left in the queue at the end of the epoch is trained on
+/// as one smaller batch, so no chosen sample waits into the next epoch. A candidate batch that
+/// keeps nothing costs only its forward pass. `observe` sees each trained batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch_selective(
+    env: &Env,
+    model: &dyn Network,
+    opt: &mut Sgd,
+    o: &OptimSettings,
+    epoch: usize,
+    batches: Vec<BatchSpec>,
+    selector: &mut dynaprune::BackpropSelector,
+    wants: Wants,
+    mut observe: impl FnMut(&[usize], &StepOutput) -> Result<()>,
+    mut on_batch: impl FnMut(usize, usize, f64),
+) -> Result<(EpochTotals, CandidateTotals)> {
+    let n_batches = batches.len();
+    let (mut t, mut c) = (EpochTotals::default(), CandidateTotals::default());
+    let mut queue = Queue::default();
+    let mut loader = env.train_batches.prefetch(epoch, batches, 2);
+    for b in 0..n_batches {
+        let t0 = Instant::now();
+        let batch = loader.next().context("the batch loader stopped early")??;
+        let t1 = Instant::now();
+        let logits = model.forward_mode(&batch.images, Mode::Eval)?;
+        let losses = loss::cross_entropy_per_sample(&logits, &batch.labels, 0.0)?.to_vec1::<f32>()?;
+        let kept =
+            selector.select(&losses).with_context(|| format!("Selective-Backprop at epoch {epoch}, batch {b}"))?;
+        queue.push(&batch, &kept, &env.device)?;
+        let t2 = Instant::now();
+        t.data_s += (t1 - t0).as_secs_f64();
+        c.seconds += (t2 - t1).as_secs_f64();
+        c.samples += batch.len();
+        let last = b + 1 == n_batches;
+        while queue.len() >= o.batch_size || (last && queue.len() > 0) {
+            let t3 = Instant::now();
+            let (images, labels, indices) = queue.take(o.batch_size)?;
+            let pos = Position { epoch, batch: b, batches: n_batches };
+            let (out, lr) = train_step(env, model, opt, o, pos, 1.0, &images, &labels, None, wants)?;
+            let t4 = Instant::now();
+            observe(&indices, &out)?;
+            t.compute_s += (t4 - t3).as_secs_f64();
+            t.observe_s += t4.elapsed().as_secs_f64();
+            t.add(&out, lr);
+            c.steps += 1;
+        }
+        on_batch(b + 1, n_batches, t.loss_sum / t.samples.max(1) as f64);
+    }
+    Ok((t, c))
+}
+
+/// Kept samples waiting for a training batch: pieces of candidate batches, in order.
+#[derive(Default)]
+struct Queue {
+    images: Vec<Tensor>,
+    labels: Vec<Tensor>,
+    indices: Vec<usize>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Queues the rows `kept` of `batch`.
+    fn push(&mut self, batch: &dynaprune_data::Batch, kept: &[usize], device: &Device) -> Result<()> {
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<u32> = kept.iter().map(|&p| p as u32).collect();
+        let rows = Tensor::from_vec(rows, kept.len(), device)?;
+        self.images.push(batch.images.index_select(&rows, 0)?);
+        self.labels.push(batch.labels.index_select(&rows, 0)?);
+        self.indices.extend(kept.iter().map(|&p| batch.indices[p]));
+        Ok(())
+    }
+
+    /// The first `n` (or all, if fewer) queued samples as one batch.
+    fn take(&mut self, n: usize) -> Result<(Tensor, Tensor, Vec<usize>)> {
+        let n = n.min(self.len());
+        let images = Tensor::cat(&self.images, 0)?;
+        let labels = Tensor::cat(&self.labels, 0)?;
+        let rest = self.len() - n;
+        (self.images, self.labels) = if rest > 0 {
+            (vec![images.narrow(0, n, rest)?], vec![labels.narrow(0, n, rest)?])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let indices: Vec<usize> = self.indices.drain(..n).collect();
+        Ok((images.narrow(0, 0, n)?.contiguous()?, labels.narrow(0, 0, n)?.contiguous()?, indices))
+    }
 }
 
 /// A forward-only, eval-mode pass over the training samples `indices` (no augmentation): each

@@ -87,6 +87,8 @@ struct Run {
     model: Box<dyn Network>,
     opt: Sgd,
     pruner: Pruner,
+    /// The per-batch selector of a batch-level rule (Selective-Backprop).
+    selector: Option<dynaprune::BackpropSelector>,
     wants: Wants,
     progress: Progress,
     rows: Vec<EpochRow>,
@@ -113,16 +115,17 @@ impl Run {
         let model = models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive(s.run.seed, seeds::MODEL))?)?;
         let mut opt = engine::optimizer(model.as_ref(), &s.optim)?;
         let mut pruner = policies::build(&s.pruning, s.run.seed, env.train.len(), scores)?;
+        let mut selector = policies::selector(&s.pruning, s.run.seed)?;
         let (mut rows, mut start_epoch) = (Vec::new(), 0);
         if let Some(st) = resumed {
             rows = st.rows;
             start_epoch = st.completed_epochs;
-            checkpoint::restore(&s.run.out, model.as_ref(), &mut opt, &mut pruner, &mut rows)?;
+            checkpoint::restore(&s.run.out, model.as_ref(), &mut opt, &mut pruner, selector.as_mut(), &mut rows)?;
             progress.line(&format!("resuming {} after epoch {start_epoch}", s.run.out.display()));
         }
         let wants =
             Wants { el2n: s.pruning.score == ScoreArg::El2n, confidence: s.pruning.policy.info().reads_predictions };
-        Ok(Self { args, s, id, env, model, opt, pruner, wants, progress, rows, start_epoch, static_cost })
+        Ok(Self { args, s, id, env, model, opt, pruner, selector, wants, progress, rows, start_epoch, static_cost })
     }
 
     /// One epoch: re-scoring, selection, training, evaluation, the row, the checkpoint.
@@ -142,23 +145,51 @@ impl Run {
             .collect();
         self.progress.start_epoch(epoch, batches.len(), stats.phase.as_str());
         let (pruner, wants, progress) = (&mut self.pruner, self.wants, &self.progress);
-        let totals = engine::train_epoch(
-            &self.env,
-            self.model.as_ref(),
-            &mut self.opt,
-            &self.s.optim,
-            epoch,
-            batches,
-            stats.lr_factor,
-            wants,
-            |idx, o| observe_outputs(pruner, idx, o, wants),
-            |done, _, loss| progress.batch(done, loss),
-        )?;
+        let observe = |idx: &[usize], o: &StepOutput| observe_outputs(pruner, idx, o, wants);
+        let on_batch = |done: usize, _: usize, loss: f64| progress.batch(done, loss);
+        // A batch-level rule (Selective-Backprop) chooses within each batch of its pruned epochs:
+        // its candidate passes are forward-only passes, charged like re-scoring.
+        let (totals, candidates) = match self.selector.as_mut() {
+            Some(selector) if !stats.phase.is_full() => engine::train_epoch_selective(
+                &self.env,
+                self.model.as_ref(),
+                &mut self.opt,
+                &self.s.optim,
+                epoch,
+                batches,
+                selector,
+                wants,
+                observe,
+                on_batch,
+            )?,
+            _ => (
+                engine::train_epoch(
+                    &self.env,
+                    self.model.as_ref(),
+                    &mut self.opt,
+                    &self.s.optim,
+                    epoch,
+                    batches,
+                    stats.lr_factor,
+                    wants,
+                    observe,
+                    on_batch,
+                )?,
+                engine::CandidateTotals::default(),
+            ),
+        };
+        let (rescore_samples, rescore_s) = (rescore_samples + candidates.samples, rescore_s + candidates.seconds);
         let cpu_s = resources::process_cpu_s() - cpu_epoch;
         let t_eval = Instant::now();
         let evaluated = self.evaluate(epoch)?;
         let eval_s = t_eval.elapsed().as_secs_f64();
         let mut row = self.row(epoch, &stats, &totals, evaluated);
+        if candidates.samples > 0 {
+            // A batch-level rule's plan lists its candidates, not what it trained on: the plan's
+            // overlap and coverage describe nothing, and the trained samples weigh 1 each.
+            (row.overlap, row.coverage, row.never_selected) = (None, None, None);
+            row.weight_sum = totals.samples as f64;
+        }
         (row.rescore_samples, row.rescore_s, row.select_s, row.eval_s, row.cpu_s) =
             (rescore_samples, rescore_s, select_s, eval_s, cpu_s);
         self.save(row, t_epoch, eval_s)?;
@@ -239,7 +270,8 @@ impl Run {
             fingerprint: checkpoint::fingerprint(&self.args),
         };
         let out = &self.s.run.out;
-        checkpoint::write(out, self.model.as_ref(), &self.opt, &self.pruner.state(), &st)?;
+        let selector = self.selector.as_ref().map(dynaprune::BackpropSelector::to_bytes);
+        checkpoint::write(out, self.model.as_ref(), &self.opt, &self.pruner.state(), selector.as_deref(), &st)?;
         let last = self.rows.last_mut().expect("pushed");
         last.checkpoint_s = t_ck.elapsed().as_secs_f64();
         last.wall_s = t_epoch.elapsed().as_secs_f64();

@@ -41,6 +41,7 @@ pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32
         }
         PolicyArg::Infobatch => Box::new(InfoBatch::with_rate(args.infobatch)?),
         PolicyArg::Seta => Box::new(args.seta.policy(pf)?),
+        PolicyArg::SelectiveBackprop => Box::new(args.selective_backprop.policy(pf)?),
     };
     let builder = Pruner::builder(n)
         .boxed_policy(policy)
@@ -52,4 +53,14 @@ pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32
         BufferKind::Ema => builder.buffer(EmaBuffer::new(n, args.ema_decay).context("--ema-decay")?).build()?,
     };
     Ok(pruner)
+}
+
+/// The per-batch selector of a batch-level rule (Selective-Backprop), drawing from the run's
+/// root `seed`; `None` for the other rules.
+pub fn selector(args: &PruningSettings, seed: u64) -> Result<Option<dynaprune::BackpropSelector>> {
+    if !args.policy.info().batch_level {
+        return Ok(None);
+    }
+    let pf = args.pruned_epoch_fraction.unwrap_or(args.prune_fraction);
+    Ok(Some(args.selective_backprop.policy(pf)?.selector(seeds::derive(seed, seeds::SELECTOR))))
 }

@@ -20,6 +20,7 @@ is reseeded.
 """
 
 from ._dynaprune import (  # noqa: F401
+    BackpropSelector,
     EpsilonGreedy,
     FullData,
     InfoBatch,
@@ -29,6 +30,7 @@ from ._dynaprune import (  # noqa: F401
     Pruner,
     Rs2,
     Schedule,
+    SelectiveBackprop,
     Seta,
     Shard,
     Staleness,
@@ -41,6 +43,7 @@ from ._dynaprune import (  # noqa: F401
 from ._loop import PlanSampler, WithIndex, weighted_mean  # noqa: F401
 
 __all__ = [
+    "BackpropSelector",
     "EpsilonGreedy",
     "FullData",
     "InfoBatch",
@@ -51,6 +54,7 @@ __all__ = [
     "Pruner",
     "Rs2",
     "Schedule",
+    "SelectiveBackprop",
     "Seta",
     "Shard",
     "Staleness",
