@@ -121,6 +121,14 @@ pub struct PruningSettings {
     pub keep: Keep,
 }
 
+impl PruningSettings {
+    /// The fraction each pruned epoch removes: `--prune-fraction` itself under the nominal
+    /// budget, more under the matched budget when warm-up or annealing epochs spend part of it.
+    pub fn pruned_fraction(&self) -> f64 {
+        self.pruned_epoch_fraction.unwrap_or(self.prune_fraction)
+    }
+}
+
 /// SeTa's knobs (checked by [`super::TrainArgs::resolve`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SetaSettings {

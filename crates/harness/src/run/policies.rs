@@ -13,9 +13,7 @@ use crate::seeds;
 /// The pruner for a run over `n` training samples from the run's root `seed`; `scores` are
 /// required for static scorer policies.
 pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32>>) -> Result<Pruner> {
-    // The fraction each pruned epoch removes: --prune-fraction itself under the nominal budget,
-    // more under the matched budget when warm-up or annealing epochs spend part of it.
-    let pf = args.pruned_epoch_fraction.unwrap_or(args.prune_fraction);
+    let pf = args.pruned_fraction();
     let policy: Box<dyn Policy> = match args.policy {
         PolicyArg::Full => Box::new(FullData),
         PolicyArg::StaticRandom => Box::new(StaticRandom::new(pf)?),
@@ -61,6 +59,5 @@ pub fn selector(args: &PruningSettings, seed: u64) -> Result<Option<dynaprune::B
     if !args.policy.info().batch_level {
         return Ok(None);
     }
-    let pf = args.pruned_epoch_fraction.unwrap_or(args.prune_fraction);
-    Ok(Some(args.selective_backprop.policy(pf)?.selector(seeds::derive(seed, seeds::SELECTOR))))
+    Ok(Some(args.selective_backprop.policy(args.pruned_fraction())?.selector(seeds::derive(seed, seeds::SELECTOR))))
 }
