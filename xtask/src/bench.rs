@@ -143,30 +143,7 @@ pub fn run(o: &Options) -> Result<()> {
             let mut torch: Vec<BTreeMap<String, f64>> = Vec::new();
             for _ in 0..o.rounds.max(1) {
                 let _ = std::fs::remove_file(&json);
-                // Each kernel set in its own process, each in the thread configuration it runs
-                // best in: stock Candle with its own elementwise pool of `t` threads, ours as
-                // `dynaprune train` runs.
-                for kernels in ["fast", "candle"] {
-                    let mut c = Command::new(&o.binary);
-                    c.args([
-                        "bench-train",
-                        "--kernels",
-                        kernels,
-                        "--models",
-                        spec,
-                        "--iters",
-                        &o.iters.to_string(),
-                        "--json",
-                    ])
-                    .arg(&json);
-                    c.env("RAYON_NUM_THREADS", t.to_string());
-                    if kernels == "candle" {
-                        c.env("CANDLE_NUM_THREADS", t.to_string());
-                    }
-                    if !c.status()?.success() {
-                        bail!("dynaprune bench-train --kernels {kernels} failed for {spec} with {t} threads");
-                    }
-                }
+                ours_round(o, spec, t, &json)?;
                 ours.extend(
                     std::fs::read_to_string(&json)?.lines().filter_map(|l| serde_json::from_str::<Ours>(l).ok()),
                 );
@@ -213,10 +190,29 @@ pub fn run(o: &Options) -> Result<()> {
     }
     let _ = std::fs::remove_file(&json);
     if let Some(out) = &o.out {
-        let tmp = out.with_extension("part");
-        std::fs::write(&tmp, header + &lines.join("\n") + "\n")
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+        dynaprune_io::write_atomic(out, (header + &lines.join("\n") + "\n").as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// One round of our side: each kernel set in its own `dynaprune bench-train` process, appending
+/// its JSON lines to `json`.
+fn ours_round(o: &Options, spec: &str, t: usize, json: &std::path::Path) -> Result<()> {
+    // Each kernel set in its own process, each in the thread configuration it runs
+    // best in: stock Candle with its own elementwise pool of `t` threads, ours as
+    // `dynaprune train` runs.
+    for kernels in ["fast", "candle"] {
+        let mut c = Command::new(&o.binary);
+        c.args(["bench-train", "--kernels", kernels, "--models", spec, "--iters", &o.iters.to_string(), "--json"])
+            .arg(json);
+        c.env("RAYON_NUM_THREADS", t.to_string());
+        if kernels == "candle" {
+            c.env("CANDLE_NUM_THREADS", t.to_string());
+        }
+        if !c.status()?.success() {
+            bail!("dynaprune bench-train --kernels {kernels} failed for {spec} with {t} threads");
+        }
     }
     Ok(())
 }

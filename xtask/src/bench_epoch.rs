@@ -80,7 +80,17 @@ fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, si
     let (dataset, n) =
         if input == "fmnist" { ("fashion-mnist", o.train_samples.0) } else { ("synthetic-cifar", o.train_samples.1) };
     let status = Command::new(&o.binary)
-        .args(["train", "--dataset", dataset, "--model", model, "--policy", "full", "--progress", "plain"])
+        .args([
+            "train",
+            "--dataset",
+            dataset,
+            "--model",
+            model,
+            "--policy",
+            dynaprune::catalog::FULL.name,
+            "--progress",
+            "plain",
+        ])
         .args(["--epochs", &o.epochs.to_string(), "--threads", &o.threads.to_string()])
         .args(["--max-train-samples", &n.to_string(), "--precision", precision, "--out"])
         .arg(&out)
@@ -210,7 +220,14 @@ pub fn run(o: &Options) -> Result<Vec<String>> {
 }
 
 /// The two ratio lines and the detail line of one case in one precision.
-fn case_lines(o: &Options, model: &str, input: &str, precision: &str, mine: &Side, theirs: &[(String, Side)]) -> Vec<String> {
+fn case_lines(
+    o: &Options,
+    model: &str,
+    input: &str,
+    precision: &str,
+    mine: &Side,
+    theirs: &[(String, Side)],
+) -> Vec<String> {
     let (ot, oe) = (median(mine.train.clone()), median(mine.eval.clone()));
     // f32 lines keep the exact form; bf16 ones name the precision.
     let t = if precision == "f32" { o.threads.to_string() } else { format!("{} precision={precision}", o.threads) };
@@ -224,7 +241,10 @@ fn case_lines(o: &Options, model: &str, input: &str, precision: &str, mine: &Sid
     let bt = best(|s| median(s.train.clone()));
     let be = best(|s| median(s.eval.clone()));
     let mut lines = vec![
-        format!("epoch model={model} input={input} threads={t} {}", fmt(ot, bt.as_ref().map(|b| median(b.1.train.clone())))),
+        format!(
+            "epoch model={model} input={input} threads={t} {}",
+            fmt(ot, bt.as_ref().map(|b| median(b.1.train.clone())))
+        ),
         format!(
             "epoch model={model} input={input} mode=eval threads={t} {}",
             fmt(oe, be.as_ref().map(|b| median(b.1.eval.clone())))

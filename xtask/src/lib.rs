@@ -1,11 +1,13 @@
 //! Project automation behind `cargo xtask`: dataset fetching ([`fetch`]), the comparison grid
-//! ([`reproduce`]), the training-speed benchmark ([`bench`]) and the CUDA build ([`cuda`]).
+//! ([`reproduce`]), RESULTS.md generated from the committed reports ([`results`]), the
+//! training-speed benchmarks ([`bench`](mod@bench), [`bench_epoch`]) and the CUDA build ([`cuda`]).
 
 pub mod bench;
 pub mod bench_epoch;
 pub mod cuda;
 pub mod fetch;
 pub mod reproduce;
+pub mod results;
 
 use std::path::{Path, PathBuf};
 

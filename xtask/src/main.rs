@@ -1,10 +1,10 @@
 //! `cargo xtask <command>`: see `cargo xtask --help`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::{bench, bench_epoch, build_binary, cuda, fetch, repo_root, reproduce};
+use xtask::{bench, bench_epoch, build_binary, cuda, fetch, repo_root, reproduce, results};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "dynaprune project automation")]
@@ -68,7 +68,8 @@ enum Cmd {
         #[arg(long)]
         reuse_reference: bool,
     },
-    /// Regenerate results/<preset>/REPORT.md from whatever runs exist.
+    /// Regenerate results/<preset>/REPORT.md from whatever runs exist, and RESULTS.md from the
+    /// committed cpu report.
     Report {
         /// The preset.
         #[arg(long, default_value = "quick")]
@@ -156,169 +157,19 @@ fn main() -> Result<()> {
     let command_line = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
         .replace(&format!("{root}/"), "");
     match cli.command {
-        Cmd::Fetch { datasets, data_dir, mirror, no_apt } => {
-            let data_dir = if data_dir.is_absolute() { data_dir } else { repo.join(data_dir) };
-            let all = datasets.iter().any(|d| d == "all");
-            let want = |d: &str| all || datasets.iter().any(|x| x == d);
-            let mut failed = Vec::new();
-            for d in ["fashion-mnist", "cifar10", "cifar100"].into_iter().filter(|d| want(d)) {
-                let r = match d {
-                    "fashion-mnist" => {
-                        let bases: Vec<&str> = match &mirror {
-                            Some(m) => vec![m.as_str()],
-                            None => fetch::FASHION_MNIST_BASES.to_vec(),
-                        };
-                        fetch::fetch_fashion_mnist(
-                            &data_dir,
-                            std::path::Path::new(fetch::DEBIAN_FASHION_MNIST),
-                            &bases,
-                            !no_apt,
-                        )
-                    }
-                    other => fetch::fetch_cifar(&data_dir, other, mirror.as_deref().unwrap_or(fetch::CIFAR_BASE)),
-                };
-                if let Err(e) = r {
-                    eprintln!("error: {e:#}");
-                    failed.push(d);
-                }
-            }
-            if !failed.is_empty() {
-                anyhow::bail!("could not fetch: {}", failed.join(", "));
-            }
-        }
-        Cmd::Reproduce {
-            preset,
-            methods,
-            prune_fractions,
-            seeds,
-            epochs,
-            budget,
-            shard,
-            out,
-            threads,
-            dry_run,
-            reuse_reference,
-        } => {
-            let mut p = reproduce::preset(&preset)?;
-            if let Some(b) = budget {
-                if !["matched", "nominal"].contains(&b.as_str()) {
-                    anyhow::bail!("--budget {b}: expected matched or nominal");
-                }
-                p.budget = b;
-            }
-            if let Some(m) = methods {
-                for x in &m {
-                    reproduce::method_flags(x).context("--methods")?;
-                }
-                p.methods = m;
-            }
-            if let Some(f) = prune_fractions {
-                p.prune_fractions = f;
-            }
-            if let Some(s) = seeds {
-                p.seeds = s;
-            }
-            if let Some(e) = epochs {
-                p.epochs = e;
-            }
-            let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
-            let binary = build_binary(&repo)?;
-            let reference = reproduce::reference_runs(p.name);
-            if reuse_reference {
-                let r = reference.as_ref().with_context(|| {
-                    format!(
-                        "--reuse-reference: the preset `{}` has no committed reference (results/reference/{})",
-                        p.name, p.name
-                    )
-                })?;
-                let n = reproduce::reuse_reference(r.parent().expect("runs/ has a parent"), &out)?;
-                eprintln!("--reuse-reference: copied {n} finished reference runs into {}", out.display());
-            }
-            let o = reproduce::Options {
-                binary,
-                out,
-                shard: reproduce::parse_shard(&shard)?,
-                threads,
-                dry_run,
-                command: command_line,
-                reference,
-            };
-            reproduce::reproduce(&p, &o)?;
-        }
+        Cmd::Fetch { datasets, data_dir, mirror, no_apt } => fetch_cmd(&repo, &datasets, data_dir, mirror, no_apt)?,
+        cmd @ Cmd::Reproduce { .. } => reproduce_cmd(&repo, &command_line, cmd)?,
         Cmd::Report { preset, out } => {
             let p = reproduce::preset(&preset)?;
             let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
             let binary = build_binary(&repo)?;
             reproduce::report(p.name, &binary, &out, &command_line, reproduce::reference_runs(p.name).as_deref())?;
+            // RESULTS.md follows the committed cpu report (regenerated here when that was the one).
+            results::write(&repo)?;
+            eprintln!("wrote {} from {}", results::RESULTS_MD, results::CPU_REPORT);
         }
-        Cmd::BenchTrain { threads, models, iters, no_torch, rounds, out } => {
-            let binary = build_binary(&repo)?;
-            let torch = if no_torch {
-                None
-            } else {
-                match (bench::find_torch_python(), bench::find_torch_script(&repo)) {
-                    (Some(py), Some(script)) => Some((py, script)),
-                    (py, script) => {
-                        eprintln!(
-                            "PyTorch comparison skipped: {}",
-                            if py.is_none() {
-                                "no python3 that can `import torch` (set DYNAPRUNE_TORCH_PYTHON)"
-                            } else {
-                                "reference script not found (set DYNAPRUNE_TORCH_BENCH)"
-                            }
-                        );
-                        let _ = script;
-                        None
-                    }
-                }
-            };
-            bench::run(&bench::Options { binary, threads, models, iters, torch, rounds, out, command: command_line })?;
-        }
-        Cmd::BenchEpoch {
-            models,
-            threads,
-            epochs,
-            rounds,
-            fmnist_samples,
-            cifar_samples,
-            torch_variants,
-            precision,
-            no_torch,
-            out,
-        } => {
-            let binary = build_binary(&repo)?;
-            let torch = if no_torch { None } else { bench::find_torch_python().zip(bench_epoch::find_script(&repo)) };
-            let header = bench::provenance_header(&command_line, &binary);
-            print!("{header}");
-            let o = bench_epoch::Options {
-                binary,
-                models,
-                threads,
-                epochs,
-                rounds,
-                train_samples: (fmnist_samples, cifar_samples),
-                torch,
-                torch_variants,
-                precisions: precision,
-                // Where `dynaprune train` finds it: data/fashion-mnist first, then Debian's package.
-                fmnist_dir: [
-                    repo.join("data/fashion-mnist"),
-                    std::path::PathBuf::from("/usr/share/datasets/fashion-mnist"),
-                ]
-                .into_iter()
-                .find(|d| d.join("train-images-idx3-ubyte.gz").exists())
-                .unwrap_or_else(|| repo.join("data/fashion-mnist")),
-                scratch: std::env::temp_dir().join(format!("dynaprune-bench-epoch-{}", std::process::id())),
-            };
-            let lines = bench_epoch::run(&o)?;
-            if let Some(path) = out {
-                let text = format!("{header}{}\n", lines.join("\n"));
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                dynaprune::io::write_atomic(&path, text.as_bytes())?;
-            }
-        }
+        cmd @ Cmd::BenchTrain { .. } => bench_train_cmd(&repo, &command_line, cmd)?,
+        cmd @ Cmd::BenchEpoch { .. } => bench_epoch_cmd(&repo, &command_line, cmd)?,
         Cmd::CudaEnv { dir } => cuda::env(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::CudaCheck { dir } => cuda::check(&repo, &dir.unwrap_or_else(cuda::default_dir))?,
         Cmd::SlurmCheck => {
@@ -331,6 +182,192 @@ fn main() -> Result<()> {
                 anyhow::bail!("the Slurm check failed ({status}); see its output above");
             }
         }
+    }
+    Ok(())
+}
+
+/// `cargo xtask fetch`.
+fn fetch_cmd(repo: &Path, datasets: &[String], data_dir: PathBuf, mirror: Option<String>, no_apt: bool) -> Result<()> {
+    let data_dir = if data_dir.is_absolute() { data_dir } else { repo.join(data_dir) };
+    let all = datasets.iter().any(|d| d == "all");
+    let want = |d: &str| all || datasets.iter().any(|x| x == d);
+    let mut failed = Vec::new();
+    for d in ["fashion-mnist", "cifar10", "cifar100"].into_iter().filter(|d| want(d)) {
+        let r = match d {
+            "fashion-mnist" => {
+                let bases: Vec<&str> = match &mirror {
+                    Some(m) => vec![m.as_str()],
+                    None => fetch::FASHION_MNIST_BASES.to_vec(),
+                };
+                fetch::fetch_fashion_mnist(
+                    &data_dir,
+                    std::path::Path::new(fetch::DEBIAN_FASHION_MNIST),
+                    &bases,
+                    !no_apt,
+                )
+            }
+            other => fetch::fetch_cifar(&data_dir, other, mirror.as_deref().unwrap_or(fetch::CIFAR_BASE)),
+        };
+        if let Err(e) = r {
+            eprintln!("error: {e:#}");
+            failed.push(d);
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("could not fetch: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `cargo xtask reproduce`.
+fn reproduce_cmd(repo: &Path, command_line: &str, cmd: Cmd) -> Result<()> {
+    let Cmd::Reproduce {
+        preset,
+        methods,
+        prune_fractions,
+        seeds,
+        epochs,
+        budget,
+        shard,
+        out,
+        threads,
+        dry_run,
+        reuse_reference,
+    } = cmd
+    else {
+        unreachable!("called for `reproduce` only")
+    };
+    let mut p = reproduce::preset(&preset)?;
+    if let Some(b) = budget {
+        if ![dynaprune::catalog::BUDGET_MATCHED, dynaprune::catalog::BUDGET_NOMINAL].contains(&b.as_str()) {
+            anyhow::bail!("--budget {b}: expected matched or nominal");
+        }
+        p.budget = b;
+    }
+    if let Some(m) = methods {
+        for x in &m {
+            reproduce::method_flags(x).context("--methods")?;
+        }
+        p.methods = m;
+    }
+    if let Some(f) = prune_fractions {
+        p.prune_fractions = f;
+    }
+    if let Some(s) = seeds {
+        p.seeds = s;
+    }
+    if let Some(e) = epochs {
+        p.epochs = e;
+    }
+    let out = out.unwrap_or_else(|| repo.join("results").join(p.name));
+    let binary = build_binary(repo)?;
+    let reference = reproduce::reference_runs(p.name);
+    if reuse_reference {
+        let r = reference.as_ref().with_context(|| {
+            format!(
+                "--reuse-reference: the preset `{}` has no committed reference (results/reference/{})",
+                p.name, p.name
+            )
+        })?;
+        let n = reproduce::reuse_reference(r.parent().expect("runs/ has a parent"), &out)?;
+        eprintln!("--reuse-reference: copied {n} finished reference runs into {}", out.display());
+    }
+    let o = reproduce::Options {
+        binary,
+        out,
+        shard: reproduce::parse_shard(&shard)?,
+        threads,
+        dry_run,
+        command: command_line.to_string(),
+        reference,
+    };
+    reproduce::reproduce(&p, &o)?;
+    Ok(())
+}
+
+/// `cargo xtask bench-train`.
+fn bench_train_cmd(repo: &Path, command_line: &str, cmd: Cmd) -> Result<()> {
+    let Cmd::BenchTrain { threads, models, iters, no_torch, rounds, out } = cmd else {
+        unreachable!("called for `bench-train` only")
+    };
+    let binary = build_binary(repo)?;
+    let torch = if no_torch {
+        None
+    } else {
+        match (bench::find_torch_python(), bench::find_torch_script(repo)) {
+            (Some(py), Some(script)) => Some((py, script)),
+            (py, script) => {
+                eprintln!(
+                    "PyTorch comparison skipped: {}",
+                    if py.is_none() {
+                        "no python3 that can `import torch` (set DYNAPRUNE_TORCH_PYTHON)"
+                    } else {
+                        "reference script not found (set DYNAPRUNE_TORCH_BENCH)"
+                    }
+                );
+                let _ = script;
+                None
+            }
+        }
+    };
+    bench::run(&bench::Options {
+        binary,
+        threads,
+        models,
+        iters,
+        torch,
+        rounds,
+        out,
+        command: command_line.to_string(),
+    })?;
+    Ok(())
+}
+
+/// `cargo xtask bench-epoch`.
+fn bench_epoch_cmd(repo: &Path, command_line: &str, cmd: Cmd) -> Result<()> {
+    let Cmd::BenchEpoch {
+        models,
+        threads,
+        epochs,
+        rounds,
+        fmnist_samples,
+        cifar_samples,
+        torch_variants,
+        precision,
+        no_torch,
+        out,
+    } = cmd
+    else {
+        unreachable!("called for `bench-epoch` only")
+    };
+    let binary = build_binary(repo)?;
+    let torch = if no_torch { None } else { bench::find_torch_python().zip(bench_epoch::find_script(repo)) };
+    let header = bench::provenance_header(command_line, &binary);
+    print!("{header}");
+    let o = bench_epoch::Options {
+        binary,
+        models,
+        threads,
+        epochs,
+        rounds,
+        train_samples: (fmnist_samples, cifar_samples),
+        torch,
+        torch_variants,
+        precisions: precision,
+        // Where `dynaprune train` finds it: data/fashion-mnist first, then Debian's package.
+        fmnist_dir: [repo.join("data/fashion-mnist"), std::path::PathBuf::from(fetch::DEBIAN_FASHION_MNIST)]
+            .into_iter()
+            .find(|d| d.join("train-images-idx3-ubyte.gz").exists())
+            .unwrap_or_else(|| repo.join("data/fashion-mnist")),
+        scratch: std::env::temp_dir().join(format!("dynaprune-bench-epoch-{}", std::process::id())),
+    };
+    let lines = bench_epoch::run(&o)?;
+    if let Some(path) = out {
+        let text = format!("{header}{}\n", lines.join("\n"));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        dynaprune_io::write_atomic(&path, text.as_bytes())?;
     }
     Ok(())
 }

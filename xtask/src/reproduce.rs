@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use dynaprune::catalog::{BUDGET_MATCHED, BUDGET_NOMINAL, FULL};
 
 /// A grid preset.
 #[derive(Debug, Clone)]
@@ -46,61 +47,27 @@ pub fn all_methods() -> Vec<&'static str> {
 /// compares the rules before and after the staleness fix.
 pub const PLAIN_METHODS: [&str; 2] = ["epsilon-greedy-plain", "ucb-plain"];
 
-/// The `dynaprune train` flags of a method name: a policy, optionally with `-plain` (`--staleness
-/// off`) or `-bonus` (`--staleness count-bonus`), and optionally `+rescoreR` (`--rescore-every R`)
-/// and `+warmupW` (`--warmup-epochs W`).
+/// The `dynaprune train` flags of a method label ([`dynaprune::catalog::Method`], whose grammar
+/// is stated there once): a rule, optionally `-plain` (`--staleness off`) or `-bonus`
+/// (`--staleness count-bonus`), `+rescoreR` (`--rescore-every R`), `+warmupW`
+/// (`--warmup-epochs W`) and `+lrhidden` (`--kakurenbo-lr hidden-fraction`).
 /// The inverse of the harness's `TrainArgs::method_label`.
 pub fn method_flags(method: &str) -> Result<Vec<String>> {
-    let mut parts = method.split('+');
-    let base = parts.next().unwrap_or(method);
-    let (mut rescore, mut warmup, mut lr_hidden) = (None, None, false);
-    for extra in parts {
-        let num = |prefix: &str| extra.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok()).filter(|&x| x > 0);
-        if let Some(r) = num("rescore") {
-            rescore = Some(r);
-        } else if let Some(w) = num("warmup") {
-            warmup = Some(w);
-        } else if format!("+{extra}") == dynaprune::catalog::LR_HIDDEN_SUFFIX {
-            lr_hidden = true;
-        } else {
-            bail!(
-                "method `{method}`: expected `+rescoreR`, `+warmupW` (R, W >= 1) or `{}` after a `+`, got `+{extra}`",
-                dynaprune::catalog::LR_HIDDEN_SUFFIX
-            );
-        }
+    use dynaprune::catalog::{LabelStaleness, Method};
+    let m = Method::parse(method)?;
+    let mut f = vec!["--policy".to_string(), m.rule.name.to_string()];
+    match m.staleness {
+        LabelStaleness::Default => {}
+        LabelStaleness::Off => f.extend(["--staleness".into(), "off".into()]),
+        LabelStaleness::CountBonus => f.extend(["--staleness".into(), "count-bonus".into()]),
     }
-    let (policy, staleness) = if let Some(p) = base.strip_suffix("-plain") {
-        (p, Some("off"))
-    } else if let Some(p) = base.strip_suffix("-bonus") {
-        (p, Some("count-bonus"))
-    } else {
-        (base, None)
-    };
-    let Some(info) = dynaprune::catalog::rule(policy) else {
-        bail!(
-            "method `{method}`: unknown rule `{policy}`: expected one of {}, optionally with -plain or -bonus \
-             (rules with staleness) and +rescoreR / +warmupW",
-            all_methods().join(", ")
-        );
-    };
-    if staleness.is_some() && !info.staleness {
-        let with: Vec<&str> = dynaprune::catalog::RULES.iter().filter(|r| r.staleness).map(|r| r.name).collect();
-        bail!("method `{method}`: -plain and -bonus apply to {} only", with.join(" and "));
-    }
-    let mut f = vec!["--policy".to_string(), policy.to_string()];
-    if let Some(s) = staleness {
-        f.extend(["--staleness".into(), s.into()]);
-    }
-    if let Some(r) = rescore {
+    if let Some(r) = m.rescore_every {
         f.extend(["--rescore-every".into(), r.to_string()]);
     }
-    if let Some(w) = warmup {
+    if let Some(w) = m.warmup_epochs {
         f.extend(["--warmup-epochs".into(), w.to_string()]);
     }
-    if lr_hidden {
-        if policy != dynaprune::catalog::KAKURENBO.name {
-            bail!("method `{method}`: {} applies to kakurenbo only", dynaprune::catalog::LR_HIDDEN_SUFFIX);
-        }
+    if m.lr_hidden {
         f.extend(["--kakurenbo-lr".into(), "hidden-fraction".into()]);
     }
     Ok(f)
@@ -115,11 +82,11 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["synthetic"],
             model: "resnet8",
             epochs: 3,
-            methods: ["full", "ucb"].map(String::from).to_vec(),
+            methods: [FULL.name, "ucb"].map(String::from).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--width", "0.5", "--max-train-samples", "256", "--max-test-samples", "128", "--batch-size", "64", "--lr", "0.05"],
-            budget: "matched".into(),
+            budget: BUDGET_MATCHED.into(),
         },
         "quick" => Preset {
             name: "quick",
@@ -127,14 +94,14 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 4,
-            methods: ["full", "static-random", "el2n", "random", "ucb", "infobatch"].map(String::from).to_vec(),
+            methods: [FULL.name, "static-random", "el2n", "random", "ucb", "infobatch"].map(String::from).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--scorer-models", "2"],
             // 4 epochs at 50%: a matched budget (2 dataset passes) would be spent entirely by
             // InfoBatch's warm-up and annealing epochs. The quick preset compares with its
             // committed reference runs, which are nominal.
-            budget: "nominal".into(),
+            budget: BUDGET_NOMINAL.into(),
         },
         "cpu" => Preset {
             name: "cpu",
@@ -146,7 +113,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--scorer-models", "3"],
-            budget: "matched".into(),
+            budget: BUDGET_MATCHED.into(),
         },
         "paper" => Preset {
             name: "paper",
@@ -158,7 +125,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--device", "cuda", "--lr", "0.1", "--schedule", "cosine", "--scorer-models", "10"],
-            budget: "matched".into(),
+            budget: BUDGET_MATCHED.into(),
         },
         other => bail!("unknown preset `{other}`: expected smoke, quick, cpu or paper"),
     })
@@ -184,7 +151,7 @@ impl Cell {
     /// `<dataset>/full-pf0.00-s<seed>` for the full-data baseline, which every budget shares.
     pub fn dir(&self, runs: &Path) -> PathBuf {
         let name = format!("{}-pf{:.2}-s{}", self.method, self.prune_fraction, self.seed);
-        if self.method == "full" {
+        if self.method == FULL.name {
             runs.join(&self.dataset).join(name)
         } else {
             runs.join(&self.dataset).join(&self.budget).join(name)
@@ -202,7 +169,7 @@ pub fn cells(p: &Preset) -> Vec<Cell> {
     for d in &p.datasets {
         for &seed in &p.seeds {
             for m in &p.methods {
-                let fractions = if m == "full" { vec![0.0] } else { p.prune_fractions.clone() };
+                let fractions = if m == FULL.name { vec![0.0] } else { p.prune_fractions.clone() };
                 for pf in fractions {
                     out.push(Cell {
                         dataset: d.to_string(),
@@ -417,29 +384,12 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
         }
         let t0 = Instant::now();
         let mut flags = common_flags(p, &cell.dataset, cell.seed, o.threads);
-        if let Some(scorer) = cell.scorer() {
-            let file = scores.join(format!("{}-{}-seed{}-{scorer}.csv", cell.dataset, p.model, cell.seed));
-            if !file.exists() {
-                eprintln!(
-                    "{label}: {scorer} scores for ({}, {}, seed {}) -> {} (computed once, whichever shard comes first)",
-                    cell.dataset,
-                    p.model,
-                    cell.seed,
-                    file.display()
-                );
-                let mut c = Command::new(&o.binary);
-                c.arg("score").arg("--scorer").arg(scorer).arg("--scores-out").arg(rel(&file)).args(&flags);
-                if o.dry_run {
-                    println!("{c:?}");
-                } else {
-                    compute_once(&file, || run(&mut c, "scoring"))?;
-                }
-            }
+        if let Some(file) = ensure_scores(p, o, cell, &scores, &flags, &label)? {
             flags.extend(["--scores".into(), rel(&file).display().to_string()]);
         }
         let mut c = Command::new(&o.binary);
         c.arg("train").args(method_flags(&cell.method)?).arg("--out").arg(rel(&dir)).args(&flags);
-        if cell.method != "full" {
+        if cell.method != FULL.name {
             c.arg("--prune-fraction").arg(cell.prune_fraction.to_string()).arg("--budget").arg(&cell.budget);
         }
         if dir.join("checkpoint").exists() || dir.join("checkpoint.old").exists() {
@@ -466,6 +416,37 @@ pub fn reproduce(p: &Preset, o: &Options) -> Result<()> {
         return Ok(());
     }
     report(p.name, &o.binary, &o.out, &o.command, o.reference.as_deref())
+}
+
+/// The static-score file a cell needs, computed first if no shard has computed it yet (under
+/// an atomic lock: exactly one computes it); `None` for cells without static scores.
+fn ensure_scores(
+    p: &Preset,
+    o: &Options,
+    cell: &Cell,
+    scores: &Path,
+    flags: &[String],
+    label: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(scorer) = cell.scorer() else { return Ok(None) };
+    let file = scores.join(format!("{}-{}-seed{}-{scorer}.csv", cell.dataset, p.model, cell.seed));
+    if !file.exists() {
+        eprintln!(
+            "{label}: {scorer} scores for ({}, {}, seed {}) -> {} (computed once, whichever shard comes first)",
+            cell.dataset,
+            p.model,
+            cell.seed,
+            file.display()
+        );
+        let mut c = Command::new(&o.binary);
+        c.arg("score").arg("--scorer").arg(scorer).arg("--scores-out").arg(rel(&file)).args(flags);
+        if o.dry_run {
+            println!("{c:?}");
+        } else {
+            compute_once(&file, || run(&mut c, "scoring"))?;
+        }
+    }
+    Ok(Some(file))
 }
 
 /// Makes `file` exist by running `compute` at most once across processes, even when several

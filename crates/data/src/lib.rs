@@ -30,7 +30,7 @@
 //! - [`augment`]: [`Augment`] (random crop with zero or reflect padding, horizontal flip).
 //! - [`batch`]: [`BatchAssembler`], [`BatchSpec`] (what goes in a batch: indices and loss
 //!   weights), [`Batch`] and the background [`Prefetch`].
-//! - [`write`]: writers for every format, for test fixtures (this crate's tests, the fuzz tests,
+//! - [`write`](mod@write): writers for every format, for test fixtures (this crate's tests, the fuzz tests,
 //!   xtask's download tests) so no binary blobs live in git.
 //! - `fuzz` (tests only): arbitrary bytes and truncations through every reader.
 //!

@@ -27,35 +27,9 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to memory")
 }
 
-/// Writes `bytes` to `path` atomically ([`dynaprune::io::write_atomic`]).
+/// Writes `bytes` to `path` atomically ([`dynaprune_io::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    dynaprune::io::write_atomic(path, bytes).map_err(io_err(path))
-}
-
-/// Writes a dataset of 1-channel images as the four Fashion-MNIST IDX files in `dir`.
-pub fn write_idx_dataset(dir: &Path, splits: &Splits, gz: bool) -> Result<()> {
-    for (ds, prefix) in [(&splits.train, "train"), (&splits.test, "t10k")] {
-        let s = ds.shape();
-        if s.channels != 1 {
-            return Err(DataError::Invalid {
-                name: "IDX export",
-                message: format!("IDX holds 1-channel images, got {}", s.channels),
-            });
-        }
-        let labels: Vec<u8> = ds.labels().iter().map(|&l| l as u8).collect();
-        let files = [
-            (format!("{prefix}-images-idx3-ubyte"), encode_idx(&[ds.len(), s.height, s.width], ds.pixels())),
-            (format!("{prefix}-labels-idx1-ubyte"), encode_idx(&[ds.len()], &labels)),
-        ];
-        for (name, bytes) in files {
-            if gz {
-                write_atomic(&dir.join(format!("{name}.gz")), &gzip(&bytes))?;
-            } else {
-                write_atomic(&dir.join(name), &bytes)?;
-            }
-        }
-    }
-    Ok(())
+    dynaprune_io::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 /// Encodes CIFAR-10 records (1 label byte + 3,072 pixels each).

@@ -1,9 +1,9 @@
 //! # dynaprune-harness — where data, model and pruning meet
 //!
-//! The `dynaprune` binary's library: one training run with any policy ([`train`]), static
-//! scorers with their cost counted ([`scorers`]), exact time accounting ([`accounting`]),
-//! resumable checkpoints, reports over many runs ([`report`]) and the training-speed benchmark
-//! ([`bench`]).
+//! The `dynaprune` binary's library: one training run with any policy ([`run::train`]), static
+//! scorers with their cost counted ([`scoring`]), exact time accounting ([`run::accounting`]),
+//! resumable checkpoints ([`run::checkpoint`]), reports over many runs ([`report`]) and the
+//! training-speed benchmark ([`tools::bench`]).
 //!
 //! ## Map
 //! Each folder is one concern; the flags become typed [`config::Settings`] once, at the edge,

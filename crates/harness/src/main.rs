@@ -122,7 +122,7 @@ fn run(command: Command) -> Result<()> {
             ),
             Outcome::Stopped(e) => println!("stopped after epoch {e} (--stop-after); continue with --resume"),
         },
-        Command::Score { scorer, scores_out, mut train } => {
+        Command::Score { scorer, scores_out, train } => {
             let s = train.resolve()?;
             let env = engine::Env::new(datasets::load(&s.data, s.run.seed)?, s.data.augment, s.run.seed, &s.run.device)?;
             let (scores, info) = scoring::compute(scorer, &s, &env)?;

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// Writes `bytes` to `path` atomically ([`dynaprune::io::write_atomic`]: a temporary name of
+/// Writes `bytes` to `path` atomically ([`dynaprune_io::write_atomic`]: a temporary name of
 /// its own per process and call, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(dynaprune::io::write_atomic(path, bytes)?)
+    Ok(dynaprune_io::write_atomic(path, bytes)?)
 }
 
 /// Pretty JSON, atomically.

@@ -85,7 +85,7 @@ struct Cli {
 fn full_grand_contains_its_last_layer_part() {
     // The full-parameter gradient includes the last layer's, so its norm is at least the
     // last-layer norm, sample by sample, for the same initialisation (same seed, one model).
-    let mut args = Cli::parse_from([
+    let args = Cli::parse_from([
         "dynaprune",
         "--dataset",
         "synthetic",

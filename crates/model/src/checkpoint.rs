@@ -36,7 +36,7 @@ pub fn save(path: &Path, model: &dyn Network, optimizer: Option<&Sgd>) -> Result
     // What `candle_core::safetensors::save` writes, plus the metadata, written atomically.
     let metadata = HashMap::from([(ARCHITECTURE_KEY.to_string(), model.architecture().to_string())]);
     let bytes = safetensors::serialize(&map, Some(metadata)).map_err(|e| ck(path, format!("cannot serialise: {e}")))?;
-    dynaprune::io::write_atomic(path, &bytes).map_err(|e| ck(path, e.to_string()))
+    dynaprune_io::write_atomic(path, &bytes).map_err(|e| ck(path, e.to_string()))
 }
 
 /// Loads a file written by [`save`] into `model` (and `optimizer`). Every parameter and

@@ -5,11 +5,14 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
 /// `PruneError` -> `ValueError` for everything caused by the caller's input (knobs, indices,
-/// lengths, non-finite values, schedules, epochs, saved state), `RuntimeError` otherwise.
+/// lengths, non-finite values, schedules, epochs, saved state), `RuntimeError` otherwise (a
+/// policy's selection that breaks its contract, `PruneError::BadSelection`: a defect, not input).
 pub fn to_py(e: PruneError) -> PyErr {
     let msg = e.to_string();
     match e {
         PruneError::InvalidKnob { .. }
+        | PruneError::MissingKnob { .. }
+        | PruneError::InvalidMethod { .. }
         | PruneError::EmptyDataset
         | PruneError::IndexOutOfRange { .. }
         | PruneError::LengthMismatch { .. }
@@ -19,7 +22,8 @@ pub fn to_py(e: PruneError) -> PyErr {
         | PruneError::InvalidSchedule(_)
         | PruneError::EpochOutOfRange { .. }
         | PruneError::InvalidShard { .. }
-        | PruneError::BadState(_) => PyValueError::new_err(msg),
+        | PruneError::BadState(_)
+        | PruneError::EpochOrder { .. } => PyValueError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
     }
 }

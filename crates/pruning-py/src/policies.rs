@@ -5,73 +5,28 @@ use dynaprune::{
     EpsilonDecay, EpsilonGreedy, FullData, InfoBatch, InfoBatchRate, Kakurenbo, KakurenboLr, Keep, Policy, Rs2,
     SelectiveBackprop, Seta, SetaBudget, Staleness, StaticRandom, StaticScores, Statistic, Ucb, UniformRandom,
 };
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 
 use crate::arrays;
 use crate::errors::{value_error, IntoPy};
 
-/// The Rust rule behind a Python policy object (all of them are cheap to clone, except static
-/// scores, cloned once per `Pruner`).
-#[derive(Debug, Clone)]
-pub enum Kind {
-    Full(FullData),
-    Random(UniformRandom),
-    EpsilonGreedy(EpsilonGreedy),
-    Ucb(Ucb),
-    InfoBatch(InfoBatch),
-    Rs2(Rs2),
-    Kakurenbo(Kakurenbo),
-    Seta(Seta),
-    SelectiveBackprop(SelectiveBackprop),
-    StaticScores(StaticScores),
-    StaticRandom(StaticRandom),
-}
-
-impl Kind {
-    pub fn as_dyn(&self) -> &dyn Policy {
-        match self {
-            Kind::Full(p) => p,
-            Kind::Random(p) => p,
-            Kind::EpsilonGreedy(p) => p,
-            Kind::Ucb(p) => p,
-            Kind::InfoBatch(p) => p,
-            Kind::Rs2(p) => p,
-            Kind::Kakurenbo(p) => p,
-            Kind::Seta(p) => p,
-            Kind::SelectiveBackprop(p) => p,
-            Kind::StaticScores(p) => p,
-            Kind::StaticRandom(p) => p,
-        }
-    }
-
-    pub fn boxed(&self) -> Box<dyn Policy> {
-        match self.clone() {
-            Kind::Full(p) => Box::new(p),
-            Kind::Random(p) => Box::new(p),
-            Kind::EpsilonGreedy(p) => Box::new(p),
-            Kind::Ucb(p) => Box::new(p),
-            Kind::InfoBatch(p) => Box::new(p),
-            Kind::Rs2(p) => Box::new(p),
-            Kind::Kakurenbo(p) => Box::new(p),
-            Kind::Seta(p) => Box::new(p),
-            Kind::SelectiveBackprop(p) => Box::new(p),
-            Kind::StaticScores(p) => Box::new(p),
-            Kind::StaticRandom(p) => Box::new(p),
-        }
-    }
-}
+/// The Rust rule behind a Python policy object, shared with every `Pruner` built from it (rules
+/// hold no mutable state).
+pub type Shared = Arc<dyn Policy>;
 
 /// A selection rule. Use one of the subclasses: `FullData`, `UniformRandom`, `EpsilonGreedy`,
 /// `Ucb`, `InfoBatch`, `Rs2`, `Kakurenbo`, `Seta`, `SelectiveBackprop`, `StaticScores`,
 /// `StaticRandom`.
 #[pyclass(subclass, frozen, name = "Policy", module = "dynaprune")]
 pub struct PyPolicy {
-    pub kind: Kind,
+    pub kind: Shared,
     repr: String,
 }
 
 impl PyPolicy {
-    fn new(kind: Kind, repr: String) -> Self {
+    fn new(kind: Shared, repr: String) -> Self {
         Self { kind, repr }
     }
 
@@ -86,27 +41,27 @@ impl PyPolicy {
     /// The rule's stable name (`"ucb"`, `"infobatch"`, ...), as in logs and saved state.
     #[getter]
     fn name(&self) -> &'static str {
-        self.kind.as_dyn().name()
+        self.kind.name()
     }
     /// The fraction of samples the rule removes per pruned epoch (nominal for soft rules).
     #[getter]
     fn prune_fraction(&self) -> f64 {
-        self.kind.as_dyn().prune_fraction()
+        self.kind.prune_fraction()
     }
     /// Whether the rule re-chooses during training.
     #[getter]
     fn is_dynamic(&self) -> bool {
-        self.kind.as_dyn().is_dynamic()
+        self.kind.is_dynamic()
     }
     /// Whether the rule reads the observed scores (losses).
     #[getter]
     fn uses_scores(&self) -> bool {
-        self.kind.as_dyn().uses_scores()
+        self.kind.uses_scores()
     }
     /// The EMA decay the pruner's buffer uses by default for this rule.
     #[getter]
     fn preferred_ema_decay(&self) -> f64 {
-        self.kind.as_dyn().preferred_ema_decay()
+        self.kind.preferred_ema_decay()
     }
     fn __repr__(&self) -> String {
         self.repr.clone()
@@ -191,7 +146,7 @@ pub struct PyFullData;
 impl PyFullData {
     #[new]
     fn new() -> PyClassInitializer<Self> {
-        PyPolicy::new(Kind::Full(FullData), "FullData()".into()).with(Self)
+        PyPolicy::new(Arc::new(FullData), "FullData()".into()).with(Self)
     }
 }
 
@@ -204,7 +159,7 @@ impl PyUniformRandom {
     #[new]
     fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
         let p = UniformRandom::new(prune_fraction).py()?;
-        Ok(PyPolicy::new(Kind::Random(p), format!("UniformRandom({prune_fraction})")).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), format!("UniformRandom({prune_fraction})")).with(Self))
     }
 }
 
@@ -245,7 +200,10 @@ impl PyEpsilonGreedy {
             }
         };
         let st = staleness_arg(staleness)?;
-        let p = EpsilonGreedy::new(prune_fraction, epsilon)
+        let p = EpsilonGreedy::builder()
+            .prune_fraction(prune_fraction)
+            .epsilon(epsilon)
+            .build()
             .py()?
             .with_staleness(st)
             .py()?
@@ -253,7 +211,7 @@ impl PyEpsilonGreedy {
             .py()?
             .with_statistic(statistic_arg(statistic)?);
         let repr = format!("EpsilonGreedy({prune_fraction}, epsilon={epsilon}, staleness={:?})", st.as_str());
-        Ok(PyPolicy::new(Kind::EpsilonGreedy(p), repr).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -271,9 +229,9 @@ impl PyUcb {
     #[pyo3(signature = (prune_fraction, c = Ucb::DEFAULT_C, *, staleness = None))]
     fn new(prune_fraction: f64, c: f64, staleness: Option<&Bound<'_, PyAny>>) -> PyResult<PyClassInitializer<Self>> {
         let st = staleness_arg(staleness)?;
-        let p = Ucb::new(prune_fraction, c).py()?.with_staleness(st).py()?;
+        let p = Ucb::builder().prune_fraction(prune_fraction).c(c).staleness(st).build().py()?;
         let repr = format!("Ucb({prune_fraction}, c={c}, staleness={:?})", st.as_str());
-        Ok(PyPolicy::new(Kind::Ucb(p), repr).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -316,8 +274,8 @@ impl PyInfoBatch {
                 (InfoBatchRate::DropProbability(r), format!("InfoBatch(drop_probability={r})"))
             }
         };
-        let p = InfoBatch::with_rate(rate).py()?.with_statistic(statistic_arg(statistic)?);
-        Ok(PyPolicy::new(Kind::InfoBatch(p), repr).with(Self))
+        let p = InfoBatch::from_rate(rate).py()?.with_statistic(statistic_arg(statistic)?);
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -330,7 +288,7 @@ impl PyRs2 {
     #[new]
     fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
         let p = Rs2::new(prune_fraction).py()?;
-        Ok(PyPolicy::new(Kind::Rs2(p), format!("Rs2({prune_fraction})")).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), format!("Rs2({prune_fraction})")).with(Self))
     }
 }
 
@@ -370,7 +328,7 @@ impl PyKakurenbo {
             KakurenboLr::HiddenFraction => format!("Kakurenbo({max_fraction}, tau={tau}, lr=\"hidden-fraction\")"),
             KakurenboLr::Off => format!("Kakurenbo({max_fraction}, tau={tau}, adjust_lr=False)"),
         };
-        Ok(PyPolicy::new(Kind::Kakurenbo(p), repr).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -421,7 +379,7 @@ impl PySeta {
         let repr = format!(
             "Seta({prune_fraction}, groups={groups}, window_scale={window_scale}, delta={delta}, budget={budget:?})"
         );
-        Ok(PyPolicy::new(Kind::Seta(p), repr).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -453,7 +411,7 @@ impl PySelectiveBackprop {
         };
         let p = rule.with_history(history).py()?.with_floor(floor).py()?;
         let repr = format!("SelectiveBackprop(beta={}, history={history}, floor={floor})", p.beta());
-        Ok(PyPolicy::new(Kind::SelectiveBackprop(p.clone()), repr).with(Self(p)))
+        Ok(PyPolicy::new(Arc::new(p.clone()), repr).with(Self(p)))
     }
 
     /// The exponent.
@@ -558,7 +516,7 @@ impl PyStaticScores {
         let n = v.len();
         let p = StaticScores::new(v, keep, prune_fraction).py()?.with_name(name);
         let repr = format!("StaticScores(<{n} scores>, {prune_fraction}, keep={keep:?}, name={name:?})");
-        Ok(PyPolicy::new(Kind::StaticScores(p), repr).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), repr).with(Self))
     }
 }
 
@@ -571,7 +529,7 @@ impl PyStaticRandom {
     #[new]
     fn new(prune_fraction: f64) -> PyResult<PyClassInitializer<Self>> {
         let p = StaticRandom::new(prune_fraction).py()?;
-        Ok(PyPolicy::new(Kind::StaticRandom(p), format!("StaticRandom({prune_fraction})")).with(Self))
+        Ok(PyPolicy::new(Arc::new(p), format!("StaticRandom({prune_fraction})")).with(Self))
     }
 }
 

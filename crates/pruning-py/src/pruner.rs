@@ -263,7 +263,7 @@ impl PyPruner {
         let seed = u64::try_from(seed).map_err(|_| value_error("seed", format!("{seed} is not in [0, 2^64)")))?;
         let mut b = dynaprune::Pruner::builder(n).schedule(schedule).seed(seed).rescore_every(rescore_every);
         if let Some(p) = policy {
-            b = b.boxed_policy(p.get().kind.boxed());
+            b = b.boxed_policy(Box::new(p.get().kind.clone()));
         }
         match (buffer, ema_decay) {
             ("ema", None) => {} // the builder's default: an EMA with the rule's preferred decay

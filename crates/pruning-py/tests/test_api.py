@@ -307,11 +307,11 @@ def test_corrupted_or_mismatched_state(pruner):
     blob = bytearray(pruner.state())
     before = pruner.state()
     blob[len(blob) // 2] ^= 0xFF
-    with pytest.raises(ValueError, match="cannot restore pruner state"):
+    with pytest.raises(ValueError, match="cannot restore saved state"):
         pruner.restore(bytes(blob))
-    with pytest.raises(ValueError, match="cannot restore pruner state"):
+    with pytest.raises(ValueError, match="cannot restore saved state"):
         pruner.restore(b"not a state")
-    with pytest.raises(ValueError, match="cannot restore pruner state"):
+    with pytest.raises(ValueError, match="cannot restore saved state"):
         pruner.restore(bytes(blob[:20]))
     other = dp.Pruner(N, dp.Ucb(0.5), dp.Schedule(3, warmup=1), seed=1)
     with pytest.raises(ValueError, match="seed=0"):

@@ -24,9 +24,9 @@ fn plan(c: &mut Criterion) {
         let buffer = filled(n);
         let policies: Vec<(&str, Box<dyn Policy>)> = vec![
             ("random", Box::new(UniformRandom::new(0.5).unwrap())),
-            ("epsilon-greedy", Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap())),
-            ("ucb", Box::new(Ucb::new(0.5, 1.0).unwrap())),
-            ("infobatch", Box::new(InfoBatch::new(0.5).unwrap())),
+            ("epsilon-greedy", Box::new(EpsilonGreedy::builder().prune_fraction(0.5).epsilon(0.2).build().unwrap())),
+            ("ucb", Box::new(Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap())),
+            ("infobatch", Box::new(InfoBatch::from_drop_probability(0.5).unwrap())),
         ];
         g.throughput(Throughput::Elements(n as u64));
         for (name, policy) in policies {

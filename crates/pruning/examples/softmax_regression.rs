@@ -160,11 +160,11 @@ pub fn run_all() -> Result<Vec<RunResult>, dynaprune::PruneError> {
     let runs: Vec<(&str, Box<dyn Policy>, Schedule)> = vec![
         ("full data", Box::new(FullData), Schedule::new(EPOCHS)),
         ("uniform random", Box::new(UniformRandom::new(pf)?), sched),
-        ("epsilon-greedy", Box::new(EpsilonGreedy::new(pf, 0.2)?), sched),
-        ("ucb", Box::new(Ucb::new(pf, 1.0)?), sched),
+        ("epsilon-greedy", Box::new(EpsilonGreedy::builder().prune_fraction(pf).epsilon(0.2).build()?), sched),
+        ("ucb", Box::new(Ucb::builder().prune_fraction(pf).c(1.0).build()?), sched),
         (
             "infobatch",
-            Box::new(InfoBatch::new(pf)?),
+            Box::new(InfoBatch::from_drop_probability(pf)?),
             Schedule::new(EPOCHS).anneal_fraction(1.0 - InfoBatch::DEFAULT_DELTA)?,
         ),
     ];

@@ -5,9 +5,10 @@
 //! running mean, a running variance, the number of observations, the epoch of the last one and,
 //! when the caller reports them ([`ScoreBuffer::observe_predictions`]), whether the last prediction
 //! was right and how confident it was (KAKURENBO needs both).
-//! Records are stored contiguously (24 bytes each), so an observation touches one cache line:
-//! training feeds observations in shuffled order, and at ImageNet scale a column-per-field layout
-//! would miss the cache five times per update.
+//! Records are stored contiguously (28 bytes each, checked at compile time), so an observation
+//! touches one cache line, or two adjacent ones when a record straddles a boundary: training
+//! feeds observations in shuffled order, and at ImageNet scale a column-per-field layout would
+//! miss the cache up to seven times per update.
 //!
 //! A sample that was never observed has `count == 0`; [`ScoreBuffer::get`] returns `None` for it,
 //! which is how "unseen" is told apart from "seen with score 0".
@@ -35,6 +36,9 @@ pub struct SampleStats {
     /// Whether that prediction was right (`false` until an observation reports one).
     pub correct: bool,
 }
+
+// The size the module documentation states: six 4-byte fields and a flag, padded to 4 bytes.
+const _: () = assert!(std::mem::size_of::<SampleStats>() == 28);
 
 impl SampleStats {
     /// The standard deviation, `sqrt(variance)`.

@@ -13,7 +13,9 @@
 //! assert_eq!(catalog::RULES.iter().filter(|r| r.kind == Kind::Static).count(), 5);
 //! ```
 
-use crate::policy::InfoBatch;
+/// InfoBatch's annealing point (its paper's `delta`): the last `1 - delta` of the epochs train on
+/// full data. [`crate::InfoBatch::DEFAULT_DELTA`] and [`INFOBATCH`]'s annealing read it.
+pub const INFOBATCH_DELTA: f64 = 0.875;
 
 /// When a rule chooses its samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,7 +138,7 @@ pub const UCB: RuleInfo = RuleInfo {
 /// InfoBatch.
 pub const INFOBATCH: RuleInfo = RuleInfo {
     score_based: true,
-    anneal_fraction: 1.0 - InfoBatch::DEFAULT_DELTA,
+    anneal_fraction: 1.0 - INFOBATCH_DELTA,
     buffer: BufferKind::LastValue,
     ..base(
         "infobatch",
@@ -215,3 +217,146 @@ pub fn scorers() -> impl Iterator<Item = &'static str> {
 /// The method-label suffix of KAKURENBO with its learning-rate factor taken from the fraction
 /// actually hidden each epoch ([`crate::KakurenboLr::HiddenFraction`]): `kakurenbo+lrhidden`.
 pub const LR_HIDDEN_SUFFIX: &str = "+lrhidden";
+
+/// The budget name of cells held to uniform random's sample passes (`--budget matched`).
+pub const BUDGET_MATCHED: &str = "matched";
+/// The budget name of cells whose pruned epochs each remove the prune fraction (`--budget
+/// nominal`).
+pub const BUDGET_NOMINAL: &str = "nominal";
+/// The budget name of the full-data baseline, which every budget shares.
+pub const BUDGET_NONE: &str = "none";
+
+/// The method-label suffix of the original rule (`--staleness off`): `ucb-plain`.
+pub const PLAIN_SUFFIX: &str = "-plain";
+/// The method-label suffix of the UCB1 count bonus (`--staleness count-bonus`): `ucb-bonus`.
+pub const BONUS_SUFFIX: &str = "-bonus";
+/// The method-label part of a forward-only re-scoring interval (`--rescore-every R`):
+/// `ucb+rescore2`.
+pub const RESCORE_PREFIX: &str = "+rescore";
+/// The method-label part of full-data warm-up epochs given to a rule that needs no scores
+/// (`--warmup-epochs W`): `random+warmup1`.
+pub const WARMUP_PREFIX: &str = "+warmup";
+
+/// How the statistics a rule skipped age, as a method label says it ([`PLAIN_SUFFIX`],
+/// [`BONUS_SUFFIX`], or nothing for the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LabelStaleness {
+    /// The rule's default ([`crate::Staleness::default`]); no suffix.
+    #[default]
+    Default,
+    /// [`crate::Staleness::Off`], the original rule: `-plain`.
+    Off,
+    /// [`crate::Staleness::CountBonus`]: `-bonus`.
+    CountBonus,
+}
+
+/// A method label: the name the grid, the reports and the run folders give a rule *variant*,
+/// written and read here only. Grammar: `<rule>[-plain|-bonus][+rescoreR][+warmupW][+lrhidden]`,
+/// e.g. `ucb-plain`, `ucb+rescore2`, `random+warmup1`, `kakurenbo+lrhidden`.
+///
+/// ```
+/// use dynaprune::catalog::{LabelStaleness, Method};
+/// let m = Method::parse("ucb-plain+rescore2")?;
+/// assert_eq!((m.rule.name, m.staleness, m.rescore_every), ("ucb", LabelStaleness::Off, Some(2)));
+/// assert_eq!(m.to_string(), "ucb-plain+rescore2");
+/// assert!(Method::parse("random-plain").is_err()); // uniform random has no staleness model
+/// # Ok::<(), dynaprune::PruneError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Method {
+    /// The rule.
+    pub rule: &'static RuleInfo,
+    /// Its staleness variant (only for rules with [`RuleInfo::staleness`]).
+    pub staleness: LabelStaleness,
+    /// A forward-only re-scoring interval in epochs, `>= 1`.
+    pub rescore_every: Option<usize>,
+    /// Full-data warm-up epochs, `>= 1`.
+    pub warmup_epochs: Option<usize>,
+    /// KAKURENBO's learning-rate factor from the fraction actually hidden ([`LR_HIDDEN_SUFFIX`]).
+    pub lr_hidden: bool,
+}
+
+impl Method {
+    /// The plain rule, no variant.
+    pub fn of(rule: &'static RuleInfo) -> Self {
+        Self { rule, staleness: LabelStaleness::Default, rescore_every: None, warmup_epochs: None, lr_hidden: false }
+    }
+
+    /// Reads a label, checking that each part exists and applies to the rule.
+    pub fn parse(label: &str) -> crate::Result<Self> {
+        let bad = |why: String| crate::PruneError::InvalidMethod { label: label.to_string(), why };
+        let mut parts = label.split('+');
+        let base = parts.next().unwrap_or(label);
+        let (name, staleness) = split_staleness(base);
+        let rule = rule(name).ok_or_else(|| {
+            bad(format!(
+                "unknown rule `{name}`: expected one of {}, optionally with {PLAIN_SUFFIX} or {BONUS_SUFFIX} (rules \
+                 with staleness) and {RESCORE_PREFIX}R / {WARMUP_PREFIX}W",
+                RULES.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let mut m = Self { staleness, ..Self::of(rule) };
+        if staleness != LabelStaleness::Default && !rule.staleness {
+            let with: Vec<&str> = RULES.iter().filter(|r| r.staleness).map(|r| r.name).collect();
+            return Err(bad(format!("{PLAIN_SUFFIX} and {BONUS_SUFFIX} apply to {} only", with.join(" and "))));
+        }
+        for extra in parts {
+            let extra = format!("+{extra}");
+            let num =
+                |prefix: &str| extra.strip_prefix(prefix).and_then(|x| x.parse::<usize>().ok()).filter(|&x| x > 0);
+            if let Some(r) = num(RESCORE_PREFIX) {
+                m.rescore_every = Some(r);
+            } else if let Some(w) = num(WARMUP_PREFIX) {
+                m.warmup_epochs = Some(w);
+            } else if extra == LR_HIDDEN_SUFFIX {
+                if rule.name != KAKURENBO.name {
+                    return Err(bad(format!("{LR_HIDDEN_SUFFIX} applies to {} only", KAKURENBO.name)));
+                }
+                m.lr_hidden = true;
+            } else {
+                return Err(bad(format!(
+                    "expected {RESCORE_PREFIX}R, {WARMUP_PREFIX}W (R, W >= 1) or {LR_HIDDEN_SUFFIX} after a `+`, got \
+                     `{extra}`"
+                )));
+            }
+        }
+        Ok(m)
+    }
+
+    /// The rule a label names, without checking its variant parts (`ucb-plain+rescore2` ->
+    /// UCB); `None` for a name that is no rule.
+    pub fn rule_of(label: &str) -> Option<&'static RuleInfo> {
+        rule(split_staleness(label.split('+').next().unwrap_or(label)).0)
+    }
+}
+
+fn split_staleness(base: &str) -> (&str, LabelStaleness) {
+    if let Some(p) = base.strip_suffix(PLAIN_SUFFIX) {
+        (p, LabelStaleness::Off)
+    } else if let Some(p) = base.strip_suffix(BONUS_SUFFIX) {
+        (p, LabelStaleness::CountBonus)
+    } else {
+        (base, LabelStaleness::Default)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.rule.name)?;
+        match self.staleness {
+            LabelStaleness::Default => {}
+            LabelStaleness::Off => f.write_str(PLAIN_SUFFIX)?,
+            LabelStaleness::CountBonus => f.write_str(BONUS_SUFFIX)?,
+        }
+        if let Some(r) = self.rescore_every {
+            write!(f, "{RESCORE_PREFIX}{r}")?;
+        }
+        if let Some(w) = self.warmup_epochs {
+            write!(f, "{WARMUP_PREFIX}{w}")?;
+        }
+        if self.lr_hidden {
+            f.write_str(LR_HIDDEN_SUFFIX)?;
+        }
+        Ok(())
+    }
+}

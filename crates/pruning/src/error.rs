@@ -15,6 +15,21 @@ pub enum PruneError {
         /// The allowed range, in words, e.g. `[0, 1)`.
         expected: &'static str,
     },
+    /// A builder was asked to build without a knob that has no default.
+    #[error("`{name}` was not set: it has no default (call `.{name}(..)` on the builder)")]
+    MissingKnob {
+        /// The knob's name as it appears in the API.
+        name: &'static str,
+    },
+    /// A method label ([`crate::catalog::Method`]) that names no rule, or a variant that does not
+    /// apply to its rule.
+    #[error("method `{label}`: {why}")]
+    InvalidMethod {
+        /// The label as given.
+        label: String,
+        /// What is wrong, in words.
+        why: String,
+    },
     /// A policy or buffer was asked to work on zero samples.
     #[error("the dataset has no samples (n = 0): a pruning policy needs at least one sample")]
     EmptyDataset,
@@ -80,9 +95,24 @@ pub enum PruneError {
         /// What is wrong, in words.
         why: &'static str,
     },
-    /// Saved state could not be restored.
-    #[error("cannot restore pruner state: {0}")]
+    /// Saved state could not be restored: a [`crate::PrunerState`], a buffer's records or a
+    /// [`crate::BackpropSelector`]'s bytes that are damaged, foreign, or from a pruner with another
+    /// sample count, seed or policy.
+    #[error("cannot restore saved state: {0}")]
     BadState(String),
+    /// [`crate::Pruner::plan`] was asked for an epoch at or before one it already planned.
+    #[error("epoch {epoch} planned after epoch {last}: plan each epoch once, in increasing order")]
+    EpochOrder {
+        /// The epoch asked for.
+        epoch: usize,
+        /// The last epoch planned.
+        last: usize,
+    },
+    /// A policy's selection breaks the [`crate::Policy`] contract: it is empty, names a sample
+    /// twice, or asks for a learning-rate factor that is not finite and positive. A defect of the
+    /// policy, not of the caller's input.
+    #[error("invalid selection from the policy: {0}")]
+    BadSelection(String),
 }
 
 /// Shorthand for this crate's results.

@@ -188,15 +188,42 @@ impl Pruner {
         }
         if let Some(last) = self.last_epoch {
             if epoch <= last {
-                return Err(PruneError::BadState(format!(
-                    "epoch {epoch} planned after epoch {last}: plan each epoch once, in increasing order"
-                )));
+                return Err(PruneError::EpochOrder { epoch, last });
             }
         }
         let phase = self.phase(epoch);
         // Staleness of the scores the selection sees (seen samples only), before anything changes.
         let (mean_staleness, max_staleness) = staleness(self.buffer.records(), epoch);
-        let (mut indices, mut weights, notes, lr_factor) = if phase.is_full() {
+        let (mut indices, mut weights, notes, lr_factor) = self.choose(epoch, phase)?;
+        let (overlap, never_selected) = self.account(&indices, phase);
+        self.last_epoch = Some(epoch);
+        shuffle_together(&mut indices, weights.as_mut(), &mut stream(self.seed, "shuffle", epoch as u64))?;
+        let kept = indices.len();
+        let weight_sum = weights.as_ref().map_or(kept as f64, |w| w.iter().map(|&x| f64::from(x)).sum());
+        let stats = PlanStats {
+            epoch,
+            phase,
+            n: self.n,
+            kept,
+            saving: 1.0 - kept as f64 / self.n as f64,
+            overlap_with_previous: overlap,
+            weight_sum,
+            plan_seconds: start.elapsed().as_secs_f64(),
+            notes,
+            lr_factor: lr_factor.unwrap_or(1.0),
+            never_selected,
+            coverage: never_selected.map(|z| 1.0 - z as f64 / self.n as f64),
+            mean_staleness,
+            max_staleness,
+        };
+        Ok(EpochPlan { indices, weights, stats })
+    }
+
+    /// The samples of `epoch` in `phase`, with their weights, notes and learning-rate factor:
+    /// everything for a full-data phase, the stored selection when it is reused, or a fresh,
+    /// checked selection from the policy (stored when a later epoch will reuse it).
+    fn choose(&mut self, epoch: usize, phase: Phase) -> Result<Chosen> {
+        Ok(if phase.is_full() {
             ((0..self.n).collect::<Vec<_>>(), None, Vec::new(), None)
         } else {
             let reuse = phase == Phase::Reuse || !self.policy.is_dynamic();
@@ -231,13 +258,18 @@ impl Pruner {
                     (sel.indices.clone(), sel.weights.clone(), sel.notes.clone(), sel.lr_factor)
                 }
             }
-        };
-        // Accounting, in one pass: membership, overlap with the previous plan, selection counts.
-        // Done before the shuffle, while the indices are still mostly in order (cache-friendly).
+        })
+    }
+
+    /// Accounts for a plan of `phase` over `indices`, in one pass (membership, overlap with the
+    /// previous plan, selection counts; before the shuffle, while the indices are still mostly in
+    /// order, which is cache-friendly). Returns the overlap with the previous plan and how many
+    /// samples no pruned epoch has selected yet.
+    fn account(&mut self, indices: &[usize], phase: Phase) -> (Option<f64>, Option<usize>) {
         let mut members = BitSet::new(self.n);
         let mut common = 0usize;
         let pruned = !phase.is_full();
-        for &i in &indices {
+        for &i in indices {
             members.insert(i);
             if let Some(prev) = &self.previous {
                 common += usize::from(prev.contains(i));
@@ -254,27 +286,7 @@ impl Pruner {
         }
         let never_selected = (self.pruned_epochs > 0).then(|| self.pruned_counts.iter().filter(|&&c| c == 0).count());
         self.previous = Some(members);
-        self.last_epoch = Some(epoch);
-        shuffle_together(&mut indices, weights.as_mut(), &mut stream(self.seed, "shuffle", epoch as u64));
-        let kept = indices.len();
-        let weight_sum = weights.as_ref().map_or(kept as f64, |w| w.iter().map(|&x| f64::from(x)).sum());
-        let stats = PlanStats {
-            epoch,
-            phase,
-            n: self.n,
-            kept,
-            saving: 1.0 - kept as f64 / self.n as f64,
-            overlap_with_previous: overlap,
-            weight_sum,
-            plan_seconds: start.elapsed().as_secs_f64(),
-            notes,
-            lr_factor: lr_factor.unwrap_or(1.0),
-            never_selected,
-            coverage: never_selected.map(|z| 1.0 - z as f64 / self.n as f64),
-            mean_staleness,
-            max_staleness,
-        };
-        Ok(EpochPlan { indices, weights, stats })
+        (overlap, never_selected)
     }
 
     /// Records one value (usually the per-sample loss) per sample index, attributed to the last
@@ -452,12 +464,11 @@ impl Pruner {
         self.last_epoch = state.last_epoch.map(|e| e as usize);
         Ok(())
     }
-
-    /// Replaces the buffer's records directly (e.g. to seed scores computed elsewhere).
-    pub fn restore_buffer(&mut self, records: Vec<SampleStats>) -> Result<()> {
-        self.buffer.restore(records)
-    }
 }
+
+/// What a plan trains on before the shuffle: indices, weights, the policy's notes and its
+/// learning-rate factor.
+type Chosen = (Vec<usize>, Option<Vec<f32>>, Vec<(String, f64)>, Option<f64>);
 
 /// Mean and largest age (whole epochs since the last observation) over seen samples when planning
 /// `epoch`; `(0, 0)` when nothing was seen.
@@ -474,13 +485,13 @@ fn staleness(records: &[SampleStats], epoch: usize) -> (f64, u32) {
 fn check_selection(sel: &Selection, n: usize) -> Result<()> {
     if let Some(f) = sel.lr_factor {
         if !(f.is_finite() && f > 0.0) {
-            return Err(PruneError::BadState(format!(
-                "the policy asked for a learning-rate factor of {f}: expected a finite value > 0"
+            return Err(PruneError::BadSelection(format!(
+                "a learning-rate factor of {f}: expected a finite value > 0"
             )));
         }
     }
     if sel.indices.is_empty() {
-        return Err(PruneError::BadState("the policy selected no samples".into()));
+        return Err(PruneError::BadSelection("no samples selected".into()));
     }
     if let Some(w) = &sel.weights {
         if w.len() != sel.indices.len() {
@@ -493,7 +504,7 @@ fn check_selection(sel: &Selection, n: usize) -> Result<()> {
             return Err(PruneError::IndexOutOfRange { index: i, len: n });
         }
         if seen.contains(i) {
-            return Err(PruneError::BadState(format!("the policy selected sample {i} twice")));
+            return Err(PruneError::BadSelection(format!("sample {i} selected twice")));
         }
         seen.insert(i);
     }

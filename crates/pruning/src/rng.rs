@@ -15,20 +15,30 @@
 
 use rand::SeedableRng;
 
-/// Sampling and ranking for policy authors, the ones the built-in rules use: uniform integers
-/// ([`below`]), `k` of a pool ([`sample`]), a random subset ([`random_subset`]), an exact shuffle
-/// carrying weights along ([`shuffle_together`]), the top `k` by score with ties broken by index
-/// ([`top_k`]) and the kept count of a prune fraction ([`keep_count`]). With them and [`stream`],
+/// The random helpers for policy authors, the ones the built-in rules use: uniform integers
+/// ([`below`]), `k` of a pool ([`sample`]), a random subset ([`random_subset`]) and an exact
+/// shuffle carrying weights along ([`shuffle_together`]). The deterministic ones (the top `k` by
+/// score, the kept count of a prune fraction) are in [`crate::select`]. With them and [`stream`],
 /// a policy outside this crate needs no `rand` dependency.
 ///
 /// ```
-/// use dynaprune::rng::{self, top_k, sample};
+/// use dynaprune::rng::{self, sample};
 /// let mut r = rng::stream(7, "my-policy", 0);
-/// let best = top_k(&[0, 1, 2, 3], 2, |i| [0.1, 0.9, 0.5, 0.9][i] as f32);
-/// assert_eq!({ let mut b = best; b.sort(); b }, vec![1, 3]);
 /// assert_eq!(sample((0..100).collect(), 10, &mut r).len(), 10);
 /// ```
-pub use crate::select::{below, keep_count, random_subset, sample, shuffle_together, top_k};
+pub use crate::select::{below, random_subset, sample, shuffle_together};
+
+/// The top `k` by score: moved to [`crate::select::top_k`] (it draws nothing at random).
+#[deprecated(note = "moved to `dynaprune::select::top_k` (it draws nothing at random)")]
+pub fn top_k(candidates: &[usize], k: usize, score: impl Fn(usize) -> f32) -> Vec<usize> {
+    crate::select::top_k(candidates, k, score)
+}
+
+/// The kept count of a prune fraction: moved to [`crate::select::keep_count`].
+#[deprecated(note = "moved to `dynaprune::select::keep_count` (it draws nothing at random)")]
+pub fn keep_count(n: usize, prune_fraction: f64) -> crate::Result<usize> {
+    crate::select::keep_count(n, prune_fraction)
+}
 
 /// The generator used throughout: ChaCha8, portable and stable across platforms.
 pub type Rng = rand_chacha::ChaCha8Rng;

@@ -1,5 +1,16 @@
-//! O(n) selection helpers shared by the policies, and public (re-exported in [`crate::rng`]) so
-//! that a policy written outside this crate needs no `rand` of its own.
+//! Selection helpers for policy authors, the ones the built-in rules use, so that a policy
+//! written outside this crate needs no `rand` of its own: the kept count of a prune fraction
+//! ([`keep_count`]), the top `k` by score with ties broken by index ([`top_k`]), and the random
+//! ones (re-exported in [`crate::rng`] beside the seed streams): [`below`], [`sample`],
+//! [`random_subset`], [`shuffle_together`].
+//!
+//! ```
+//! use dynaprune::select::{keep_count, top_k};
+//! let best = top_k(&[0, 1, 2, 3], 2, |i| [0.1, 0.9, 0.5, 0.9][i] as f32);
+//! assert_eq!({ let mut b = best; b.sort(); b }, vec![1, 3]);
+//! assert_eq!(keep_count(10, 0.3)?, 7);
+//! # Ok::<(), dynaprune::PruneError>(())
+//! ```
 //!
 //! Scores are turned into `u64` keys, `(order-preserving bits of the f32 score) << 32 | index`, so
 //! a top-k is one `select_nth_unstable` over integers (introselect, O(n) expected) with ties broken
@@ -130,11 +141,19 @@ const SHUFFLE_BUCKET: usize = 1 << 14;
 /// yields several bucket ids without bias; writes are sequential per bucket), then each bucket,
 /// small enough for the cache, is Fisher-Yates shuffled, and the buckets are concatenated. A
 /// plain Fisher-Yates over millions of elements spends most of its time in cache misses.
-pub fn shuffle_together(a: &mut Vec<usize>, b: Option<&mut Vec<f32>>, rng: &mut Rng) {
+///
+/// `b`, when given, must be as long as `a`: otherwise [`PruneError::LengthMismatch`], with
+/// neither shuffled.
+pub fn shuffle_together(a: &mut Vec<usize>, b: Option<&mut Vec<f32>>, rng: &mut Rng) -> Result<()> {
     let n = a.len();
+    if let Some(b) = &b {
+        if b.len() != n {
+            return Err(PruneError::LengthMismatch { indices: n, values: b.len() });
+        }
+    }
     if n <= 2 * SHUFFLE_BUCKET {
         fisher_yates(a, b.map(|b| b.as_mut_slice()), rng);
-        return;
+        return Ok(());
     }
     let bits = (n / SHUFFLE_BUCKET).next_power_of_two().trailing_zeros().max(1);
     let buckets = 1usize << bits;
@@ -181,6 +200,7 @@ pub fn shuffle_together(a: &mut Vec<usize>, b: Option<&mut Vec<f32>>, rng: &mut 
     if let (Some(b), Some(ob)) = (b, out_b) {
         *b = ob;
     }
+    Ok(())
 }
 
 fn fisher_yates(a: &mut [usize], mut b: Option<&mut [f32]>, rng: &mut Rng) {
@@ -245,17 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn shuffle_together_refuses_weights_of_another_length_and_shuffles_nothing() {
+        for n in [5, 2 * SHUFFLE_BUCKET + 3] {
+            let mut v: Vec<usize> = (0..n).collect();
+            let mut w = vec![1.0f32; n - 1];
+            let e = shuffle_together(&mut v, Some(&mut w), &mut crate::rng::stream(0, "t", 0)).unwrap_err();
+            assert_eq!(e, PruneError::LengthMismatch { indices: n, values: n - 1 });
+            assert_eq!(v, (0..n).collect::<Vec<_>>(), "nothing shuffled");
+        }
+    }
+
+    #[test]
     fn bucketed_shuffle_is_a_uniform_permutation() {
         let n = 2 * SHUFFLE_BUCKET + 1000;
         let mut v: Vec<usize> = (0..n).collect();
         let mut w: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        shuffle_together(&mut v, Some(&mut w), &mut crate::rng::stream(0, "t", 0));
+        shuffle_together(&mut v, Some(&mut w), &mut crate::rng::stream(0, "t", 0)).unwrap();
         assert!(v.iter().zip(&w).all(|(&i, &x)| i as f32 == x), "weights follow their indices");
         let mut s = v.clone();
         s.sort_unstable();
         assert_eq!(s, (0..n).collect::<Vec<_>>());
         // Chi-square with 14 degrees of freedom: the 99.9th percentile is 36.1.
-        let chi2 = chi2_positions(n, 200, |v, r| shuffle_together(v, None, r));
+        let chi2 = chi2_positions(n, 200, |v, r| shuffle_together(v, None, r).unwrap());
         assert!(chi2 < 36.1, "chi2 = {chi2}");
     }
 

@@ -5,8 +5,10 @@
 //! truncated input is an error, never a panic.
 //!
 //! Versions: 1 stored five fields per sample record (last, mean, variance, count, last epoch);
-//! 2 adds the prediction (confidence `f32`, correct `u8`). Version 1 files are still read (their
-//! records get no prediction); files of a newer version are rejected with both numbers.
+//! 2 adds the prediction to each record (confidence `f32`, correct `u8`) and the last
+//! selection's learning-rate factor (KAKURENBO's). Version 1 files are still read (their records
+//! get no prediction, their selection no factor); files of a newer version are rejected with
+//! both numbers.
 
 use crate::buffer::SampleStats;
 use crate::error::{PruneError, Result};
@@ -236,25 +238,7 @@ impl PrunerState {
         };
         let previous = if r.flag()? { Some(r.u32s()?) } else { None };
         let pruned_counts = r.u32s()?;
-        let record_bytes = if version >= 2 { 25 } else { 20 };
-        let nb = r.len(record_bytes)?;
-        let mut buffer = Vec::with_capacity(nb);
-        for _ in 0..nb {
-            let f = |x: u32| f32::from_bits(x);
-            let mut rec = SampleStats {
-                last: f(r.u32()?),
-                mean: f(r.u32()?),
-                variance: f(r.u32()?),
-                count: r.u32()?,
-                last_epoch: r.u32()?,
-                ..SampleStats::default()
-            };
-            if version >= 2 {
-                rec.confidence = f(r.u32()?);
-                rec.correct = r.flag()?;
-            }
-            buffer.push(rec);
-        }
+        let buffer = read_records(&mut r, version)?;
         if r.pos != body.len() {
             return Err(PruneError::BadState("trailing bytes after the state".into()));
         }
@@ -273,6 +257,31 @@ impl PrunerState {
             buffer,
         })
     }
+}
+
+/// The buffer's records, in the layout of format `version` (v1: five fields; v2: the
+/// prediction too).
+fn read_records(r: &mut R<'_>, version: u32) -> Result<Vec<SampleStats>> {
+    let record_bytes = if version >= 2 { 25 } else { 20 };
+    let nb = r.len(record_bytes)?;
+    let mut buffer = Vec::with_capacity(nb);
+    for _ in 0..nb {
+        let f = |x: u32| f32::from_bits(x);
+        let mut rec = SampleStats {
+            last: f(r.u32()?),
+            mean: f(r.u32()?),
+            variance: f(r.u32()?),
+            count: r.u32()?,
+            last_epoch: r.u32()?,
+            ..SampleStats::default()
+        };
+        if version >= 2 {
+            rec.confidence = f(r.u32()?);
+            rec.correct = r.flag()?;
+        }
+        buffer.push(rec);
+    }
+    Ok(buffer)
 }
 
 #[cfg(test)]

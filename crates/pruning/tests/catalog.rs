@@ -2,7 +2,8 @@
 //! writes a policy outside the crate with the public helpers only (no `rand` in this file).
 
 use dynaprune::catalog::{self, BufferKind, Kind};
-use dynaprune::rng::{self, top_k};
+use dynaprune::rng;
+use dynaprune::select::top_k;
 use dynaprune::{
     EpsilonGreedy, FullData, InfoBatch, Kakurenbo, Keep, Policy, Pruner, Rs2, ScoreBuffer, SelectContext, Selection,
     SelectiveBackprop, Seta, StaticRandom, StaticScores, Ucb, UniformRandom,
@@ -18,9 +19,11 @@ fn policy(name: &str) -> Box<dyn Policy> {
             Box::new(StaticScores::new(vec![0.0; 10], Keep::Highest, f).unwrap().with_name(name))
         }
         "random" => Box::new(UniformRandom::new(f).unwrap()),
-        "epsilon-greedy" => Box::new(EpsilonGreedy::new(f, EpsilonGreedy::DEFAULT_EPSILON).unwrap()),
-        "ucb" => Box::new(Ucb::new(f, Ucb::DEFAULT_C).unwrap()),
-        "infobatch" => Box::new(InfoBatch::new(InfoBatch::DEFAULT_DROP_PROBABILITY).unwrap()),
+        "epsilon-greedy" => Box::new(
+            EpsilonGreedy::builder().prune_fraction(f).epsilon(EpsilonGreedy::DEFAULT_EPSILON).build().unwrap(),
+        ),
+        "ucb" => Box::new(Ucb::builder().prune_fraction(f).c(Ucb::DEFAULT_C).build().unwrap()),
+        "infobatch" => Box::new(InfoBatch::from_drop_probability(InfoBatch::DEFAULT_DROP_PROBABILITY).unwrap()),
         "rs2" => Box::new(Rs2::new(f).unwrap()),
         "kakurenbo" => Box::new(Kakurenbo::new(f).unwrap()),
         "seta" => Box::new(Seta::new(f).unwrap()),
@@ -73,7 +76,7 @@ impl Policy for HighLossPlusRandom {
         rng: &mut rng::Rng,
     ) -> dynaprune::Result<Selection> {
         let n = buffer.len();
-        let k = rng::keep_count(n, 0.5)?;
+        let k = dynaprune::select::keep_count(n, 0.5)?;
         let all: Vec<usize> = (0..n).collect();
         let mut kept = top_k(&all, k - 2, |i| buffer.get(i).map_or(f32::INFINITY, |s| s.last));
         let rest: Vec<usize> = all.into_iter().filter(|i| !kept.contains(i)).collect();

@@ -42,9 +42,9 @@ proptest! {
     fn stale_sample_is_eventually_selected_under_default_ucb(
         n in 20usize..300, pf in 0.2f64..0.85, salt in any::<u64>()
     ) {
-        let ucb = Box::new(Ucb::new(pf, Ucb::DEFAULT_C).unwrap());
+        let ucb = Box::new(Ucb::builder().prune_fraction(pf).c(Ucb::DEFAULT_C).build().unwrap());
         prop_assert!(first_selection_of_lowest(ucb, n, 300, salt).is_some());
-        let plain = Box::new(Ucb::new(pf, Ucb::DEFAULT_C).unwrap().with_staleness(Staleness::Off).unwrap());
+        let plain = Box::new(Ucb::builder().prune_fraction(pf).c(Ucb::DEFAULT_C).build().unwrap().with_staleness(Staleness::Off).unwrap());
         prop_assert_eq!(first_selection_of_lowest(plain, n, 30, salt), None, "plain UCB freezes the easiest sample out");
     }
 
@@ -160,7 +160,7 @@ fn kakurenbo_matches_the_reference_rule_by_hand() {
 fn rescore_requests_follow_the_interval() {
     let n = 40;
     let mut pr = Pruner::builder(n)
-        .policy(Ucb::new(0.5, 1.0).unwrap())
+        .policy(Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap())
         .schedule(Schedule::new(8).warmup(1))
         .rescore_every(2)
         .seed(3)
@@ -209,7 +209,7 @@ fn rescore_requests_follow_the_interval() {
 fn plan_stats_track_coverage_staleness_and_lr_factor() {
     let n = 100;
     let mut pr = Pruner::builder(n)
-        .policy(Ucb::new(0.6, 1.0).unwrap().with_staleness(Staleness::Off).unwrap())
+        .policy(Ucb::builder().prune_fraction(0.6).c(1.0).build().unwrap().with_staleness(Staleness::Off).unwrap())
         .schedule(Schedule::new(5).warmup(1))
         .build()
         .unwrap();
@@ -285,7 +285,7 @@ fn off_is_the_original_ucb_rule() {
         let v: Vec<f32> = idx.iter().map(|&i| hash01(i, e, 7) * 4.0).collect();
         b.observe(e, &idx, &v).unwrap();
     }
-    let ucb = Ucb::new(0.5, 1.3).unwrap().with_staleness(Staleness::Off).unwrap();
+    let ucb = Ucb::builder().prune_fraction(0.5).c(1.3).build().unwrap().with_staleness(Staleness::Off).unwrap();
     let mut got = ucb.select(&SelectContext::new(5, 10), &b, &mut rng::stream(0, "t", 0)).unwrap().indices;
     got.sort_unstable();
     let mut order: Vec<usize> = (0..n).collect();
@@ -310,7 +310,13 @@ fn new_knobs_and_predictions_are_validated() {
     bad(Staleness::prior(0.5, -0.1), "staleness_drift");
     bad(Staleness::prior(0.5, f64::INFINITY), "staleness_drift");
     bad(Staleness::count_bonus(-1.0), "staleness_bonus");
-    assert!(Ucb::new(0.5, 1.0).unwrap().with_staleness(Staleness::Prior { retention: 2.0, drift: 0.0 }).is_err());
+    assert!(Ucb::builder()
+        .prune_fraction(0.5)
+        .c(1.0)
+        .build()
+        .unwrap()
+        .with_staleness(Staleness::Prior { retention: 2.0, drift: 0.0 })
+        .is_err());
     assert!(matches!(Kakurenbo::new(1.0), Err(PruneError::InvalidKnob { name: "prune_fraction", .. })));
     assert!(matches!(
         Kakurenbo::new(0.3).unwrap().with_tau(f64::NAN),
@@ -332,11 +338,14 @@ fn new_knobs_and_predictions_are_validated() {
 
 #[test]
 fn epsilon_greedy_prefers_a_responsive_ema_unless_plain() {
-    let e = EpsilonGreedy::new(0.5, 0.2).unwrap();
+    let e = EpsilonGreedy::builder().prune_fraction(0.5).epsilon(0.2).build().unwrap();
     assert_eq!(e.preferred_ema_decay(), EpsilonGreedy::DEFAULT_EMA_DECAY);
     let plain = e.with_staleness(Staleness::Off).unwrap();
     assert_eq!(plain.preferred_ema_decay(), EmaBuffer::DEFAULT_DECAY, "the original rule keeps 0.9");
-    assert_eq!(Ucb::new(0.5, 1.0).unwrap().preferred_ema_decay(), EmaBuffer::DEFAULT_DECAY);
+    assert_eq!(
+        Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap().preferred_ema_decay(),
+        EmaBuffer::DEFAULT_DECAY
+    );
 }
 
 proptest! {
@@ -361,7 +370,7 @@ proptest! {
             Ok(fe) => {
                 prop_assume!(((1.0 - fe) * n as f64).round() >= 1.0);
                 let mut pr = Pruner::builder(n)
-                    .policy(Ucb::new(fe, 1.0).unwrap())
+                    .policy(Ucb::builder().prune_fraction(fe).c(1.0).build().unwrap())
                     .schedule(sched)
                     .seed(seed)
                     .build()

@@ -24,7 +24,7 @@ fn sorted(mut v: Vec<usize>) -> Vec<usize> {
 fn epsilon_zero_is_pure_greedy() {
     let values: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32).collect();
     let b = buffer_with(&values);
-    let p = EpsilonGreedy::new(0.7, 0.0).unwrap();
+    let p = EpsilonGreedy::builder().prune_fraction(0.7).epsilon(0.0).build().unwrap();
     let sel = p.select(&ctx(1), &b, &mut rng::stream(1, "t", 0)).unwrap();
     // The 30 highest values are 70..99.
     let got: HashSet<usize> = sel.indices.iter().copied().collect();
@@ -39,7 +39,7 @@ fn epsilon_one_is_uniform() {
     let n = 50;
     let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let b = buffer_with(&values);
-    let p = EpsilonGreedy::new(0.6, 1.0).unwrap();
+    let p = EpsilonGreedy::builder().prune_fraction(0.6).epsilon(1.0).build().unwrap();
     let trials = 4000;
     let mut counts = vec![0u32; n];
     for t in 0..trials {
@@ -55,7 +55,7 @@ fn epsilon_one_is_uniform() {
         assert!((c as f64 - expect).abs() < 5.0 * sd, "sample {i}: {c} vs {expect}");
     }
     // The greedy half of epsilon = 0.5 always contains the top scores.
-    let half = EpsilonGreedy::new(0.6, 0.5).unwrap();
+    let half = EpsilonGreedy::builder().prune_fraction(0.6).epsilon(0.5).build().unwrap();
     let sel: HashSet<usize> =
         half.select(&ctx(1), &b, &mut rng::stream(7, "t", 0)).unwrap().indices.into_iter().collect();
     assert!((40..50).all(|i| sel.contains(&i)));
@@ -63,15 +63,29 @@ fn epsilon_one_is_uniform() {
 
 #[test]
 fn epsilon_decay_schedules() {
-    let p =
-        EpsilonGreedy::new(0.5, 0.8).unwrap().with_decay(EpsilonDecay::Exponential { rate: 0.5, min: 0.1 }).unwrap();
+    let p = EpsilonGreedy::builder()
+        .prune_fraction(0.5)
+        .epsilon(0.8)
+        .build()
+        .unwrap()
+        .with_decay(EpsilonDecay::Exponential { rate: 0.5, min: 0.1 })
+        .unwrap();
     assert_eq!(p.epsilon_at(0, 10), 0.8);
     assert_eq!(p.epsilon_at(1, 10), 0.4);
     assert_eq!(p.epsilon_at(5, 10), 0.1);
-    let l = EpsilonGreedy::new(0.5, 1.0).unwrap().with_decay(EpsilonDecay::Linear { to: 0.0 }).unwrap();
+    let l = EpsilonGreedy::builder()
+        .prune_fraction(0.5)
+        .epsilon(1.0)
+        .build()
+        .unwrap()
+        .with_decay(EpsilonDecay::Linear { to: 0.0 })
+        .unwrap();
     assert_eq!(l.epsilon_at(0, 11), 1.0);
     assert!((l.epsilon_at(5, 11) - 0.5).abs() < 1e-12);
-    assert!(EpsilonGreedy::new(0.5, 0.2)
+    assert!(EpsilonGreedy::builder()
+        .prune_fraction(0.5)
+        .epsilon(0.2)
+        .build()
         .unwrap()
         .with_decay(EpsilonDecay::Exponential { rate: 1.5, min: 0.0 })
         .is_err());
@@ -98,12 +112,24 @@ fn ucb_prefers_high_variance_at_equal_mean() {
             .collect();
         b.observe(e, &idx, &vals).unwrap();
     }
-    let sel = Ucb::new(0.5, 1.0).unwrap().select(&ctx(3), &b, &mut rng::stream(0, "t", 0)).unwrap();
+    let sel = Ucb::builder()
+        .prune_fraction(0.5)
+        .c(1.0)
+        .build()
+        .unwrap()
+        .select(&ctx(3), &b, &mut rng::stream(0, "t", 0))
+        .unwrap();
     assert_eq!(sorted(sel.indices), (0..10).collect::<Vec<_>>());
     // With c = 0 it is greedy on the mean alone: the deterministic 1.0 samples win against
     // alternating samples whose EMA currently sits below 1.
     let mean = |i: usize| b.get(i).unwrap().mean;
-    let sel0 = Ucb::new(0.5, 0.0).unwrap().select(&ctx(3), &b, &mut rng::stream(0, "t", 0)).unwrap();
+    let sel0 = Ucb::builder()
+        .prune_fraction(0.5)
+        .c(0.0)
+        .build()
+        .unwrap()
+        .select(&ctx(3), &b, &mut rng::stream(0, "t", 0))
+        .unwrap();
     let min_kept = sel0.indices.iter().map(|&i| mean(i)).fold(f32::INFINITY, f32::min);
     let max_dropped = (0..20).filter(|i| !sel0.indices.contains(i)).map(mean).fold(f32::NEG_INFINITY, f32::max);
     assert!(min_kept >= max_dropped);
@@ -113,7 +139,13 @@ fn ucb_prefers_high_variance_at_equal_mean() {
 fn ucb_takes_never_seen_samples_first() {
     let mut b = EmaBuffer::new(10, 0.9).unwrap();
     b.observe(0, &[0, 1, 2, 3, 4, 5, 6], &[9.0; 7]).unwrap();
-    let sel = Ucb::new(0.5, 1.0).unwrap().select(&ctx(1), &b, &mut rng::stream(0, "t", 0)).unwrap();
+    let sel = Ucb::builder()
+        .prune_fraction(0.5)
+        .c(1.0)
+        .build()
+        .unwrap()
+        .select(&ctx(1), &b, &mut rng::stream(0, "t", 0))
+        .unwrap();
     let got: HashSet<usize> = sel.indices.into_iter().collect();
     assert!(got.contains(&7) && got.contains(&8) && got.contains(&9));
     assert_eq!(got.len(), 5);
@@ -126,7 +158,7 @@ fn infobatch_keeps_every_above_mean_sample_and_matches_theory() {
     let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
     let b = buffer_with(&values);
     let r = 0.3;
-    let p = InfoBatch::new(r).unwrap().with_statistic(Statistic::Mean);
+    let p = InfoBatch::from_drop_probability(r).unwrap().with_statistic(Statistic::Mean);
     let sel = p.select(&ctx(1), &b, &mut rng::stream(3, "t", 0)).unwrap();
     let w = sel.weights.clone().unwrap();
     let got: HashSet<usize> = sel.indices.iter().copied().collect();
@@ -153,7 +185,7 @@ fn infobatch_target_mode_reports_capping() {
     let values: Vec<f32> = (0..100).map(|i| i as f32).collect();
     let b = buffer_with(&values);
     let ok =
-        InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.25, max_drop_probability: 0.9 })
+        InfoBatch::from_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.25, max_drop_probability: 0.9 })
             .unwrap()
             .with_statistic(Statistic::Mean);
     let sel = ok.select(&ctx(1), &b, &mut rng::stream(0, "t", 0)).unwrap();
@@ -162,7 +194,7 @@ fn infobatch_target_mode_reports_capping() {
     assert_eq!(note(&sel, "capped"), 0.0);
     assert!((note(&sel, "drop_probability") - 0.5).abs() < 1e-12);
     let capped =
-        InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.6, max_drop_probability: 0.9 })
+        InfoBatch::from_rate(InfoBatchRate::TargetPruneFraction { prune_fraction: 0.6, max_drop_probability: 0.9 })
             .unwrap()
             .with_statistic(Statistic::Mean);
     let sel = capped.select(&ctx(1), &b, &mut rng::stream(0, "t", 0)).unwrap();
@@ -238,7 +270,7 @@ fn dynamic_random_changes_and_reuse_interval_holds() {
 #[test]
 fn schedule_phases_and_accounting() {
     let mut pr = Pruner::builder(200)
-        .policy(Ucb::new(0.75, 1.0).unwrap())
+        .policy(Ucb::builder().prune_fraction(0.75).c(1.0).build().unwrap())
         .schedule(Schedule::new(6).warmup(1).anneal(2))
         .build()
         .unwrap();
@@ -295,9 +327,18 @@ fn schedule_phases_and_accounting() {
 fn errors_are_typed() {
     assert!(matches!(UniformRandom::new(1.0), Err(PruneError::InvalidKnob { name: "prune_fraction", .. })));
     assert!(matches!(UniformRandom::new(f64::NAN), Err(PruneError::InvalidKnob { .. })));
-    assert!(matches!(EpsilonGreedy::new(0.5, 1.5), Err(PruneError::InvalidKnob { name: "epsilon", .. })));
-    assert!(matches!(Ucb::new(0.5, -1.0), Err(PruneError::InvalidKnob { name: "ucb_c", .. })));
-    assert!(matches!(InfoBatch::new(1.0), Err(PruneError::InvalidKnob { name: "drop_probability", .. })));
+    assert!(matches!(
+        EpsilonGreedy::builder().prune_fraction(0.5).epsilon(1.5).build(),
+        Err(PruneError::InvalidKnob { name: "epsilon", .. })
+    ));
+    assert!(matches!(
+        Ucb::builder().prune_fraction(0.5).c(-1.0).build(),
+        Err(PruneError::InvalidKnob { name: "ucb_c", .. })
+    ));
+    assert!(matches!(
+        InfoBatch::from_drop_probability(1.0),
+        Err(PruneError::InvalidKnob { name: "drop_probability", .. })
+    ));
     assert_eq!(Pruner::builder(0).schedule(Schedule::new(1)).build().unwrap_err(), PruneError::EmptyDataset);
     assert!(matches!(Pruner::builder(5).build(), Err(PruneError::InvalidSchedule(_))));
     assert!(matches!(
@@ -312,7 +353,7 @@ fn errors_are_typed() {
     assert_eq!(pr.observe(&[5], &[1.0]).unwrap_err(), PruneError::IndexOutOfRange { index: 5, len: 5 });
     assert_eq!(pr.plan(3).unwrap_err(), PruneError::EpochOutOfRange { epoch: 3, epochs: 3 });
     pr.plan(1).unwrap();
-    assert!(matches!(pr.plan(1), Err(PruneError::BadState(_))));
+    assert_eq!(pr.plan(1).unwrap_err(), PruneError::EpochOrder { epoch: 1, last: 1 });
     // A prune fraction that would keep nothing is an error, not an empty epoch.
     let mut tiny =
         Pruner::builder(2).policy(UniformRandom::new(0.8).unwrap()).schedule(Schedule::new(2)).build().unwrap();
@@ -334,7 +375,7 @@ fn run(pr: &mut Pruner, epochs: std::ops::Range<usize>) -> Vec<Vec<usize>> {
 
 fn ucb_pruner() -> Pruner {
     Pruner::builder(300)
-        .policy(Ucb::new(0.5, 1.0).unwrap())
+        .policy(Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap())
         .schedule(Schedule::new(8).warmup(1).interval(2).anneal(1))
         .seed(5)
         .build()
@@ -383,28 +424,6 @@ fn weighted_mean_uses_batch_length() {
 }
 
 #[test]
-fn write_atomic_replaces_whole_files_and_names_the_file_on_error() {
-    let dir = std::env::temp_dir().join(format!("dynaprune-io-test-{}", std::process::id()));
-    let file = dir.join("a/b/state.bin");
-    dynaprune::io::write_atomic(&file, b"first").unwrap();
-    dynaprune::io::write_atomic(&file, b"second, longer").unwrap();
-    assert_eq!(std::fs::read(&file).unwrap(), b"second, longer");
-    let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["state.bin"], "no temporary file is left behind");
-    // A directory where the file should go: the rename fails, the error names the target.
-    let blocked = dir.join("blocked");
-    std::fs::create_dir_all(blocked.join("inside")).unwrap();
-    let e = dynaprune::io::write_atomic(&blocked, b"x").unwrap_err().to_string();
-    assert!(e.contains("blocked"), "{e}");
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{left:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
 fn the_hashes_are_the_published_functions() {
     // FNV-1a 64 test vectors (Fowler/Noll/Vo): "" and "a".
     assert_eq!(dynaprune::rng::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
@@ -418,4 +437,83 @@ fn static_scores_for_another_dataset_size_are_rejected_when_the_pruner_is_built(
     let p = dynaprune::StaticScores::new(vec![1.0; 4], dynaprune::Keep::Highest, 0.5).unwrap();
     let e = dynaprune::Pruner::builder(10).policy(p).schedule(dynaprune::Schedule::new(3)).build().unwrap_err();
     assert_eq!(e, dynaprune::PruneError::ScoreCountMismatch { expected: 10, got: 4 });
+}
+
+/// A policy outside the crate that breaks the [`Policy`] contract in a chosen way.
+#[derive(Debug)]
+struct Broken(&'static str);
+
+impl Policy for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn prune_fraction(&self) -> f64 {
+        0.5
+    }
+    fn select(&self, _: &SelectContext, _: &dyn ScoreBuffer, _: &mut rng::Rng) -> Result<Selection> {
+        let (indices, lr_factor) = match self.0 {
+            "empty" => (vec![], None),
+            "twice" => (vec![1, 2, 1], None),
+            _ => (vec![0, 1], Some(f64::NAN)),
+        };
+        Ok(Selection { indices, weights: None, notes: Vec::new(), lr_factor })
+    }
+}
+
+#[test]
+fn a_selection_that_breaks_the_policy_contract_is_a_bad_selection_naming_what() {
+    for (how, says) in
+        [("empty", "no samples selected"), ("twice", "sample 1 selected twice"), ("nan", "learning-rate factor of NaN")]
+    {
+        let mut pr = Pruner::builder(4).policy(Broken(how)).schedule(Schedule::new(2)).build().unwrap();
+        match pr.plan(0) {
+            Err(PruneError::BadSelection(m)) => assert!(m.contains(says), "{how}: {m}"),
+            other => panic!("{how}: expected BadSelection, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_shared_rule_behind_an_arc_answers_every_policy_method_like_the_rule() {
+    use std::sync::Arc;
+    let n = 40;
+    let rules: Vec<Arc<dyn Policy>> = vec![
+        Arc::new(FullData),
+        Arc::new(UniformRandom::new(0.5).unwrap()),
+        Arc::new(EpsilonGreedy::builder().prune_fraction(0.5).build().unwrap()),
+        Arc::new(Ucb::builder().prune_fraction(0.3).build().unwrap()),
+        Arc::new(InfoBatch::from_prune_fraction(0.3).unwrap()),
+        Arc::new(Rs2::new(0.5).unwrap()),
+        Arc::new(Kakurenbo::new(0.3).unwrap()),
+        Arc::new(Seta::new(0.5).unwrap()),
+        Arc::new(SelectiveBackprop::for_prune_fraction(0.5).unwrap()),
+        Arc::new(StaticScores::new((0..n).map(|i| i as f32).collect(), Keep::Highest, 0.5).unwrap()),
+        Arc::new(StaticRandom::new(0.5).unwrap()),
+    ];
+    let mut buffer = EmaBuffer::new(n, 0.9).unwrap();
+    let idx: Vec<usize> = (0..n).collect();
+    let losses: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+    buffer.observe(0, &idx, &losses).unwrap();
+    for rule in rules {
+        let shared: Arc<dyn Policy> = Arc::clone(&rule);
+        let (a, b): (&dyn Policy, &dyn Policy) = (&*rule, &shared);
+        assert_eq!(a.name(), b.name());
+        assert_eq!(a.is_dynamic(), b.is_dynamic(), "{}", a.name());
+        assert_eq!(a.is_full_data(), b.is_full_data(), "{}", a.name());
+        assert_eq!(a.prune_fraction(), b.prune_fraction(), "{}", a.name());
+        assert_eq!(a.uses_scores(), b.uses_scores(), "{}", a.name());
+        assert_eq!(a.rescore_every(), b.rescore_every(), "{}", a.name());
+        assert_eq!(a.preferred_ema_decay(), b.preferred_ema_decay(), "{}", a.name());
+        assert_eq!(a.sample_count(), b.sample_count(), "{}", a.name());
+        let ctx = SelectContext { epoch: 1, epochs: 4, seed: 3, selection: 1 };
+        let (x, y) = (
+            a.select(&ctx, &buffer, &mut rng::stream(3, "t", 1)).unwrap(),
+            Policy::select(&shared, &ctx, &buffer, &mut rng::stream(3, "t", 1)).unwrap(),
+        );
+        assert_eq!(x, y, "{}", a.name());
+        // And a pruner takes the shared rule.
+        let mut p =
+            Pruner::builder(n).boxed_policy(Box::new(Arc::clone(&rule))).schedule(Schedule::new(3)).build().unwrap();
+        assert!(!p.plan(0).unwrap().is_empty());
+    }
 }

@@ -8,18 +8,26 @@ const KINDS: u8 = 13;
 
 fn policy(kind: u8, pf: f64, n: usize) -> Box<dyn Policy> {
     match kind % KINDS {
-        7 => Box::new(Ucb::new(pf, 1.0).unwrap().with_staleness(Staleness::Off).unwrap()),
-        8 => {
-            Box::new(EpsilonGreedy::new(pf, 0.3).unwrap().with_staleness(Staleness::count_bonus(0.5).unwrap()).unwrap())
+        7 => {
+            Box::new(Ucb::builder().prune_fraction(pf).c(1.0).build().unwrap().with_staleness(Staleness::Off).unwrap())
         }
+        8 => Box::new(
+            EpsilonGreedy::builder()
+                .prune_fraction(pf)
+                .epsilon(0.3)
+                .build()
+                .unwrap()
+                .with_staleness(Staleness::count_bonus(0.5).unwrap())
+                .unwrap(),
+        ),
         9 => Box::new(Rs2::new(pf).unwrap()),
         10 => Box::new(Kakurenbo::new(pf).unwrap()),
         11 => Box::new(Seta::new(pf).unwrap().with_groups(2 + n % 6).unwrap().with_window_scale(0.5).unwrap()),
         12 => Box::new(Seta::new(pf).unwrap().with_groups(1 + n % 5).unwrap().with_budget(SetaBudget::Reference)),
         0 => Box::new(UniformRandom::new(pf).unwrap()),
-        1 => Box::new(EpsilonGreedy::new(pf, 0.3).unwrap()),
-        2 => Box::new(Ucb::new(pf, 1.0).unwrap()),
-        3 => Box::new(InfoBatch::new(pf).unwrap()),
+        1 => Box::new(EpsilonGreedy::builder().prune_fraction(pf).epsilon(0.3).build().unwrap()),
+        2 => Box::new(Ucb::builder().prune_fraction(pf).c(1.0).build().unwrap()),
+        3 => Box::new(InfoBatch::from_drop_probability(pf).unwrap()),
         4 => Box::new(StaticRandom::new(pf).unwrap()),
         5 => {
             Box::new(StaticScores::new((0..n).map(|i| ((i * 7919) % 101) as f32).collect(), Keep::Highest, pf).unwrap())

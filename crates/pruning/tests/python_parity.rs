@@ -36,23 +36,39 @@ fn cases() -> Vec<(&'static str, Box<dyn Policy>, Schedule)> {
     vec![
         ("full", Box::new(FullData), s),
         ("random", Box::new(UniformRandom::new(0.5).unwrap()), s),
-        ("epsilon-greedy", Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap()), s),
+        ("epsilon-greedy", Box::new(EpsilonGreedy::builder().prune_fraction(0.5).epsilon(0.2).build().unwrap()), s),
         (
             "epsilon-greedy-plain",
-            Box::new(EpsilonGreedy::new(0.5, 0.2).unwrap().with_staleness(Staleness::Off).unwrap()),
+            Box::new(
+                EpsilonGreedy::builder()
+                    .prune_fraction(0.5)
+                    .epsilon(0.2)
+                    .build()
+                    .unwrap()
+                    .with_staleness(Staleness::Off)
+                    .unwrap(),
+            ),
             s,
         ),
-        ("ucb", Box::new(Ucb::new(0.5, 1.0).unwrap()), s),
+        ("ucb", Box::new(Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap()), s),
         (
             "ucb-count-bonus",
-            Box::new(Ucb::new(0.3, 1.0).unwrap().with_staleness(Staleness::count_bonus(0.5).unwrap()).unwrap()),
+            Box::new(
+                Ucb::builder()
+                    .prune_fraction(0.3)
+                    .c(1.0)
+                    .build()
+                    .unwrap()
+                    .with_staleness(Staleness::count_bonus(0.5).unwrap())
+                    .unwrap(),
+            ),
             s,
         ),
-        ("infobatch", Box::new(InfoBatch::new(0.5).unwrap()), s.anneal(1)),
+        ("infobatch", Box::new(InfoBatch::from_drop_probability(0.5).unwrap()), s.anneal(1)),
         (
             "infobatch-target",
             Box::new(
-                InfoBatch::with_rate(InfoBatchRate::TargetPruneFraction {
+                InfoBatch::from_rate(InfoBatchRate::TargetPruneFraction {
                     prune_fraction: 0.3,
                     max_drop_probability: 0.9,
                 })

@@ -15,9 +15,9 @@ fn loss(i: usize, epoch: usize) -> f32 {
 
 fn pruner(kind: u8, n: usize, seed: u64) -> Pruner {
     let policy: Box<dyn Policy> = match kind % 4 {
-        0 => Box::new(Ucb::new(0.5, 1.0).unwrap()),
-        1 => Box::new(InfoBatch::new(0.5).unwrap()), // weighted plans of varying length
-        2 => Box::new(EpsilonGreedy::new(0.3, 0.2).unwrap()),
+        0 => Box::new(Ucb::builder().prune_fraction(0.5).c(1.0).build().unwrap()),
+        1 => Box::new(InfoBatch::from_drop_probability(0.5).unwrap()), // weighted plans of varying length
+        2 => Box::new(EpsilonGreedy::builder().prune_fraction(0.3).epsilon(0.2).build().unwrap()),
         _ => Box::new(FullData),
     };
     Pruner::builder(n).boxed_policy(policy).schedule(Schedule::new(6).warmup(1)).seed(seed).build().unwrap()

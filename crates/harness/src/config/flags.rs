@@ -1,351 +1,14 @@
 //! The flags of `dynaprune train` (clap), which also serialise as the run's `config.json`, so
-//! every result folder says exactly how it was produced. [`TrainArgs::resolve`] fills the
-//! defaults that depend on other flags, checks ranges and returns the typed [`Settings`].
+//! every result folder says exactly how it was produced. They only declare: their values are in
+//! [`super::values`], and [`TrainArgs::resolve`] (`config/resolve.rs`) turns them into the typed
+//! [`super::Settings`].
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use dynaprune::catalog::RuleInfo;
+use clap::Args;
 
-use super::settings::{self, Settings};
+use super::values::*;
 use serde::{Deserialize, Serialize};
-
-/// Datasets the harness trains on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetArg {
-    /// Fashion-MNIST (IDX files; Debian's `dataset-fashion-mnist` works as is).
-    FashionMnist,
-    /// CIFAR-10, binary version.
-    Cifar10,
-    /// CIFAR-100 (fine labels), binary version.
-    Cifar100,
-    /// Generated in memory from the seed, 1x16x16, 4 classes (tests and the smoke preset; never
-    /// for results).
-    Synthetic,
-    /// Generated in memory from the seed in CIFAR's shape, 3x32x32, 10 classes, 4096 + 1024
-    /// images (3-channel models and speed checks; never for results).
-    SyntheticCifar,
-}
-
-impl DatasetArg {
-    /// The name used on the command line and in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetArg::FashionMnist => "fashion-mnist",
-            DatasetArg::Cifar10 => "cifar10",
-            DatasetArg::Cifar100 => "cifar100",
-            DatasetArg::Synthetic => "synthetic",
-            DatasetArg::SyntheticCifar => "synthetic-cifar",
-        }
-    }
-}
-
-/// Every selection rule the harness can run: one variant per rule of
-/// [`dynaprune::catalog::RULES`], whose facts (name, help, static or dynamic, scorer, defaults)
-/// it reads from there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum PolicyArg {
-    /// Full data.
-    Full,
-    /// Static random.
-    StaticRandom,
-    /// Static EL2N.
-    El2n,
-    /// Static GraNd, all parameters.
-    Grand,
-    /// Static GraNd, last layer.
-    GrandLastLayer,
-    /// Static forgetting.
-    Forgetting,
-    /// Dynamic uniform random.
-    Random,
-    /// Epsilon-greedy.
-    EpsilonGreedy,
-    /// UCB.
-    Ucb,
-    /// InfoBatch.
-    Infobatch,
-    /// RS2.
-    Rs2,
-    /// KAKURENBO.
-    Kakurenbo,
-    /// SeTa.
-    Seta,
-    /// Selective-Backprop.
-    SelectiveBackprop,
-}
-
-impl PolicyArg {
-    /// Every rule, in the catalog's order.
-    pub const ALL: [PolicyArg; 14] = [
-        PolicyArg::Full,
-        PolicyArg::StaticRandom,
-        PolicyArg::El2n,
-        PolicyArg::Grand,
-        PolicyArg::GrandLastLayer,
-        PolicyArg::Forgetting,
-        PolicyArg::Random,
-        PolicyArg::EpsilonGreedy,
-        PolicyArg::Ucb,
-        PolicyArg::Infobatch,
-        PolicyArg::Rs2,
-        PolicyArg::Kakurenbo,
-        PolicyArg::Seta,
-        PolicyArg::SelectiveBackprop,
-    ];
-
-    /// The rule's facts.
-    pub fn info(self) -> &'static RuleInfo {
-        use dynaprune::catalog as c;
-        match self {
-            PolicyArg::Full => &c::FULL,
-            PolicyArg::StaticRandom => &c::STATIC_RANDOM,
-            PolicyArg::El2n => &c::EL2N,
-            PolicyArg::Grand => &c::GRAND,
-            PolicyArg::GrandLastLayer => &c::GRAND_LAST_LAYER,
-            PolicyArg::Forgetting => &c::FORGETTING,
-            PolicyArg::Random => &c::RANDOM,
-            PolicyArg::EpsilonGreedy => &c::EPSILON_GREEDY,
-            PolicyArg::Ucb => &c::UCB,
-            PolicyArg::Infobatch => &c::INFOBATCH,
-            PolicyArg::Rs2 => &c::RS2,
-            PolicyArg::Kakurenbo => &c::KAKURENBO,
-            PolicyArg::Seta => &c::SETA,
-            PolicyArg::SelectiveBackprop => &c::SELECTIVE_BACKPROP,
-        }
-    }
-
-    /// The name used on the command line and in results.
-    pub fn as_str(self) -> &'static str {
-        self.info().name
-    }
-
-    /// The rule named `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-
-    /// The static scorer this policy needs, if any.
-    pub fn scorer(self) -> Option<ScorerArg> {
-        self.info().scorer.map(|s| ScorerArg::from_str(s, false).expect("every catalog scorer is a ScorerArg"))
-    }
-
-    /// `true` for rules that re-select during training.
-    pub fn is_dynamic(self) -> bool {
-        self.info().is_dynamic()
-    }
-
-    /// `true` for dynamic rules that rank by per-sample scores (they get a full-data warm-up
-    /// epoch by default, to fill the score buffer).
-    pub fn is_score_based(self) -> bool {
-        self.info().score_based
-    }
-
-    /// `true` for rules whose score ranking ages stale samples (`--staleness`).
-    pub fn has_staleness(self) -> bool {
-        self.info().staleness
-    }
-}
-
-impl ValueEnum for PolicyArg {
-    fn value_variants<'a>() -> &'a [Self] {
-        &Self::ALL
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()).help(self.info().summary))
-    }
-}
-
-impl From<PolicyArg> for String {
-    fn from(p: PolicyArg) -> String {
-        p.as_str().to_string()
-    }
-}
-
-impl TryFrom<String> for PolicyArg {
-    type Error = String;
-    fn try_from(name: String) -> std::result::Result<Self, String> {
-        Self::from_name(&name).ok_or_else(|| format!("unknown policy `{name}`"))
-    }
-}
-
-/// Static scorers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScorerArg {
-    /// Mean EL2N over k short full-data training runs.
-    El2n,
-    /// Per-sample gradient norm over all parameters at initialisation, mean over k inits.
-    Grand,
-    /// Per-sample gradient norm of the last (linear) layer at initialisation, mean over k inits.
-    GrandLastLayer,
-    /// Forgetting events during a full-data run (never learned = infinity).
-    Forgetting,
-}
-
-impl ScorerArg {
-    /// The name used on the command line and in file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScorerArg::El2n => "el2n",
-            ScorerArg::Grand => "grand",
-            ScorerArg::GrandLastLayer => "grand-last-layer",
-            ScorerArg::Forgetting => "forgetting",
-        }
-    }
-}
-
-/// Which per-sample value the dynamic policies observe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScoreArg {
-    /// Per-sample cross-entropy of the training forward pass (default; reconstructed).
-    Loss,
-    /// Per-sample EL2N of the training forward pass.
-    El2n,
-}
-
-/// How UCB and epsilon-greedy age the statistics of samples they skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StalenessArg {
-    /// Relax a stale sample's mean and variance towards the population prior, variance growing
-    /// with age (default; reconstructed).
-    Prior,
-    /// UCB1's count bonus, `--staleness-bonus * sqrt(s2) * sqrt(ln(epoch + 1) / count)`.
-    CountBonus,
-    /// The original rule: skipped samples keep their frozen statistics.
-    Off,
-}
-
-/// The arithmetic of the convolutions (`--precision`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PrecisionArg {
-    /// f32 everywhere (default; every published result).
-    #[default]
-    F32,
-    /// Mixed precision: the convolutions' matrix products take bf16 operands with f32
-    /// accumulation (on the CPU: AVX512_BF16, refused on CPUs without it; on a GPU: Candle's
-    /// bf16 convolution); weights, optimiser state, BatchNorm and the loss stay f32.
-    Bf16,
-}
-
-impl PrecisionArg {
-    /// Not written into config.json when f32, so f32 runs keep the config (and resume
-    /// fingerprint) they had before the flag existed.
-    pub fn is_f32(&self) -> bool {
-        *self == PrecisionArg::F32
-    }
-    /// The model crate's precision.
-    pub fn precision(self) -> dynaprune_model::Precision {
-        match self {
-            PrecisionArg::F32 => dynaprune_model::Precision::F32,
-            PrecisionArg::Bf16 => dynaprune_model::Precision::Bf16,
-        }
-    }
-}
-
-/// Which fraction KAKURENBO's learning-rate factor `1 / (1 - x)` uses (`--kakurenbo-lr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KakurenboLrArg {
-    /// `x = F_e`, the largest fraction the epoch may hide (the reference code's rule; default).
-    #[default]
-    MaxFraction,
-    /// `x` = the fraction actually hidden that epoch (no boost beyond what was hidden).
-    HiddenFraction,
-}
-
-impl KakurenboLrArg {
-    /// Not written into config.json when it is the reference's rule, so runs keep the config
-    /// (and resume fingerprint) they had before the flag existed.
-    pub fn is_reference(&self) -> bool {
-        *self == KakurenboLrArg::MaxFraction
-    }
-    /// The crate's rule.
-    pub fn rule(self) -> dynaprune::KakurenboLr {
-        match self {
-            KakurenboLrArg::MaxFraction => dynaprune::KakurenboLr::MaxFraction,
-            KakurenboLrArg::HiddenFraction => dynaprune::KakurenboLr::HiddenFraction,
-        }
-    }
-}
-
-/// SeTa's budget rule (`--seta-budget`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SetaBudgetArg {
-    /// Exactly round((1 - f) * N) samples per pruned epoch (default).
-    #[default]
-    Exact,
-    /// The reference code's arithmetic: the window's part of a random (1 - f) of the samples.
-    Reference,
-}
-
-impl SetaBudgetArg {
-    /// Not written into config.json when it is the default.
-    pub fn is_exact(&self) -> bool {
-        *self == SetaBudgetArg::Exact
-    }
-    /// The crate's rule.
-    pub fn rule(self) -> dynaprune::SetaBudget {
-        match self {
-            SetaBudgetArg::Exact => dynaprune::SetaBudget::Exact,
-            SetaBudgetArg::Reference => dynaprune::SetaBudget::Reference,
-        }
-    }
-}
-
-/// How many sample passes a pruning rule may spend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BudgetArg {
-    /// Every rule spends what uniform random spends at `--prune-fraction`, `(1 - f) * N *
-    /// epochs` passes: warm-up and annealing epochs count, so the pruned epochs keep fewer
-    /// samples (default; comparisons at equal cost).
-    Matched,
-    /// Every pruned epoch removes `--prune-fraction`; warm-up and annealing come on top.
-    Nominal,
-}
-
-impl BudgetArg {
-    /// The name used on the command line and in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BudgetArg::Matched => "matched",
-            BudgetArg::Nominal => "nominal",
-        }
-    }
-}
-
-/// Augmentation recipes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AugmentArg {
-    /// The dataset's default: CIFAR recipe for CIFAR, none for Fashion-MNIST.
-    Default,
-    /// No augmentation.
-    None,
-    /// 2-pixel crop + flip.
-    Light,
-    /// 4-pixel crop + flip (the CIFAR recipe).
-    Cifar,
-}
-
-/// How InfoBatch's drop probability is set from `--prune-fraction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InfobatchMode {
-    /// `r` adapts each selection so the expected removed fraction is `--prune-fraction` (capped
-    /// at `--infobatch-max-r`): comparable with the hard rules at the same prune fraction.
-    Target,
-    /// `r = --prune-fraction` as InfoBatch's own `ratio`: fewer samples are actually removed.
-    DropProb,
-}
 
 /// Flags of `dynaprune train` (and the training part of `dynaprune score`).
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
@@ -512,7 +175,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
     /// Learning-rate schedule over training progress: constant, cosine, onecycle, step or
-    /// step:<fractions>.
+    /// `step:<fractions>`.
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
     /// SGD momentum.
@@ -558,140 +221,6 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// Fills the defaults that depend on other flags, checks ranges, and returns what the flags
-    /// mean as typed settings (the flags stay, resolved, as the run's record).
-    pub fn resolve(&mut self) -> Result<Settings> {
-        if self.epochs == 0 {
-            bail!("--epochs must be at least 1");
-        }
-        if self.batch_size == 0 {
-            bail!("--batch-size must be at least 1");
-        }
-        if !(0.0..1.0).contains(&self.prune_fraction) {
-            bail!("--prune-fraction must be in [0, 1) (the fraction of samples REMOVED), got {}", self.prune_fraction);
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            bail!("--lr must be positive, got {}", self.lr);
-        }
-        if self.scorer_models == 0 {
-            bail!("--scorer-models must be at least 1");
-        }
-        if self.eval_every == 0 {
-            bail!("--eval-every must be at least 1");
-        }
-        if self.warmup_epochs.is_none() {
-            self.warmup_epochs = Some(self.policy.info().warmup_epochs(self.epochs));
-        }
-        if self.ema_decay.is_none() {
-            self.ema_decay = Some(settings::preferred_ema_decay(self)?);
-        }
-        for (flag, v) in [
-            ("--staleness-retention", self.staleness_retention),
-            ("--staleness-drift", self.staleness_drift),
-            ("--staleness-bonus", self.staleness_bonus),
-            ("--kakurenbo-tau", self.kakurenbo_tau),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                bail!("{flag} must be a finite number >= 0, got {v}");
-            }
-        }
-        if !self.kakurenbo_lr.is_reference() && self.policy != PolicyArg::Kakurenbo {
-            bail!("--kakurenbo-lr applies to --policy kakurenbo only, not to --policy {}", self.policy.as_str());
-        }
-        self.check_seta()?;
-        self.check_selective_backprop()?;
-        if self.staleness_retention > 1.0 || self.kakurenbo_tau > 1.0 {
-            bail!(
-                "--staleness-retention and --kakurenbo-tau must be in [0, 1], got {} and {}",
-                self.staleness_retention,
-                self.kakurenbo_tau
-            );
-        }
-        if self.anneal_epochs.is_none() {
-            self.anneal_epochs = Some(self.policy.info().anneal_epochs(self.epochs));
-        }
-        if self.el2n_epochs.is_none() {
-            self.el2n_epochs = Some(((self.epochs as f64 * 0.1).round() as usize).max(1));
-        }
-        if self.forgetting_epochs.is_none() {
-            self.forgetting_epochs = Some(self.epochs);
-        }
-        let w = self.warmup_epochs.unwrap_or(0);
-        let a = self.anneal_epochs.unwrap_or(0);
-        if w + a > self.epochs {
-            bail!("--warmup-epochs ({w}) + --anneal-epochs ({a}) exceed --epochs ({})", self.epochs);
-        }
-        self.pruned_epoch_fraction = match (self.budget, self.policy) {
-            (_, PolicyArg::Full) => None,
-            (BudgetArg::Nominal, _) => Some(self.prune_fraction),
-            (BudgetArg::Matched, _) => Some(dynaprune::Schedule::new(self.epochs)
-                .warmup(w)
-                .anneal(a)
-                .budget_matched_fraction(self.prune_fraction)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "--budget matched with --prune-fraction {}, --epochs {}, --warmup-epochs {w}, --anneal-epochs {a}: {e}",
-                        self.prune_fraction,
-                        self.epochs
-                    )
-                })?),
-        };
-        Settings::from_resolved(self)
-    }
-}
-
-impl TrainArgs {
-    /// SeTa's knobs: each checked by the crate, the error naming the flag; set away from their
-    /// defaults with another policy, they are refused (they would do nothing).
-    fn check_seta(&self) -> Result<()> {
-        let changed = [
-            ("--seta-groups", !serde_defaults::is_seta_groups(&self.seta_groups)),
-            ("--seta-window-scale", !serde_defaults::is_seta_window(&self.seta_window_scale)),
-            ("--seta-delta", !serde_defaults::is_seta_delta(&self.seta_delta)),
-            ("--seta-budget", !self.seta_budget.is_exact()),
-        ];
-        if self.policy != PolicyArg::Seta {
-            if let Some((flag, _)) = changed.iter().find(|(_, c)| *c) {
-                bail!("{flag} applies to --policy seta only, not to --policy {}", self.policy.as_str());
-            }
-            return Ok(());
-        }
-        let s = dynaprune::Seta::new(0.0).expect("0 is a valid prune fraction");
-        let s = s.with_groups(self.seta_groups).with_context(|| format!("--seta-groups {}", self.seta_groups))?;
-        s.with_window_scale(self.seta_window_scale)
-            .with_context(|| {
-                format!("--seta-window-scale {} with --seta-groups {}", self.seta_window_scale, self.seta_groups)
-            })?
-            .with_delta(self.seta_delta)
-            .with_context(|| format!("--seta-delta {}", self.seta_delta))?;
-        Ok(())
-    }
-
-    /// Selective-Backprop's knobs, checked by the crate, the error naming the flag; refused with
-    /// another policy.
-    fn check_selective_backprop(&self) -> Result<()> {
-        let changed = [
-            ("--sb-beta", self.sb_beta.is_some()),
-            ("--sb-history", !serde_defaults::is_sb_history(&self.sb_history)),
-            ("--sb-floor", self.sb_floor != 0.0),
-        ];
-        if self.policy != PolicyArg::SelectiveBackprop {
-            if let Some((flag, _)) = changed.iter().find(|(_, c)| *c) {
-                bail!("{flag} applies to --policy selective-backprop only, not to --policy {}", self.policy.as_str());
-            }
-            return Ok(());
-        }
-        let s = match self.sb_beta {
-            Some(b) => dynaprune::SelectiveBackprop::new(b).with_context(|| format!("--sb-beta {b}"))?,
-            None => dynaprune::SelectiveBackprop::new(1.0).expect("1 is a valid exponent"),
-        };
-        s.with_history(self.sb_history)
-            .with_context(|| format!("--sb-history {}", self.sb_history))?
-            .with_floor(self.sb_floor)
-            .with_context(|| format!("--sb-floor {}", self.sb_floor))?;
-        Ok(())
-    }
-
     /// The rule as reports name it: the policy, `-plain` for UCB/epsilon-greedy with
     /// `--staleness off` (the original rule), `-bonus` with the count bonus, `+rescoreR` when
     /// a score-based rule re-scores by flag (KAKURENBO always does, so it gets no suffix), and
@@ -699,39 +228,37 @@ impl TrainArgs {
     /// score-based rules' warm-up, to see the warm-up's effect on its own), and `+lrhidden` for
     /// KAKURENBO with `--kakurenbo-lr hidden-fraction`.
     pub fn method_label(&self) -> String {
-        let mut s = self.policy.as_str().to_string();
-        if self.policy.has_staleness() {
-            match self.staleness {
-                StalenessArg::Prior => {}
-                StalenessArg::CountBonus => s.push_str("-bonus"),
-                StalenessArg::Off => s.push_str("-plain"),
-            }
+        use dynaprune::catalog::{LabelStaleness, Method};
+        let info = self.policy.info();
+        let mut m = Method::of(info);
+        if info.staleness {
+            m.staleness = match self.staleness {
+                StalenessArg::Prior => LabelStaleness::Default,
+                StalenessArg::CountBonus => LabelStaleness::CountBonus,
+                StalenessArg::Off => LabelStaleness::Off,
+            };
         }
-        if self.rescore_every > 0 && self.policy.is_score_based() && self.policy != PolicyArg::Kakurenbo {
-            s.push_str(&format!("+rescore{}", self.rescore_every));
+        if self.rescore_every > 0 && info.score_based && self.policy != PolicyArg::Kakurenbo {
+            m.rescore_every = Some(self.rescore_every);
         }
         let warmup = self.warmup_epochs.unwrap_or(0);
-        if warmup > 0 && self.policy != PolicyArg::Full && !self.policy.is_score_based() {
-            s.push_str(&format!("+warmup{warmup}"));
+        if warmup > 0 && self.policy != PolicyArg::Full && !info.score_based {
+            m.warmup_epochs = Some(warmup);
         }
-        if self.kakurenbo_lr == KakurenboLrArg::HiddenFraction {
-            s.push_str(dynaprune::catalog::LR_HIDDEN_SUFFIX);
-        }
-        s
+        m.lr_hidden = self.kakurenbo_lr == KakurenboLrArg::HiddenFraction;
+        m.to_string()
     }
 }
 
 /// The policy behind a method label written by [`TrainArgs::method_label`] (`ucb-plain+rescore2`
-/// -> `ucb`), or `None` for a name that is no policy.
+/// -> `ucb`), or `None` for a name that is no policy ([`dynaprune::catalog::Method::rule_of`]).
 pub fn policy_of_method(method: &str) -> Option<PolicyArg> {
-    let base = method.split('+').next().unwrap_or(method);
-    let base = base.strip_suffix("-plain").or_else(|| base.strip_suffix("-bonus")).unwrap_or(base);
-    PolicyArg::from_name(base)
+    dynaprune::catalog::Method::rule_of(method).and_then(|r| PolicyArg::from_name(r.name))
 }
 
 /// Values for fields missing from a `config.json` written before they existed: what those runs
 /// actually did (no staleness, no re-scoring), not today's defaults.
-mod serde_defaults {
+pub(super) mod serde_defaults {
     pub fn staleness() -> super::StalenessArg {
         super::StalenessArg::Off
     }
@@ -778,26 +305,5 @@ mod serde_defaults {
     }
     pub fn is_zero(v: &f64) -> bool {
         *v == 0.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_catalog_rule_is_a_policy_flag_with_its_name_and_help() {
-        let names: Vec<&str> = PolicyArg::ALL.iter().map(|p| p.as_str()).collect();
-        let catalog: Vec<&str> = dynaprune::catalog::RULES.iter().map(|r| r.name).collect();
-        assert_eq!(names, catalog, "one PolicyArg per catalog rule, in order");
-        for p in PolicyArg::ALL {
-            assert_eq!(PolicyArg::from_str(p.as_str(), false), Ok(p));
-            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
-            assert_eq!(serde_json::from_str::<PolicyArg>(&format!("\"{}\"", p.as_str())).unwrap(), p);
-            let v = p.to_possible_value().unwrap();
-            assert_eq!(v.get_help().map(|h| h.to_string()).as_deref(), Some(p.info().summary));
-            assert_eq!(p.scorer().map(ScorerArg::as_str), p.info().scorer);
-        }
-        assert!(serde_json::from_str::<PolicyArg>("\"nope\"").is_err());
     }
 }

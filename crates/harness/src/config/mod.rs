@@ -3,9 +3,12 @@
 //! the edge ([`settings`]; what every other part of the harness reads).
 
 pub mod flags;
+mod resolve;
 pub mod settings;
+pub mod values;
 
 pub use flags::*;
 pub use settings::{
     DataSettings, ModelSettings, OptimSettings, PruningSettings, RunSettings, ScoringSettings, Settings,
 };
+pub use values::*;

@@ -10,7 +10,8 @@ use dynaprune::{EmaBuffer, EpsilonGreedy, InfoBatchRate, Keep, Schedule, Stalene
 use dynaprune_data::Augment;
 use dynaprune_model::LrSchedule;
 
-use super::flags::{AugmentArg, BudgetArg, DatasetArg, InfobatchMode, PolicyArg, ScoreArg, StalenessArg, TrainArgs};
+use super::flags::TrainArgs;
+use super::values::{AugmentArg, BudgetArg, DatasetArg, InfobatchMode, PolicyArg, ScoreArg, StalenessArg};
 use crate::progress::ProgressMode;
 
 /// Everything a run needs, typed.
@@ -28,6 +29,9 @@ pub struct Settings {
     pub scoring: ScoringSettings,
     /// Seed, device, output, resuming, evaluation and progress.
     pub run: RunSettings,
+    /// The run's record: the flags with every derived default written in (`config.json`, the
+    /// resume fingerprint). Read-only below the edge: nothing derives a setting from it.
+    pub record: TrainArgs,
 }
 
 /// The data of a run.
@@ -110,7 +114,7 @@ pub struct PruningSettings {
     /// KAKURENBO's confidence threshold.
     pub kakurenbo_tau: f64,
     /// KAKURENBO's learning-rate rule.
-    pub kakurenbo_lr: super::flags::KakurenboLrArg,
+    pub kakurenbo_lr: super::values::KakurenboLrArg,
     /// SeTa's knobs.
     pub seta: SetaSettings,
     /// Selective-Backprop's knobs.
@@ -223,7 +227,10 @@ pub fn staleness(args: &TrainArgs) -> Result<Staleness> {
 pub fn preferred_ema_decay(args: &TrainArgs) -> Result<f64> {
     use dynaprune::Policy as _;
     Ok(match args.policy {
-        PolicyArg::EpsilonGreedy => EpsilonGreedy::new(args.prune_fraction, args.epsilon)?
+        PolicyArg::EpsilonGreedy => EpsilonGreedy::builder()
+            .prune_fraction(args.prune_fraction)
+            .epsilon(args.epsilon)
+            .build()?
             .with_staleness(staleness(args)?)?
             .preferred_ema_decay(),
         _ => EmaBuffer::DEFAULT_DECAY,
@@ -262,43 +269,7 @@ pub fn augment(arg: AugmentArg, dataset: DatasetArg) -> Augment {
 impl Settings {
     /// The typed form of `args`, whose defaults [`TrainArgs::resolve`] has filled.
     pub(super) fn from_resolved(args: &TrainArgs) -> Result<Self> {
-        let pruning = PruningSettings {
-            policy: args.policy,
-            method: args.method_label(),
-            budget: args.budget,
-            prune_fraction: args.prune_fraction,
-            pruned_epoch_fraction: args.pruned_epoch_fraction,
-            schedule: Schedule::new(args.epochs)
-                .warmup(args.warmup_epochs.unwrap_or(0))
-                .interval(args.selection_interval)
-                .anneal(args.anneal_epochs.unwrap_or(0)),
-            epsilon: args.epsilon,
-            epsilon_decay: args.epsilon_decay,
-            ucb_c: args.ucb_c,
-            staleness: staleness(args)?,
-            ema_decay: args.ema_decay.context("internal: --ema-decay is resolved first")?,
-            score: args.score,
-            infobatch: match args.infobatch_mode {
-                InfobatchMode::Target => InfoBatchRate::TargetPruneFraction {
-                    prune_fraction: args.pruned_epoch_fraction.unwrap_or(args.prune_fraction),
-                    max_drop_probability: args.infobatch_max_r,
-                },
-                InfobatchMode::DropProb => {
-                    InfoBatchRate::DropProbability(args.pruned_epoch_fraction.unwrap_or(args.prune_fraction))
-                }
-            },
-            kakurenbo_tau: args.kakurenbo_tau,
-            kakurenbo_lr: args.kakurenbo_lr,
-            seta: SetaSettings {
-                groups: args.seta_groups,
-                window_scale: args.seta_window_scale,
-                delta: args.seta_delta,
-                budget: args.seta_budget.rule(),
-            },
-            selective_backprop: SbSettings { beta: args.sb_beta, history: args.sb_history, floor: args.sb_floor },
-            rescore_every: args.rescore_every,
-            keep: parse_keep(&args.static_keep)?,
-        };
+        let pruning = PruningSettings::from_resolved(args)?;
         let device =
             dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
         // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16.
@@ -340,6 +311,50 @@ impl Settings {
                 stop_after: args.stop_after,
                 progress: ProgressMode::parse(&args.progress)?,
             },
+            record: args.clone(),
+        })
+    }
+}
+
+impl PruningSettings {
+    /// The pruning part of [`Settings::from_resolved`].
+    fn from_resolved(args: &TrainArgs) -> Result<Self> {
+        Ok(PruningSettings {
+            policy: args.policy,
+            method: args.method_label(),
+            budget: args.budget,
+            prune_fraction: args.prune_fraction,
+            pruned_epoch_fraction: args.pruned_epoch_fraction,
+            schedule: Schedule::new(args.epochs)
+                .warmup(args.warmup_epochs.unwrap_or(0))
+                .interval(args.selection_interval)
+                .anneal(args.anneal_epochs.unwrap_or(0)),
+            epsilon: args.epsilon,
+            epsilon_decay: args.epsilon_decay,
+            ucb_c: args.ucb_c,
+            staleness: staleness(args)?,
+            ema_decay: args.ema_decay.context("internal: --ema-decay is resolved first")?,
+            score: args.score,
+            infobatch: match args.infobatch_mode {
+                InfobatchMode::Target => InfoBatchRate::TargetPruneFraction {
+                    prune_fraction: args.pruned_epoch_fraction.unwrap_or(args.prune_fraction),
+                    max_drop_probability: args.infobatch_max_r,
+                },
+                InfobatchMode::DropProb => {
+                    InfoBatchRate::DropProbability(args.pruned_epoch_fraction.unwrap_or(args.prune_fraction))
+                }
+            },
+            kakurenbo_tau: args.kakurenbo_tau,
+            kakurenbo_lr: args.kakurenbo_lr,
+            seta: SetaSettings {
+                groups: args.seta_groups,
+                window_scale: args.seta_window_scale,
+                delta: args.seta_delta,
+                budget: args.seta_budget.rule(),
+            },
+            selective_backprop: SbSettings { beta: args.sb_beta, history: args.sb_history, floor: args.sb_floor },
+            rescore_every: args.rescore_every,
+            keep: parse_keep(&args.static_keep)?,
         })
     }
 }

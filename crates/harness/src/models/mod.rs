@@ -4,7 +4,7 @@
 //!
 //! **Adding a model** is one new file in this folder, holding a type that implements
 //! [`Network`] (built from `dynaprune-model`'s layers and fast ops) and its `ENTRIES`, plus one
-//! line (the file's name) in the [`builtin!`] list below. A model defined outside this crate (a
+//! line (the file's name) in the `builtin!` list below. A model defined outside this crate (a
 //! test, a downstream binary) calls [`register`] before training.
 //!
 //! | file | models |

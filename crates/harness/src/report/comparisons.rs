@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 
+use super::cells::{groups, paired, policy_rank, GroupKey, FULL_METHOD};
+use super::load::RunRow;
 use super::stats::{holm, Adjusted, Paired, ALPHA};
-use super::{groups, paired, policy_rank, GroupKey, RunRow};
 
 /// The suffix that names a rule's original form (`ucb-plain`).
 const ORIGINAL: &str = "-plain";
@@ -43,7 +44,7 @@ impl Comparisons {
     pub fn of(rows: &[RunRow]) -> Self {
         let groups = groups(rows);
         let (mut vs_random, mut vs_full, mut fix, mut variant) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (k, runs) in groups.iter().filter(|(k, _)| k.2 != "full") {
+        for (k, runs) in groups.iter().filter(|(k, _)| k.2 != FULL_METHOD) {
             let (d, m, meth, budget, pf) = k;
             if meth != "random" {
                 if let Some(rr) = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), *pf)) {
@@ -51,7 +52,7 @@ impl Comparisons {
                 }
             }
             let full: Vec<&RunRow> =
-                rows.iter().filter(|r| r.method == "full" && &r.dataset == d && &r.model == m).collect();
+                rows.iter().filter(|r| r.method == FULL_METHOD && &r.dataset == d && &r.model == m).collect();
             push(&mut vs_full, k, paired(runs, &full));
             let original = (d.clone(), m.clone(), format!("{meth}{ORIGINAL}"), budget.clone(), *pf);
             if let Some(orig) = groups.get(&original) {
@@ -133,7 +134,7 @@ fn family_size(f: &BTreeMap<GroupKey, Adjusted>) -> usize {
 /// unadjusted 95% t intervals and the Holm columns.
 pub fn paired_section(rows: &[RunRow], c: &Comparisons) -> String {
     let groups = groups(rows);
-    let mut keys: Vec<&GroupKey> = groups.keys().filter(|(_, _, m, _, _)| m != "full").collect();
+    let mut keys: Vec<&GroupKey> = groups.keys().filter(|(_, _, m, _, _)| m != FULL_METHOD).collect();
     keys.sort_by(|a, b| (&a.0, &a.1, &a.3, policy_rank(&a.2), a.4).cmp(&(&b.0, &b.1, &b.3, policy_rank(&b.2), b.4)));
     if keys.is_empty() {
         return String::new();

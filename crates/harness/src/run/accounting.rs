@@ -97,7 +97,7 @@ fn one() -> f64 {
 }
 
 fn nominal() -> String {
-    "nominal".into()
+    dynaprune::catalog::BUDGET_NOMINAL.into()
 }
 
 /// The end-of-run summary (`summary.json`).
@@ -263,7 +263,11 @@ pub fn summarize(
         policy: p.policy.as_str().into(),
         method: p.method.clone(),
         prune_fraction: last.prune_fraction,
-        budget: if p.policy == PolicyArg::Full { "none".into() } else { p.budget.as_str().into() },
+        budget: if p.policy == PolicyArg::Full {
+            dynaprune::catalog::BUDGET_NONE.into()
+        } else {
+            p.budget.as_str().into()
+        },
         pruned_epoch_fraction: p.pruned_epoch_fraction,
         seed: s.run.seed,
         epochs: s.optim.epochs,

@@ -136,7 +136,7 @@ pub fn write_timing(out: &Path, epoch: usize, checkpoint_s: f64, wall_s: f64) ->
     output::write_json(&out.join("checkpoint").join("timing.json"), &(epoch, checkpoint_s, wall_s))
 }
 
-/// If a previous process died between the two renames of [`write`], puts the last complete
+/// If a previous process died between the two renames of [`write()`], puts the last complete
 /// checkpoint back in place.
 pub fn recover(out: &Path) -> Result<()> {
     let (ck, old) = (out.join("checkpoint"), out.join("checkpoint.old"));

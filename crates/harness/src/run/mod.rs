@@ -59,14 +59,14 @@ pub enum Outcome {
 }
 
 /// Runs (or resumes) a training run.
-pub fn train(mut args: TrainArgs) -> Result<Outcome> {
+pub fn train(args: TrainArgs) -> Result<Outcome> {
     let s = args.resolve()?;
     let resuming = match checkpoint::inspect(&s.run.out, s.run.resume)? {
         Existing::Finished(summary) => return Ok(Outcome::Done(*summary)),
         Existing::Interrupted => true,
         Existing::Nothing => false,
     };
-    let mut run = Run::set_up(args, s, resuming)?;
+    let mut run = Run::set_up(s.record.clone(), s, resuming)?;
     for (epochs_this_call, epoch) in (run.start_epoch..run.s.optim.epochs).enumerate() {
         if run.s.run.stop_after.is_some_and(|k| epochs_this_call >= k) {
             run.progress.finish();

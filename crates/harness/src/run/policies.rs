@@ -26,18 +26,19 @@ pub fn build(args: &PruningSettings, seed: u64, n: usize, scores: Option<Vec<f32
         }
         PolicyArg::Random => Box::new(UniformRandom::new(pf)?),
         PolicyArg::EpsilonGreedy => {
-            let mut p = EpsilonGreedy::new(pf, args.epsilon)?.with_staleness(args.staleness)?;
+            let mut p =
+                EpsilonGreedy::builder().prune_fraction(pf).epsilon(args.epsilon).staleness(args.staleness).build()?;
             if args.epsilon_decay != 1.0 {
                 p = p.with_decay(EpsilonDecay::Exponential { rate: args.epsilon_decay, min: 0.0 })?;
             }
             Box::new(p)
         }
-        PolicyArg::Ucb => Box::new(Ucb::new(pf, args.ucb_c)?.with_staleness(args.staleness)?),
+        PolicyArg::Ucb => Box::new(Ucb::builder().prune_fraction(pf).c(args.ucb_c).staleness(args.staleness).build()?),
         PolicyArg::Rs2 => Box::new(Rs2::new(pf)?),
         PolicyArg::Kakurenbo => {
             Box::new(Kakurenbo::new(pf)?.with_tau(args.kakurenbo_tau)?.with_lr_rule(args.kakurenbo_lr.rule()))
         }
-        PolicyArg::Infobatch => Box::new(InfoBatch::with_rate(args.infobatch)?),
+        PolicyArg::Infobatch => Box::new(InfoBatch::from_rate(args.infobatch)?),
         PolicyArg::Seta => Box::new(args.seta.policy(pf)?),
         PolicyArg::SelectiveBackprop => Box::new(args.selective_backprop.policy(pf)?),
     };

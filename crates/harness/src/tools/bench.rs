@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
 use clap::Args;
-use dynaprune_model::{loss, ops, Kernels, Mode, Sgd, SgdConfig};
+use dynaprune_model::{loss, ops, Kernels, Mode, Network, Sgd, SgdConfig};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +120,63 @@ fn time_steps(
     Ok((times[times.len() / 2], times[0]))
 }
 
+/// The kernels `--kernels k` names, refused on a device that cannot run them.
+fn kernels_of(k: &str, device: &Device, device_flag: &str) -> Result<Kernels> {
+    Ok(match k {
+        "fast" | "fast-bf16" if !device.is_cpu() => {
+            bail!("--kernels {k} runs on the CPU only; on --device {} use --kernels candle", device_flag)
+        }
+        "fast" => Kernels::Fast,
+        "fast-bf16" => Kernels::Fast.with_precision(dynaprune_model::Precision::Bf16).context("--kernels fast-bf16")?,
+        "candle" => Kernels::Candle,
+        "candle-bf16" => Kernels::CandleBf16,
+        other => bail!("unknown kernels `{other}`: expected fast, fast-bf16, candle or candle-bf16"),
+    })
+}
+
+/// Times training steps of `model` on the batch `(x, y)`: median and best seconds per step and
+/// the FLOPs of one image's step; with `--breakdown`, prints the phases of a step.
+fn time_train(
+    model: &dyn Network,
+    x: &Tensor,
+    y: &Tensor,
+    device: &Device,
+    args: &BenchArgs,
+    hw: usize,
+) -> Result<(f64, f64, f64)> {
+    let mut opt = Sgd::from_params(model.params(), SgdConfig { lr: 0.05, ..SgdConfig::default() })?;
+    // The phases of a step as the training loop runs them (per-sample losses
+    // and correctness copied out for the pruner), summed over all steps.
+    let mut phases = [0f64; 4];
+    let (m, b) = time_steps(device, args.warmup, args.iters, || {
+        let t0 = Instant::now();
+        let logits = model.forward(x, true)?;
+        let t1 = Instant::now();
+        let per = loss::cross_entropy_per_sample(&logits, y, 0.0)?;
+        let l = loss::weighted_mean(&per, None)?;
+        let t2 = Instant::now();
+        let grads = l.backward()?;
+        let t3 = Instant::now();
+        opt.step(&grads)?;
+        let t4 = Instant::now();
+        per.to_vec1::<f32>()?;
+        loss::correct(&logits, y)?.to_vec1::<f32>()?;
+        let t5 = Instant::now();
+        for (acc, d) in phases.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, (t4 - t3) + (t5 - t4)]) {
+            *acc += d.as_secs_f64();
+        }
+        Ok(())
+    })?;
+    if args.breakdown {
+        let steps = (args.warmup + args.iters.max(1)) as f64;
+        let names = ["forward", "loss", "backward", "optimizer + per-sample outputs"];
+        let parts: Vec<String> =
+            names.iter().zip(phases).map(|(n, s)| format!("{n} {:.1} ms", 1e3 * s / steps)).collect();
+        println!("  step phases: {}", parts.join(", "));
+    }
+    Ok((m, b, model.train_flops(hw, hw) as f64))
+}
+
 /// Runs the benchmark and prints one line per measurement.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
@@ -133,57 +190,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let x = Tensor::from_vec(xs, (args.batch, c, hw, hw), &device)?;
         let y = Tensor::from_vec((0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(), args.batch, &device)?;
         for k in &args.kernels {
-            let kernels = match k.as_str() {
-                "fast" | "fast-bf16" if !device.is_cpu() => {
-                    bail!("--kernels {k} runs on the CPU only; on --device {} use --kernels candle", args.device)
-                }
-                "fast" => Kernels::Fast,
-                "fast-bf16" => Kernels::Fast.with_precision(dynaprune_model::Precision::Bf16).context("--kernels fast-bf16")?,
-                "candle" => Kernels::Candle,
-                "candle-bf16" => Kernels::CandleBf16,
-                other => bail!("unknown kernels `{other}`: expected fast, fast-bf16, candle or candle-bf16"),
-            };
+            let kernels = kernels_of(k, &device, &args.device)?;
             let model = models::build(model_name, &BuildSpec { kernels, ..BuildSpec::new(c, hw, hw, 10, 0, &device) })?;
             for mode in &args.modes {
                 ops::profile::enable(args.breakdown && kernels.is_fast());
                 let _ = ops::profile::take();
                 let (med, best, flops) = match mode.as_str() {
-                    "train" => {
-                        let mut opt = Sgd::from_params(model.params(), SgdConfig { lr: 0.05, ..SgdConfig::default() })?;
-                        // The phases of a step as the training loop runs them (per-sample losses
-                        // and correctness copied out for the pruner), summed over all steps.
-                        let mut phases = [0f64; 4];
-                        let (m, b) = time_steps(&device, args.warmup, args.iters, || {
-                            let t0 = Instant::now();
-                            let logits = model.forward(&x, true)?;
-                            let t1 = Instant::now();
-                            let per = loss::cross_entropy_per_sample(&logits, &y, 0.0)?;
-                            let l = loss::weighted_mean(&per, None)?;
-                            let t2 = Instant::now();
-                            let grads = l.backward()?;
-                            let t3 = Instant::now();
-                            opt.step(&grads)?;
-                            let t4 = Instant::now();
-                            per.to_vec1::<f32>()?;
-                            loss::correct(&logits, &y)?.to_vec1::<f32>()?;
-                            let t5 = Instant::now();
-                            for (acc, d) in phases.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, (t4 - t3) + (t5 - t4)]) {
-                                *acc += d.as_secs_f64();
-                            }
-                            Ok(())
-                        })?;
-                        if args.breakdown {
-                            let steps = (args.warmup + args.iters.max(1)) as f64;
-                            let names = ["forward", "loss", "backward", "optimizer + per-sample outputs"];
-                            let parts: Vec<String> = names
-                                .iter()
-                                .zip(phases)
-                                .map(|(n, s)| format!("{n} {:.1} ms", 1e3 * s / steps))
-                                .collect();
-                            println!("  step phases: {}", parts.join(", "));
-                        }
-                        (m, b, model.train_flops(hw, hw) as f64)
-                    }
+                    "train" => time_train(model.as_ref(), &x, &y, &device, args, hw)?,
                     "infer" => {
                         let (m, b) = time_steps(&device, args.warmup, args.iters, || {
                             model.forward_mode(&x, Mode::Eval)?.argmax(1)?;

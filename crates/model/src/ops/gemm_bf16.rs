@@ -18,7 +18,7 @@
 //! matrix over padded images ([`Src::Implicit`], [`matmul_src`]): the packs read the images
 //! directly and give the same words, so the products are bit-identical.
 
-use super::gemm::View;
+use super::view::View;
 
 /// Rows x columns of the widest micro-kernel tile (three 16-lane vectors per row: 24
 /// accumulator registers). Narrow products get tiles of the same area: 12 x 32 and 24 x 16

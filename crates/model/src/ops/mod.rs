@@ -14,6 +14,7 @@ mod gemm;
 mod gemm_bf16;
 pub mod profile;
 mod real;
+mod view;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Tensor};

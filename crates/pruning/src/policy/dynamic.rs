@@ -84,8 +84,26 @@ impl EpsilonGreedy {
     /// The EMA decay the rule is tuned for when staleness is on (reconstructed; by measurement).
     pub const DEFAULT_EMA_DECAY: f64 = 0.5;
 
+    /// Named construction, every knob by name; unset knobs take their defaults
+    /// ([`Self::DEFAULT_EPSILON`], [`Staleness::default`]); `prune_fraction` must be set.
+    ///
+    /// ```
+    /// let rule = dynaprune::EpsilonGreedy::builder().prune_fraction(0.5).epsilon(0.2).build()?;
+    /// # Ok::<(), dynaprune::PruneError>(())
+    /// ```
+    pub fn builder() -> EpsilonGreedyBuilder {
+        EpsilonGreedyBuilder { prune_fraction: None, epsilon: Self::DEFAULT_EPSILON, staleness: Staleness::default() }
+    }
+
     /// Removes `prune_fraction` of the samples; explores with probability `epsilon` in `[0, 1]`.
+    #[deprecated(
+        note = "two bare floats are easy to swap: use `EpsilonGreedy::builder().prune_fraction(f).epsilon(e).build()`"
+    )]
     pub fn new(prune_fraction: f64, epsilon: f64) -> Result<Self> {
+        Self::checked(prune_fraction, epsilon)
+    }
+
+    fn checked(prune_fraction: f64, epsilon: f64) -> Result<Self> {
         check_half_open("prune_fraction", prune_fraction)?;
         check_closed("epsilon", epsilon)?;
         Ok(Self {
@@ -198,8 +216,24 @@ impl Ucb {
     /// The default exploration coefficient.
     pub const DEFAULT_C: f64 = 1.0;
 
+    /// Named construction, every knob by name; unset knobs take their defaults
+    /// ([`Self::DEFAULT_C`], [`Staleness::default`]); `prune_fraction` must be set.
+    ///
+    /// ```
+    /// let rule = dynaprune::Ucb::builder().prune_fraction(0.5).c(1.0).build()?;
+    /// # Ok::<(), dynaprune::PruneError>(())
+    /// ```
+    pub fn builder() -> UcbBuilder {
+        UcbBuilder { prune_fraction: None, c: Self::DEFAULT_C, staleness: Staleness::default() }
+    }
+
     /// Removes `prune_fraction` of the samples; `c >= 0` weighs the standard deviation.
+    #[deprecated(note = "two bare floats are easy to swap: use `Ucb::builder().prune_fraction(f).c(c).build()`")]
     pub fn new(prune_fraction: f64, c: f64) -> Result<Self> {
+        Self::checked(prune_fraction, c)
+    }
+
+    fn checked(prune_fraction: f64, c: f64) -> Result<Self> {
         check_half_open("prune_fraction", prune_fraction)?;
         check_non_negative("ucb_c", c)?;
         Ok(Self { prune_fraction, c, staleness: Staleness::default() })
@@ -248,5 +282,75 @@ impl Policy for Ucb {
             });
         }
         Ok(Selection { indices: unseen_then_top(buffer, k, rng, ucb), ..Selection::default() })
+    }
+}
+
+/// Builds an [`EpsilonGreedy`] with every knob named ([`EpsilonGreedy::builder`]).
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct EpsilonGreedyBuilder {
+    prune_fraction: Option<f64>,
+    epsilon: f64,
+    staleness: Staleness,
+}
+
+impl EpsilonGreedyBuilder {
+    /// The fraction of samples each pruned epoch removes, in `[0, 1)` (required).
+    pub fn prune_fraction(mut self, prune_fraction: f64) -> Self {
+        self.prune_fraction = Some(prune_fraction);
+        self
+    }
+
+    /// The exploration rate in `[0, 1]` (default [`EpsilonGreedy::DEFAULT_EPSILON`]).
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// How skipped samples' statistics age (default [`Staleness::default`]).
+    pub fn staleness(mut self, staleness: Staleness) -> Self {
+        self.staleness = staleness;
+        self
+    }
+
+    /// The rule, or the first knob that is missing or out of range.
+    pub fn build(self) -> Result<EpsilonGreedy> {
+        let f = self.prune_fraction.ok_or(PruneError::MissingKnob { name: "prune_fraction" })?;
+        EpsilonGreedy::checked(f, self.epsilon)?.with_staleness(self.staleness)
+    }
+}
+
+/// Builds a [`Ucb`] with every knob named ([`Ucb::builder`]).
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct UcbBuilder {
+    prune_fraction: Option<f64>,
+    c: f64,
+    staleness: Staleness,
+}
+
+impl UcbBuilder {
+    /// The fraction of samples each pruned epoch removes, in `[0, 1)` (required).
+    pub fn prune_fraction(mut self, prune_fraction: f64) -> Self {
+        self.prune_fraction = Some(prune_fraction);
+        self
+    }
+
+    /// The weight of the standard deviation, `>= 0` (default [`Ucb::DEFAULT_C`]).
+    pub fn c(mut self, c: f64) -> Self {
+        self.c = c;
+        self
+    }
+
+    /// How skipped samples' statistics age (default [`Staleness::default`]).
+    pub fn staleness(mut self, staleness: Staleness) -> Self {
+        self.staleness = staleness;
+        self
+    }
+
+    /// The rule, or the first knob that is missing or out of range.
+    pub fn build(self) -> Result<Ucb> {
+        let f = self.prune_fraction.ok_or(PruneError::MissingKnob { name: "prune_fraction" })?;
+        Ucb::checked(f, self.c)?.with_staleness(self.staleness)
     }
 }

@@ -47,19 +47,32 @@ pub struct InfoBatch {
 impl InfoBatch {
     /// The paper's default drop probability.
     pub const DEFAULT_DROP_PROBABILITY: f64 = 0.5;
-    /// The paper's default annealing point: full data after this fraction of the epochs.
-    pub const DEFAULT_DELTA: f64 = 0.875;
+    /// The paper's default annealing point: full data after this fraction of the epochs
+    /// ([`crate::catalog::INFOBATCH_DELTA`]).
+    pub const DEFAULT_DELTA: f64 = crate::catalog::INFOBATCH_DELTA;
     /// The default cap on the drop probability when it is solved for a target prune fraction
     /// ([`InfoBatchRate::TargetPruneFraction`]; reconstructed: InfoBatch itself has no target mode).
     pub const DEFAULT_MAX_DROP_PROBABILITY: f64 = 0.9;
 
-    /// InfoBatch with a fixed drop probability `r` in `[0, 1)`.
-    pub fn new(drop_probability: f64) -> Result<Self> {
-        Self::with_rate(InfoBatchRate::DropProbability(drop_probability))
+    /// The paper's rule: each below-mean sample is dropped with the fixed probability `r` in
+    /// `[0, 1)` (its `ratio`), so the fraction of the data removed varies by epoch.
+    pub fn from_drop_probability(drop_probability: f64) -> Result<Self> {
+        Self::from_rate(InfoBatchRate::DropProbability(drop_probability))
+    }
+
+    /// InfoBatch held to a prune fraction like the other rules: the drop probability is solved at
+    /// each selection so that `prune_fraction` (in `[0, 1)`) of the data is removed, capped at
+    /// [`Self::DEFAULT_MAX_DROP_PROBABILITY`] ([`InfoBatchRate::TargetPruneFraction`] sets
+    /// another cap).
+    pub fn from_prune_fraction(prune_fraction: f64) -> Result<Self> {
+        Self::from_rate(InfoBatchRate::TargetPruneFraction {
+            prune_fraction,
+            max_drop_probability: Self::DEFAULT_MAX_DROP_PROBABILITY,
+        })
     }
 
     /// InfoBatch with either rate rule.
-    pub fn with_rate(rate: InfoBatchRate) -> Result<Self> {
+    pub fn from_rate(rate: InfoBatchRate) -> Result<Self> {
         match rate {
             InfoBatchRate::DropProbability(r) => check_half_open("drop_probability", r)?,
             InfoBatchRate::TargetPruneFraction { prune_fraction, max_drop_probability } => {
@@ -68,6 +81,20 @@ impl InfoBatch {
             }
         }
         Ok(Self { rate, statistic: Statistic::Last })
+    }
+
+    /// InfoBatch with a fixed drop probability `r` in `[0, 1)`.
+    #[deprecated(
+        note = "the argument is a drop probability, not a prune fraction: use `InfoBatch::from_drop_probability`"
+    )]
+    pub fn new(drop_probability: f64) -> Result<Self> {
+        Self::from_drop_probability(drop_probability)
+    }
+
+    /// InfoBatch with either rate rule.
+    #[deprecated(note = "a constructor, not a modifier: use `InfoBatch::from_rate`")]
+    pub fn with_rate(rate: InfoBatchRate) -> Result<Self> {
+        Self::from_rate(rate)
     }
 
     /// Ranks by this statistic (default: the last value, as the reference implementation does).

@@ -15,7 +15,7 @@ mod seta;
 mod staleness;
 mod static_scores;
 
-pub use dynamic::{EpsilonDecay, EpsilonGreedy, Ucb, UniformRandom};
+pub use dynamic::{EpsilonDecay, EpsilonGreedy, EpsilonGreedyBuilder, Ucb, UcbBuilder, UniformRandom};
 pub use infobatch::{InfoBatch, InfoBatchRate};
 pub use kakurenbo::{Kakurenbo, KakurenboLr};
 pub use rs2::Rs2;
@@ -140,6 +140,40 @@ pub trait Policy: std::fmt::Debug + Send + Sync {
 
     /// Chooses the samples of `ctx.epoch`.
     fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection>;
+}
+
+/// A shared rule is a rule: whoever hands one rule to several pruners (the Python bindings do)
+/// holds it behind an `Arc`. Rules hold no mutable state, so sharing changes nothing. Every
+/// method delegates; a method added to [`Policy`] must be added here too (the compiler does not
+/// ask, because of the defaults: `tests/policies.rs` checks each one through an `Arc`).
+impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn is_dynamic(&self) -> bool {
+        (**self).is_dynamic()
+    }
+    fn is_full_data(&self) -> bool {
+        (**self).is_full_data()
+    }
+    fn prune_fraction(&self) -> f64 {
+        (**self).prune_fraction()
+    }
+    fn uses_scores(&self) -> bool {
+        (**self).uses_scores()
+    }
+    fn rescore_every(&self) -> usize {
+        (**self).rescore_every()
+    }
+    fn preferred_ema_decay(&self) -> f64 {
+        (**self).preferred_ema_decay()
+    }
+    fn sample_count(&self) -> Option<usize> {
+        (**self).sample_count()
+    }
+    fn select(&self, ctx: &SelectContext, buffer: &dyn ScoreBuffer, rng: &mut Rng) -> Result<Selection> {
+        (**self).select(ctx, buffer, rng)
+    }
 }
 
 /// The full-data baseline: keeps every sample every epoch.

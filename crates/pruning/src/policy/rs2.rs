@@ -52,7 +52,7 @@ impl Rs2 {
 /// The random permutation behind pass `p`.
 fn permutation(seed: u64, n: usize, p: usize) -> Vec<usize> {
     let mut v: Vec<usize> = (0..n).collect();
-    shuffle_together(&mut v, None, &mut stream(seed, "rs2", p as u64));
+    shuffle_together(&mut v, None, &mut stream(seed, "rs2", p as u64)).expect("no weights, nothing to mismatch");
     v
 }
 

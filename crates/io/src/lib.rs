@@ -1,7 +1,14 @@
-//! Writing a file so that no reader ever sees half of it: the bytes go to a temporary file next
-//! to the target, which is then renamed over it (atomic on POSIX file systems). The one
-//! implementation the workspace uses (data fixtures, checkpoints, results, reports); it lives
-//! here, in the lowest crate, because it needs nothing but `std`.
+//! # dynaprune-io — writing a file so that no reader ever sees half of it
+//!
+//! The bytes go to a temporary file next to the target, which is then renamed over it (atomic on
+//! POSIX file systems). The one implementation the workspace uses: data fixtures
+//! (`dynaprune-data`), checkpoints (`dynaprune-model`, `dynaprune-harness`), results and reports
+//! (`dynaprune-harness`, `xtask`). It is a crate of its own so that the pruning crate holds the
+//! selection rules and nothing else; it needs nothing but `std`.
+//!
+//! Why not the `tempfile` crate's `NamedTempFile::persist`: it does the same rename, but creates
+//! its file with mode 0600 (results must stay readable to the group on a shared cluster
+//! filesystem) and brings a dependency tree for eight lines of `std`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ```
 /// let dir = std::env::temp_dir().join(format!("dynaprune-io-doc-{}", std::process::id()));
 /// let file = dir.join("state.bin");
-/// dynaprune::io::write_atomic(&file, b"hello")?;
+/// dynaprune_io::write_atomic(&file, b"hello")?;
 /// assert_eq!(std::fs::read(&file)?, b"hello");
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
