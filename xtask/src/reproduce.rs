@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use dynaprune::catalog::{BUDGET_MATCHED, BUDGET_NOMINAL, FULL};
+use dynaprune::catalog::{
+    Method, RuleInfo, BUDGET_MATCHED, BUDGET_NOMINAL, EL2N, FULL, INFOBATCH, RANDOM, STATIC_RANDOM, UCB,
+};
 
 /// A grid preset.
 #[derive(Debug, Clone)]
@@ -45,7 +47,10 @@ pub fn all_methods() -> Vec<&'static str> {
 
 /// The original UCB and epsilon-greedy (`--staleness off`), kept in the `cpu` grid so the report
 /// compares the rules before and after the staleness fix.
-pub const PLAIN_METHODS: [&str; 2] = ["epsilon-greedy-plain", "ucb-plain"];
+pub fn plain_methods() -> [String; 2] {
+    use dynaprune::catalog::{LabelStaleness, Method, EPSILON_GREEDY, UCB};
+    [&EPSILON_GREEDY, &UCB].map(|r| Method { staleness: LabelStaleness::Off, ..Method::of(r) }.to_string())
+}
 
 /// The `dynaprune train` flags of a method label ([`dynaprune::catalog::Method`], whose grammar
 /// is stated there once): a rule, optionally `-plain` (`--staleness off`) or `-bonus`
@@ -73,6 +78,11 @@ pub fn method_flags(method: &str) -> Result<Vec<String>> {
     Ok(f)
 }
 
+/// A rule's method label, no variant.
+fn label(rule: &'static RuleInfo) -> String {
+    Method::of(rule).to_string()
+}
+
 /// The presets.
 pub fn preset(name: &str) -> Result<Preset> {
     Ok(match name {
@@ -82,7 +92,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["synthetic"],
             model: "resnet8",
             epochs: 3,
-            methods: [FULL.name, "ucb"].map(String::from).to_vec(),
+            methods: [&FULL, &UCB].map(label).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--width", "0.5", "--max-train-samples", "256", "--max-test-samples", "128", "--batch-size", "64", "--lr", "0.05"],
@@ -94,7 +104,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 4,
-            methods: [FULL.name, "static-random", "el2n", "random", "ucb", "infobatch"].map(String::from).to_vec(),
+            methods: [&FULL, &STATIC_RANDOM, &EL2N, &RANDOM, &UCB, &INFOBATCH].map(label).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--scorer-models", "2"],
@@ -109,7 +119,12 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 10,
-            methods: all_methods().into_iter().chain(PLAIN_METHODS).chain(["random+warmup1"]).map(String::from).collect(),
+            methods: all_methods()
+                .into_iter()
+                .map(String::from)
+                .chain(plain_methods())
+                .chain([Method { warmup_epochs: Some(1), ..Method::of(&RANDOM) }.to_string()])
+                .collect(),
             prune_fractions: vec![0.3, 0.5, 0.7],
             seeds: vec![0, 1, 2],
             flags: vec!["--scorer-models", "3"],

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use dynaprune::catalog::BUDGET_MATCHED;
+use dynaprune::catalog::{self as c, LabelStaleness, Method, RuleInfo, BUDGET_MATCHED};
 
 /// The committed report RESULTS.md is generated from, relative to the workspace root.
 pub const CPU_REPORT: &str = "results/reference/cpu/REPORT.md";
@@ -161,6 +161,16 @@ pub fn verdict(diff: &str, holm: &str) -> String {
     }
 }
 
+/// A rule's label in the report.
+fn label(rule: &'static RuleInfo) -> String {
+    Method::of(rule).to_string()
+}
+
+/// The label of a rule as originally described (`--staleness off`).
+fn plain(rule: &'static RuleInfo) -> String {
+    Method { staleness: LabelStaleness::Off, ..Method::of(rule) }.to_string()
+}
+
 fn table<'a>(s: &'a Summary, fraction: &str) -> Option<&'a Table> {
     s.tables.iter().find(|t| t.fraction == fraction && t.budget == BUDGET_MATCHED)
 }
@@ -170,19 +180,23 @@ fn pct(fraction: &str) -> String {
 }
 
 /// One bullet: a rule's accuracy, cost and its two comparisons at one fraction.
-fn rule_line(t: &Table, rule: &str, label: &str) -> Option<String> {
+fn rule_line(t: &Table, rule: &str, name: &str) -> Option<String> {
     let r = t.rows.get(rule)?;
     let mut extra = String::new();
     let fwd = r.get("extra fwd");
     if !fwd.is_empty() && fwd != "0.0%" {
         let _ = write!(extra, ", plus {fwd} of the passes as forward-only passes");
     }
+    let vs_random = if rule == c::RANDOM.name {
+        String::new()
+    } else {
+        format!("; vs uniform random {}", verdict(r.get("vs random (points)"), r.get("Holm")))
+    };
     Some(format!(
-        "- {label} (`{rule}`): {} on {} of the passes{extra}, CPU-time speed-up {}; vs uniform random {}; vs full data {}.",
+        "- {name} (`{rule}`): {} on {} of the passes{extra}, CPU-time speed-up {}{vs_random}; vs full data {}.",
         r.get("test acc (%)").replace(" (n=", "% (n="),
         r.get("passes"),
         r.get("CPU"),
-        verdict(r.get("vs random (points)"), r.get("Holm")),
         verdict(r.get("vs full (points)"), r.get("Holm (full)")),
     ))
 }
@@ -253,8 +267,12 @@ fn claims_section(md: &mut String, s: &Summary, cpu_report: &str) {
     for f in ["0.30", "0.50", "0.70"] {
         let Some(t) = table(s, f) else { continue };
         let _ = writeln!(md, "At {}:", pct(f));
-        for (rule, label) in [("random", "uniform random"), ("epsilon-greedy", "epsilon-greedy"), ("ucb", "UCB")] {
-            if let Some(line) = rule_line(t, rule, label) {
+        for (rule, name) in [
+            (label(&c::RANDOM), "uniform random"),
+            (label(&c::EPSILON_GREEDY), "epsilon-greedy"),
+            (label(&c::UCB), "UCB"),
+        ] {
+            if let Some(line) = rule_line(t, &rule, name) {
                 md.push_str(&line);
                 md.push('\n');
             }
@@ -262,55 +280,49 @@ fn claims_section(md: &mut String, s: &Summary, cpu_report: &str) {
         md.push('\n');
     }
     md.push_str("**Score-based dynamic rules beat uniform random at the same budget:**\n\n");
-    for f in ["0.30", "0.50", "0.70"] {
-        let Some(t) = table(s, f) else { continue };
-        for rule in ["epsilon-greedy", "ucb", "epsilon-greedy-plain", "ucb-plain"] {
-            if let Some(r) = t.rows.get(rule) {
-                let _ = writeln!(
-                    md,
-                    "- at {}, `{rule}` vs uniform random: {}",
-                    pct(f),
-                    verdict(r.get("vs random (points)"), r.get("Holm"))
-                );
-            }
-        }
-    }
+    vs_random_lines(md, s, &[label(&c::EPSILON_GREEDY), label(&c::UCB), plain(&c::EPSILON_GREEDY), plain(&c::UCB)]);
     md.push_str("\n**Dynamic pruning beats static pruning at the same budget** (each static rule against dynamic uniform random; a negative difference means static is worse):\n\n");
-    for f in ["0.30", "0.50", "0.70"] {
-        let Some(t) = table(s, f) else { continue };
-        for rule in ["static-random", "el2n", "grand", "grand-last-layer", "forgetting"] {
-            if let Some(r) = t.rows.get(rule) {
-                let _ = writeln!(
-                    md,
-                    "- at {}, `{rule}` vs uniform random: {}",
-                    pct(f),
-                    verdict(r.get("vs random (points)"), r.get("Holm"))
-                );
-            }
-        }
-    }
+    let statics: Vec<String> = c::RULES.iter().filter(|r| r.kind == c::Kind::Static).map(label).collect();
+    vs_random_lines(md, s, &statics);
     md.push_str("\n**Static scoring costs time** (speed-up of training alone, *CPU*, against the whole cost with the scoring charged, *total*; *(wall)* where the scoring recorded wall time only):\n\n");
     if let Some(t) = table(s, "0.50") {
-        for rule in ["el2n", "grand", "grand-last-layer", "forgetting"] {
-            if let Some(r) = t.rows.get(rule) {
+        for rule in c::RULES.iter().filter(|r| r.scorer.is_some()).map(label) {
+            if let Some(r) = t.rows.get(&rule) {
                 let _ = writeln!(md, "- at 50%, `{rule}`: training {}, total {}", r.get("CPU"), r.get("total"));
             }
         }
     }
     md.push_str("\n**The useful subset changes during training (\"sometimes samples\")**: mean overlap of consecutive pruned epochs' plans, and the share of samples never selected in a pruned epoch (means over seeds; counts, not tests):\n\n");
     for f in ["0.30", "0.50", "0.70"] {
-        for (method, label) in [
-            ("ucb", "UCB (staleness fix)"),
-            ("ucb-plain", "UCB as described"),
-            ("epsilon-greedy", "epsilon-greedy (fix)"),
-            ("epsilon-greedy-plain", "epsilon-greedy as described"),
-            ("random", "uniform random"),
+        for (method, name) in [
+            (label(&c::UCB), "UCB (staleness fix)"),
+            (plain(&c::UCB), "UCB as described"),
+            (label(&c::EPSILON_GREEDY), "epsilon-greedy (fix)"),
+            (plain(&c::EPSILON_GREEDY), "epsilon-greedy as described"),
+            (label(&c::RANDOM), "uniform random"),
         ] {
-            if let Some((overlap, never, k)) = sometimes(cpu_report, method, f, BUDGET_MATCHED) {
+            if let Some((overlap, never, k)) = sometimes(cpu_report, &method, f, BUDGET_MATCHED) {
                 let _ = writeln!(
                     md,
-                    "- at {}, {label}: overlap {overlap:.3}, never selected {never:.1}% ({k} seeds)",
+                    "- at {}, {name}: overlap {overlap:.3}, never selected {never:.1}% ({k} seeds)",
                     pct(f)
+                );
+            }
+        }
+    }
+}
+
+/// One line per fraction and rule: the rule against uniform random, with its verdict.
+fn vs_random_lines(md: &mut String, s: &Summary, rules: &[String]) {
+    for f in ["0.30", "0.50", "0.70"] {
+        let Some(t) = table(s, f) else { continue };
+        for rule in rules {
+            if let Some(r) = t.rows.get(rule) {
+                let _ = writeln!(
+                    md,
+                    "- at {}, `{rule}` vs uniform random: {}",
+                    pct(f),
+                    verdict(r.get("vs random (points)"), r.get("Holm"))
                 );
             }
         }
@@ -323,15 +335,16 @@ fn beyond_section(md: &mut String, s: &Summary) {
     for f in ["0.30", "0.50", "0.70"] {
         let Some(t) = table(s, f) else { continue };
         let _ = writeln!(md, "At {}:", pct(f));
-        for (rule, label) in [
-            ("infobatch", "InfoBatch"),
-            ("rs2", "RS2"),
-            ("kakurenbo", "KAKURENBO"),
-            ("kakurenbo+lrhidden", "KAKURENBO, factor from the hidden fraction"),
-            ("seta", "SeTa"),
-            ("selective-backprop", "Selective-Backprop"),
+        let lr_hidden = Method { lr_hidden: true, ..Method::of(&c::KAKURENBO) }.to_string();
+        for (rule, name) in [
+            (label(&c::INFOBATCH), "InfoBatch"),
+            (label(&c::RS2), "RS2"),
+            (label(&c::KAKURENBO), "KAKURENBO"),
+            (lr_hidden, "KAKURENBO, factor from the hidden fraction"),
+            (label(&c::SETA), "SeTa"),
+            (label(&c::SELECTIVE_BACKPROP), "Selective-Backprop"),
         ] {
-            if let Some(line) = rule_line(t, rule, label) {
+            if let Some(line) = rule_line(t, &rule, name) {
                 md.push_str(&line);
                 md.push('\n');
             }

@@ -160,6 +160,8 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
         let mut u = summary("ucb", 0.5, seed, ucb, 55.0, 110.0, 550, 0.0);
         u.selection_histogram = vec![100, 0, 0, 0, 800, 0, 0, 0, 0, 100];
         u.mean_overlap = Some(0.5);
+        // And 250 forward-only passes (re-scoring), a quarter of the full-data passes.
+        u.rescore_samples = 250;
         write(&runs, &u);
         // EL2N one point below random on every seed; its scoring (30 s) recorded wall time only,
         // as score files did before CPU time was recorded.
@@ -176,12 +178,12 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
     assert!(summary.contains("### fashion-mnist / resnet8: prune fraction 0.50, budget matched\n"), "{summary}");
     assert_eq!(
         row(summary, "| full data |"),
-        "| full data | 91.00 ± 1.00 (n=3) | 100.0% | 1.00x | 1.00x | 1.00x | | | | |"
+        "| full data | 91.00 ± 1.00 (n=3) | 100.0% | 0.0% | 1.00x | 1.00x | 1.00x | | | | |"
     );
     // random - full = -2 points on every seed: an interval of width ~0 that excludes 0.
     assert_eq!(
         row(summary, "| random |"),
-        "| random | 89.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 2.00x |  |  | -2.00 [-2.00, -2.00] | **lower** p=<0.001 [-2.00, -2.00] |"
+        "| random | 89.00 ± 1.00 (n=3) | 50.0% | 0.0% | 2.00x | 2.00x | 2.00x |  |  | -2.00 [-2.00, -2.00] | **lower** p=<0.001 [-2.00, -2.00] |"
     );
     // ucb - random = +1.1, +0.9, +1.2: mean +1.067, sd 0.153, t(0.975, 2) = 4.303: +-0.379 ->
     // [+0.69, +1.45]; ucb - full = -0.9, -1.1, -0.8 -> [-1.31, -0.55]. CPU 200/110, total 100/55.
@@ -194,19 +196,19 @@ fn the_summary_gathers_one_fraction_with_measured_differences_in_bold() {
     assert_eq!(
         sometimes[..3],
         [0, 1, 2].map(|seed| format!(
-            "| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 0 |"
+            "| fashion-mnist | ucb | matched | 0.50 | {seed} | 9 | 10.0 | 80.0 | 10.0 | 0.500 | 250 |"
         ))
     );
     // EL2N: its total falls back to wall time, 100 / (50 + 30) = 1.25x, and says so; the cell
     // table's CPU total is n/a.
     assert_eq!(
         row(summary, "| el2n |"),
-        "| el2n | 88.00 ± 1.00 (n=3) | 50.0% | 2.00x | 2.00x | 1.25x (wall) | -1.00 [-1.00, -1.00] | **lower** p=<0.001 [-1.00, -1.00] | -3.00 [-3.00, -3.00] | **lower** p=<0.001 [-3.00, -3.00] |"
+        "| el2n | 88.00 ± 1.00 (n=3) | 50.0% | 0.0% | 2.00x | 2.00x | 1.25x (wall) | -1.00 [-1.00, -1.00] | **lower** p=<0.001 [-1.00, -1.00] | -3.00 [-3.00, -3.00] | **lower** p=<0.001 [-3.00, -3.00] |"
     );
     assert!(row(&md, "| el2n | matched |").ends_with("| 80.0 | 1.25x | n/a |"), "{md}");
     assert_eq!(
         row(summary, "| ucb |"),
-        "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 1.82x | 1.82x | 1.82x | +1.07 [+0.69, +1.45] | **higher** p=0.007 [+0.69, +1.45] | -0.93 [-1.31, -0.55] | **lower** p=0.009 [-1.31, -0.55] |"
+        "| ucb | 90.07 ± 1.06 (n=3) | 55.0% | 25.0% | 1.82x | 1.82x | 1.82x | +1.07 [+0.69, +1.45] | **higher** p=0.007 [+0.69, +1.45] | -0.93 [-1.31, -0.55] | **lower** p=0.009 [-1.31, -0.55] |"
     );
 }
 

@@ -99,3 +99,33 @@ fn a_policy_written_outside_the_crate_with_the_public_helpers() {
     assert!((12..20).all(|i| second.contains(&i)), "the 8 highest losses are kept: {second:?}");
     assert_eq!(second.len(), 10);
 }
+
+#[test]
+fn method_labels_round_trip_and_bad_ones_say_why() {
+    use dynaprune::catalog::{Method, RULES};
+    for r in RULES {
+        assert_eq!(Method::parse(r.name).unwrap().to_string(), r.name);
+    }
+    for label in [
+        "ucb-plain",
+        "epsilon-greedy-bonus",
+        "ucb+rescore2",
+        "random+warmup1",
+        "kakurenbo+lrhidden",
+        "ucb-plain+rescore3+warmup2",
+    ] {
+        assert_eq!(Method::parse(label).unwrap().to_string(), label);
+    }
+    for (label, says) in [
+        ("nope", "unknown rule `nope`"),
+        ("random-plain", "apply to epsilon-greedy and ucb only"),
+        ("ucb+lrhidden", "applies to kakurenbo only"),
+        ("ucb+rescore0", "(R, W >= 1)"),
+        ("ucb+fast", "got `+fast`"),
+    ] {
+        let e = Method::parse(label).unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains(&format!("method `{label}`")), "{label}: {e}");
+    }
+    assert_eq!(Method::rule_of("ucb-plain+rescore2").map(|r| r.name), Some("ucb"));
+    assert!(Method::rule_of("nope").is_none());
+}

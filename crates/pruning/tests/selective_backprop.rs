@@ -78,15 +78,15 @@ fn same_seed_same_choices_and_a_restored_selector_continues_exactly() {
     let mut a = rule.selector(9);
     let straight: Vec<Vec<usize>> = (0..10).map(|b| a.select(&batch(b)).unwrap()).collect();
     let mut b = rule.selector(9);
-    for i in 0..5 {
-        assert_eq!(b.select(&batch(i)).unwrap(), straight[i]);
+    for (i, kept) in straight.iter().enumerate().take(5) {
+        assert_eq!(&b.select(&batch(i)).unwrap(), kept);
     }
     let bytes = b.to_bytes();
     let mut c = rule.selector(9);
     c.restore(&bytes).unwrap();
     assert_eq!(c, b);
-    for i in 5..10 {
-        assert_eq!(c.select(&batch(i)).unwrap(), straight[i], "batch {i} after restore");
+    for (i, kept) in straight.iter().enumerate().skip(5) {
+        assert_eq!(&c.select(&batch(i)).unwrap(), kept, "batch {i} after restore");
     }
     let mut other = rule.selector(10);
     let differs = (0..10).any(|i| other.select(&batch(i)).unwrap() != straight[i]);

@@ -21,7 +21,10 @@ fn pruner(seta: Seta, epochs: usize) -> Pruner {
 
 /// Plans every epoch, feeding each sample's fixed loss back; returns each epoch's sorted plan and
 /// its notes.
-fn run(mut p: Pruner, epochs: usize) -> Vec<(Phase, Vec<usize>, Vec<(String, f64)>)> {
+/// Each epoch's phase, sorted plan and notes.
+type Epochs = Vec<(Phase, Vec<usize>, Vec<(String, f64)>)>;
+
+fn run(mut p: Pruner, epochs: usize) -> Epochs {
     let mut out = Vec::new();
     for e in 0..epochs {
         let plan = p.plan(e).unwrap();

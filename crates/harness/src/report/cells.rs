@@ -43,6 +43,9 @@ pub struct Cell {
     pub cpu_s: f64,
     /// Fraction of full-data sample passes used.
     pub sample_fraction: f64,
+    /// Forward-only passes (re-scoring, Selective-Backprop's candidate passes) as a fraction of
+    /// the full-data training passes: work the training passes do not count.
+    pub forward_fraction: f64,
     /// Full-data training passes / this run's: the largest speed-up the work allows.
     pub bound: f64,
     /// Wall-time speed-up over the same seed's full-data run (training time), mean over seeds.
@@ -167,6 +170,9 @@ pub fn cells(rows: &[RunRow]) -> Vec<Cell> {
                 total_s: mean_of(v.iter().map(|r| r.total_s)),
                 cpu_s: mean_of(v.iter().map(|r| if r.cpu_s > 0.0 { r.cpu_s } else { f64::NAN })),
                 sample_fraction: mean_of(v.iter().map(|r| r.samples as f64 / r.full_data_samples.max(1) as f64)),
+                forward_fraction: mean_of(
+                    v.iter().map(|r| r.rescore_samples as f64 / r.full_data_samples.max(1) as f64),
+                ),
                 bound: mean_of(v.iter().map(|r| r.full_data_samples as f64 / r.samples.max(1) as f64)),
                 speedup_wall: mean(|x| x.wall),
                 speedup_cpu: mean(|x| x.cpu),

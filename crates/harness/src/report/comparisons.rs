@@ -15,6 +15,9 @@
 use std::collections::BTreeMap;
 
 use super::cells::{groups, paired, policy_rank, GroupKey, FULL_METHOD};
+
+/// The method every pruned cell is compared with.
+const RANDOM_METHOD: &str = dynaprune::catalog::RANDOM.name;
 use super::load::RunRow;
 use super::stats::{holm, Adjusted, Paired, ALPHA};
 
@@ -46,8 +49,8 @@ impl Comparisons {
         let (mut vs_random, mut vs_full, mut fix, mut variant) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (k, runs) in groups.iter().filter(|(k, _)| k.2 != FULL_METHOD) {
             let (d, m, meth, budget, pf) = k;
-            if meth != "random" {
-                if let Some(rr) = groups.get(&(d.clone(), m.clone(), "random".into(), budget.clone(), *pf)) {
+            if meth != RANDOM_METHOD {
+                if let Some(rr) = groups.get(&(d.clone(), m.clone(), RANDOM_METHOD.into(), budget.clone(), *pf)) {
                     push(&mut vs_random, k, paired(runs, rr));
                 }
             }

@@ -223,7 +223,9 @@ pub(crate) fn summary_section(cells: &[Cell], comps: &Comparisons) -> String {
     }
     let mut md = format!(
         "## Summary\n\nOne table per prune fraction and budget. *Passes*: the fraction of full-data sample passes \
-         used; *bound*: the speed-up that work allows. *CPU*: the training CPU-time speed-up over the same seed's \
+         used for training; *bound*: the speed-up that work allows. *Extra fwd*: forward-only passes on top of them \
+         (re-scoring, Selective-Backprop's candidate passes), as a fraction of the full-data passes; their time is \
+         in *CPU*, so no bound covers it. *CPU*: the training CPU-time speed-up over the same seed's \
          full-data run; *total*: the speed-up with static scoring charged, in CPU time (training plus scoring) where \
          every run of the cell recorded it, otherwise in wall time, marked *(wall)* (⚠k: k runs above their bound \
          by more than 5%, timing noise; ≠k: k runs whose full-data baseline ran on another CPU kind, so that their \
@@ -235,11 +237,11 @@ pub(crate) fn summary_section(cells: &[Cell], comps: &Comparisons) -> String {
         cs.sort_by_key(|c| policy_rank(&c.method));
         md.push_str(&format!("### {d} / {m}: prune fraction {:.2}, budget {budget}\n\n", pf as f64 / 1e6));
         md.push_str(
-            "| rule | test acc (%) | passes | bound | CPU | total | vs random (points) | Holm | vs full (points) | Holm |\n\
-             |---|---:|---:|---:|---:|---:|---:|---|---:|---|\n",
+            "| rule | test acc (%) | passes | extra fwd | bound | CPU | total | vs random (points) | Holm | vs full (points) | Holm |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n",
         );
         if let Some(f) = cells.iter().find(|c| c.method == FULL_METHOD && c.dataset == d && c.model == m) {
-            md.push_str(&format!("| full data | {} | 100.0% | 1.00x | 1.00x | 1.00x | | | | |\n", acc_cell(f)));
+            md.push_str(&format!("| full data | {} | 100.0% | 0.0% | 1.00x | 1.00x | 1.00x | | | | |\n", acc_cell(f)));
         }
         for c in cs {
             let key = (d.clone(), m.clone(), c.method.clone(), budget.clone(), pf);
@@ -255,10 +257,11 @@ pub(crate) fn summary_section(cells: &[Cell], comps: &Comparisons) -> String {
                 format!("{} (wall){}", x(c.speedup_total), flag(c.noisy_total))
             };
             md.push_str(&format!(
-                "| {} | {} | {:.1}% | {} | {}{}{} | {total} | {vr} | {vrh} | {vf} | {vfh} |\n",
+                "| {} | {} | {:.1}% | {:.1}% | {} | {}{}{} | {total} | {vr} | {vrh} | {vf} | {vfh} |\n",
                 c.method,
                 acc_cell(c),
                 100.0 * c.sample_fraction,
+                100.0 * c.forward_fraction,
                 x(c.bound),
                 x(c.speedup_cpu),
                 flag(c.noisy_cpu),
