@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the staleness model and its defaults were chosen (README, "Dynamic rules"): UCB and
+# How the staleness model and its defaults were chosen (docs/RULES.md, "Dynamic rules that stay dynamic"): UCB and
 # epsilon-greedy variants on a 12,000-sample slice of Fashion-MNIST, ResNet-8, 8 epochs, 50%
 # pruned per pruned epoch (nominal budget, as when the sweep was run), seed 0. It reports
 # selection dynamics (overlap, never/sometimes/always selected); the test accuracies, on 2,000 test

@@ -52,7 +52,7 @@ enum Command {
 /// all cores) that every parallel kernel shares, and, for our kernels (`tuned`), Candle's own
 /// elementwise pool reduced to the calling thread. On small machines the extra spinning pool and
 /// the main thread compete with the compute workers; measured on 2 cores this costs 10-20% of
-/// training throughput (see README, "Performance").
+/// training throughput (see docs/PERFORMANCE.md).
 fn configure_threads(threads: Option<usize>, tuned: bool) -> Result<()> {
     let from_env = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
     let n = threads.or(from_env).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));

@@ -68,7 +68,8 @@ pub enum EpsilonDecay {
 /// ([`EpsilonGreedy::DEFAULT_EMA_DECAY`], see [`Policy::preferred_ema_decay`]): with the usual
 /// 0.9, the means of the samples it trains on lag their falling loss and the greedy set freezes
 /// (measured: overlap 0.82 between consecutive epochs, 16% never selected, against 0.64 and 0%
-/// with 0.5; README, "Dynamic rules"). [`Staleness::Off`] is the original rule, EMA 0.9.
+/// with 0.5; docs/RULES.md, "Dynamic rules that stay dynamic"). [`Staleness::Off`] is the
+/// original rule, EMA 0.9.
 #[derive(Debug, Clone)]
 pub struct EpsilonGreedy {
     prune_fraction: f64,

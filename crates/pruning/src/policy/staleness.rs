@@ -9,7 +9,7 @@
 //! [`Staleness`] fixes this from what the buffer already records (`count`, `last_epoch`), with
 //! no forward pass: a sample's belief relaxes towards the population prior as it ages, and its
 //! uncertainty grows, so stale samples come back. *Reconstructed:* the paper does not describe
-//! this; the form and default were chosen by measurement (README, "Dynamic rules").
+//! this; the form and default were chosen by measurement (docs/RULES.md, "Dynamic rules that stay dynamic").
 //!
 //! With `a` = whole epochs since the sample was last observed, `w = retention^a`, and the
 //! population prior (over seen samples) with mean `mu` and variance
