@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use dynaprune::catalog::{
-    Method, RuleInfo, BUDGET_MATCHED, BUDGET_NOMINAL, EL2N, FULL, INFOBATCH, RANDOM, STATIC_RANDOM, UCB,
+    LabelStaleness, Method, RuleInfo, BUDGET_MATCHED, BUDGET_NOMINAL, EL2N, EPSILON_GREEDY, FULL, INFOBATCH, RANDOM,
+    STATIC_RANDOM, UCB,
 };
 
 /// A grid preset.
@@ -48,8 +49,12 @@ pub fn all_methods() -> Vec<&'static str> {
 /// The original UCB and epsilon-greedy (`--staleness off`), kept in the `cpu` grid so the report
 /// compares the rules before and after the staleness fix.
 pub fn plain_methods() -> [String; 2] {
-    use dynaprune::catalog::{LabelStaleness, Method, EPSILON_GREEDY, UCB};
-    [&EPSILON_GREEDY, &UCB].map(|r| Method { staleness: LabelStaleness::Off, ..Method::of(r) }.to_string())
+    [&EPSILON_GREEDY, &UCB].map(plain_label)
+}
+
+/// The method label of a rule as originally described (`--staleness off`): `ucb-plain`.
+pub fn plain_label(rule: &'static RuleInfo) -> String {
+    Method { staleness: LabelStaleness::Off, ..Method::of(rule) }.to_string()
 }
 
 /// The `dynaprune train` flags of a method label ([`dynaprune::catalog::Method`], whose grammar
@@ -78,11 +83,6 @@ pub fn method_flags(method: &str) -> Result<Vec<String>> {
     Ok(f)
 }
 
-/// A rule's method label, no variant.
-fn label(rule: &'static RuleInfo) -> String {
-    Method::of(rule).to_string()
-}
-
 /// The presets.
 pub fn preset(name: &str) -> Result<Preset> {
     Ok(match name {
@@ -92,7 +92,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["synthetic"],
             model: "resnet8",
             epochs: 3,
-            methods: [&FULL, &UCB].map(label).to_vec(),
+            methods: [FULL.name, UCB.name].map(String::from).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--width", "0.5", "--max-train-samples", "256", "--max-test-samples", "128", "--batch-size", "64", "--lr", "0.05"],
@@ -104,7 +104,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             datasets: vec!["fashion-mnist"],
             model: "resnet8",
             epochs: 4,
-            methods: [&FULL, &STATIC_RANDOM, &EL2N, &RANDOM, &UCB, &INFOBATCH].map(label).to_vec(),
+            methods: [FULL.name, STATIC_RANDOM.name, EL2N.name, RANDOM.name, UCB.name, INFOBATCH.name].map(String::from).to_vec(),
             prune_fractions: vec![0.5],
             seeds: vec![0],
             flags: vec!["--scorer-models", "2"],

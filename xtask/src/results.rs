@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use dynaprune::catalog::{self as c, LabelStaleness, Method, RuleInfo, BUDGET_MATCHED};
+use dynaprune::catalog::{self as c, Method, BUDGET_MATCHED};
+
+use crate::reproduce::plain_label;
 
 /// The committed report RESULTS.md is generated from, relative to the workspace root.
 pub const CPU_REPORT: &str = "results/reference/cpu/REPORT.md";
@@ -161,16 +163,6 @@ pub fn verdict(diff: &str, holm: &str) -> String {
     }
 }
 
-/// A rule's label in the report.
-fn label(rule: &'static RuleInfo) -> String {
-    Method::of(rule).to_string()
-}
-
-/// The label of a rule as originally described (`--staleness off`).
-fn plain(rule: &'static RuleInfo) -> String {
-    Method { staleness: LabelStaleness::Off, ..Method::of(rule) }.to_string()
-}
-
 fn table<'a>(s: &'a Summary, fraction: &str) -> Option<&'a Table> {
     s.tables.iter().find(|t| t.fraction == fraction && t.budget == BUDGET_MATCHED)
 }
@@ -268,9 +260,9 @@ fn claims_section(md: &mut String, s: &Summary, cpu_report: &str) {
         let Some(t) = table(s, f) else { continue };
         let _ = writeln!(md, "At {}:", pct(f));
         for (rule, name) in [
-            (label(&c::RANDOM), "uniform random"),
-            (label(&c::EPSILON_GREEDY), "epsilon-greedy"),
-            (label(&c::UCB), "UCB"),
+            (c::RANDOM.name.to_string(), "uniform random"),
+            (c::EPSILON_GREEDY.name.to_string(), "epsilon-greedy"),
+            (c::UCB.name.to_string(), "UCB"),
         ] {
             if let Some(line) = rule_line(t, &rule, name) {
                 md.push_str(&line);
@@ -280,13 +272,23 @@ fn claims_section(md: &mut String, s: &Summary, cpu_report: &str) {
         md.push('\n');
     }
     md.push_str("**Score-based dynamic rules beat uniform random at the same budget:**\n\n");
-    vs_random_lines(md, s, &[label(&c::EPSILON_GREEDY), label(&c::UCB), plain(&c::EPSILON_GREEDY), plain(&c::UCB)]);
+    vs_random_lines(
+        md,
+        s,
+        &[
+            c::EPSILON_GREEDY.name.to_string(),
+            c::UCB.name.to_string(),
+            plain_label(&c::EPSILON_GREEDY),
+            plain_label(&c::UCB),
+        ],
+    );
     md.push_str("\n**Dynamic pruning beats static pruning at the same budget** (each static rule against dynamic uniform random; a negative difference means static is worse):\n\n");
-    let statics: Vec<String> = c::RULES.iter().filter(|r| r.kind == c::Kind::Static).map(label).collect();
+    let statics: Vec<String> =
+        c::RULES.iter().filter(|r| r.kind == c::Kind::Static).map(|r| r.name.to_string()).collect();
     vs_random_lines(md, s, &statics);
     md.push_str("\n**Static scoring costs time** (speed-up of training alone, *CPU*, against the whole cost with the scoring charged, *total*; *(wall)* where the scoring recorded wall time only):\n\n");
     if let Some(t) = table(s, "0.50") {
-        for rule in c::RULES.iter().filter(|r| r.scorer.is_some()).map(label) {
+        for rule in c::RULES.iter().filter(|r| r.scorer.is_some()).map(|r| r.name.to_string()) {
             if let Some(r) = t.rows.get(&rule) {
                 let _ = writeln!(md, "- at 50%, `{rule}`: training {}, total {}", r.get("CPU"), r.get("total"));
             }
@@ -295,11 +297,11 @@ fn claims_section(md: &mut String, s: &Summary, cpu_report: &str) {
     md.push_str("\n**The useful subset changes during training (\"sometimes samples\")**: mean overlap of consecutive pruned epochs' plans, and the share of samples never selected in a pruned epoch (means over seeds; counts, not tests):\n\n");
     for f in ["0.30", "0.50", "0.70"] {
         for (method, name) in [
-            (label(&c::UCB), "UCB (staleness fix)"),
-            (plain(&c::UCB), "UCB as described"),
-            (label(&c::EPSILON_GREEDY), "epsilon-greedy (fix)"),
-            (plain(&c::EPSILON_GREEDY), "epsilon-greedy as described"),
-            (label(&c::RANDOM), "uniform random"),
+            (c::UCB.name.to_string(), "UCB (staleness fix)"),
+            (plain_label(&c::UCB), "UCB as described"),
+            (c::EPSILON_GREEDY.name.to_string(), "epsilon-greedy (fix)"),
+            (plain_label(&c::EPSILON_GREEDY), "epsilon-greedy as described"),
+            (c::RANDOM.name.to_string(), "uniform random"),
         ] {
             if let Some((overlap, never, k)) = sometimes(cpu_report, &method, f, BUDGET_MATCHED) {
                 let _ = writeln!(
@@ -337,12 +339,12 @@ fn beyond_section(md: &mut String, s: &Summary) {
         let _ = writeln!(md, "At {}:", pct(f));
         let lr_hidden = Method { lr_hidden: true, ..Method::of(&c::KAKURENBO) }.to_string();
         for (rule, name) in [
-            (label(&c::INFOBATCH), "InfoBatch"),
-            (label(&c::RS2), "RS2"),
-            (label(&c::KAKURENBO), "KAKURENBO"),
+            (c::INFOBATCH.name.to_string(), "InfoBatch"),
+            (c::RS2.name.to_string(), "RS2"),
+            (c::KAKURENBO.name.to_string(), "KAKURENBO"),
             (lr_hidden, "KAKURENBO, factor from the hidden fraction"),
-            (label(&c::SETA), "SeTa"),
-            (label(&c::SELECTIVE_BACKPROP), "Selective-Backprop"),
+            (c::SETA.name.to_string(), "SeTa"),
+            (c::SELECTIVE_BACKPROP.name.to_string(), "Selective-Backprop"),
         ] {
             if let Some(line) = rule_line(t, &rule, name) {
                 md.push_str(&line);

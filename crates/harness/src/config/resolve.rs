@@ -16,7 +16,7 @@ impl TrainArgs {
     pub fn resolve(&self) -> Result<Settings> {
         let mut record = self.clone();
         record.fill_derived()?;
-        Settings::from_resolved(&record)
+        Settings::from_resolved(record)
     }
 
     /// Checks the flags and writes the defaults that depend on other flags into this copy.

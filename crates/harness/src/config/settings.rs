@@ -268,8 +268,8 @@ pub fn augment(arg: AugmentArg, dataset: DatasetArg) -> Augment {
 
 impl Settings {
     /// The typed form of `args`, whose defaults [`TrainArgs::resolve`] has filled.
-    pub(super) fn from_resolved(args: &TrainArgs) -> Result<Self> {
-        let pruning = PruningSettings::from_resolved(args)?;
+    pub(super) fn from_resolved(args: TrainArgs) -> Result<Self> {
+        let pruning = PruningSettings::from_resolved(&args)?;
         let device =
             dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
         // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16.
@@ -311,7 +311,7 @@ impl Settings {
                 stop_after: args.stop_after,
                 progress: ProgressMode::parse(&args.progress)?,
             },
-            record: args.clone(),
+            record: args,
         })
     }
 }

@@ -66,7 +66,7 @@ pub fn train(args: TrainArgs) -> Result<Outcome> {
         Existing::Interrupted => true,
         Existing::Nothing => false,
     };
-    let mut run = Run::set_up(s.record.clone(), s, resuming)?;
+    let mut run = Run::set_up(s, resuming)?;
     for (epochs_this_call, epoch) in (run.start_epoch..run.s.optim.epochs).enumerate() {
         if run.s.run.stop_after.is_some_and(|k| epochs_this_call >= k) {
             run.progress.finish();
@@ -79,8 +79,7 @@ pub fn train(args: TrainArgs) -> Result<Outcome> {
 
 /// A run between epochs.
 struct Run {
-    /// The flags, as recorded (for the resume fingerprint).
-    args: TrainArgs,
+    /// The settings; `s.record` is the flags as recorded (config.json, the resume fingerprint).
     s: Settings,
     id: String,
     env: Env,
@@ -99,7 +98,7 @@ struct Run {
 impl Run {
     /// Loads the data, records the run (fresh) or reads its checkpoint state (resuming), gets the
     /// static scores, and builds the model, optimizer and pruner, restored when resuming.
-    fn set_up(args: TrainArgs, s: Settings, resuming: bool) -> Result<Self> {
+    fn set_up(s: Settings, resuming: bool) -> Result<Self> {
         let splits = datasets::load(&s.data, s.run.seed)?;
         let env = Env::new(splits, s.data.augment, s.run.seed, &s.run.device)?;
         let shape = env.train.shape();
@@ -107,9 +106,9 @@ impl Run {
             .with_context(|| format!("--dataset {}", s.data.dataset.as_str()))?;
         let id = s.run.out.file_name().map(|x| x.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
         let progress = Progress::new(s.run.progress, s.optim.epochs);
-        let resumed = if resuming { Some(checkpoint::read_state(&s.run.out, &args)?) } else { None };
+        let resumed = if resuming { Some(checkpoint::read_state(&s.run.out, &s.record)?) } else { None };
         if resumed.is_none() {
-            output::write_json(&s.run.out.join("config.json"), &record(&args, &s, &env, &id))?;
+            output::write_json(&s.run.out.join("config.json"), &record(&s.record, &s, &env, &id))?;
         }
         let (scores, static_cost) = static_scores(&s, &env, &progress)?;
         let model = models::build(&s.model.name, &env.model_spec(&s.model, seeds::derive(s.run.seed, seeds::MODEL))?)?;
@@ -125,7 +124,7 @@ impl Run {
         }
         let wants =
             Wants { el2n: s.pruning.score == ScoreArg::El2n, confidence: s.pruning.policy.info().reads_predictions };
-        Ok(Self { args, s, id, env, model, opt, pruner, selector, wants, progress, rows, start_epoch, static_cost })
+        Ok(Self { s, id, env, model, opt, pruner, selector, wants, progress, rows, start_epoch, static_cost })
     }
 
     /// One epoch: re-scoring, selection, training, evaluation, the row, the checkpoint.
@@ -267,7 +266,7 @@ impl Run {
         let st = State {
             completed_epochs: epoch + 1,
             rows: self.rows.clone(),
-            fingerprint: checkpoint::fingerprint(&self.args),
+            fingerprint: checkpoint::fingerprint(&self.s.record),
         };
         let out = &self.s.run.out;
         let selector = self.selector.as_ref().map(dynaprune::BackpropSelector::to_bytes);
