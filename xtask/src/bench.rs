@@ -73,7 +73,24 @@ pub fn provenance_header(command: &str, binary: &Path) -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format!("# command: {command}\n# binary: {version}\n# machine: {cpu}, {cores} cores\n# started (unix seconds): {unix}\n")
+    format!(
+        "# machine: {cpu}, {cores} cores; {}\n# command: {command}\n# binary: {version}\n# started (unix seconds): {unix}\n",
+        cpu_features()
+    )
+}
+
+/// The CPU features our kernels dispatch on, as a bench header states them: `AVX2+FMA yes,
+/// AVX-512 yes, AVX512_BF16 no`.
+pub fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let (avx2, avx512, bf16) = {
+        use std::arch::is_x86_feature_detected as has;
+        (has!("avx2") && has!("fma"), has!("avx512f"), has!("avx512bf16"))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (avx2, avx512, bf16) = (false, false, false);
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    format!("AVX2+FMA {}, AVX-512 {}, AVX512_BF16 {}", yn(avx2), yn(avx512), yn(bf16))
 }
 
 /// The median (upper middle) of `v`; NaN when empty.

@@ -9,7 +9,9 @@
 //! rounds is reported, per side, for training and for evaluation, with the peak RSS of each side's
 //! process. PyTorch's number is its fastest variant, named in the output. `--precision f32,bf16`
 //! measures both precisions in the same rounds (bf16: ours with `--precision bf16`, PyTorch
-//! under `torch.autocast("cpu", torch.bfloat16)`).
+//! under `torch.autocast("cpu", torch.bfloat16)`). `--kernels im2col,direct,direct-avx2` measures
+//! several of our CPU kernel paths in the same rounds (f32; bf16 runs on im2col), each line naming
+//! its path; the header's first line names the CPU and the features the kernels dispatch on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,6 +43,8 @@ pub struct Options {
     /// Precisions measured (interleaved within each round): `f32`, `bf16` (ours with
     /// `--precision bf16`, PyTorch under CPU autocast to bf16).
     pub precisions: Vec<String>,
+    /// Our CPU kernels (`dynaprune train --kernels`) measured in f32, interleaved in each round.
+    pub kernels: Vec<String>,
     /// Fashion-MNIST's directory (for the PyTorch side; ours finds it itself).
     pub fmnist_dir: PathBuf,
     /// Scratch directory for our runs.
@@ -54,6 +58,8 @@ struct Side {
     eval: Vec<f64>,
     rss_mib: f64,
     test_acc: f64,
+    /// The kernel path our run recorded in its provenance.
+    path: String,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +80,14 @@ fn parse_spec(spec: &str) -> Result<(&str, &str)> {
 }
 
 /// One `dynaprune train` process: full data, `epochs` epochs, evaluation every epoch.
-fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, side: &mut Side) -> Result<()> {
+fn ours(
+    o: &Options,
+    model: &str,
+    input: &str,
+    (precision, kernels): (&str, &str),
+    round: usize,
+    side: &mut Side,
+) -> Result<()> {
     let out = o.scratch.join(format!("{model}-{input}-{round}"));
     let _ = std::fs::remove_dir_all(&out);
     let (dataset, n) =
@@ -92,13 +105,13 @@ fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, si
             "plain",
         ])
         .args(["--epochs", &o.epochs.to_string(), "--threads", &o.threads.to_string()])
-        .args(["--max-train-samples", &n.to_string(), "--precision", precision, "--out"])
+        .args(["--max-train-samples", &n.to_string(), "--precision", precision, "--kernels", kernels, "--out"])
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .status()
         .context("running dynaprune train")?;
     if !status.success() {
-        bail!("dynaprune train --model {model} --dataset {dataset} failed");
+        bail!("dynaprune train --model {model} --dataset {dataset} --kernels {kernels} failed");
     }
     #[derive(Deserialize)]
     struct Row {
@@ -109,8 +122,13 @@ fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, si
         test_acc: Option<f64>,
     }
     #[derive(Deserialize)]
+    struct Provenance {
+        kernels: Option<String>,
+    }
+    #[derive(Deserialize)]
     struct Config {
         test_samples: usize,
+        provenance: Provenance,
     }
     #[derive(Deserialize)]
     struct Summary {
@@ -128,6 +146,7 @@ fn ours(o: &Options, model: &str, input: &str, precision: &str, round: usize, si
         }
     }
     side.rss_mib = side.rss_mib.max(summary.peak_rss_mib);
+    side.path = config.provenance.kernels.unwrap_or_else(|| "not recorded".into());
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
@@ -192,26 +211,39 @@ pub fn run(o: &Options) -> Result<Vec<String>> {
     if o.torch.is_none() {
         say("note: PyTorch is not available (no python3 that can `import torch`, or no script): ours only".into());
     }
+    // Ours: each kernel path in f32; bf16 on im2col (the direct kernels are f32 only).
+    let mut configs: Vec<(&str, &str)> = Vec::new();
+    for p in &o.precisions {
+        if p == "bf16" {
+            configs.push(("bf16", "im2col"));
+        } else {
+            configs.extend(o.kernels.iter().map(|k| (p.as_str(), k.as_str())));
+        }
+    }
     for spec in &o.models {
         let (model, input) = parse_spec(spec)?;
-        // Per precision: ours, and each PyTorch variant.
-        let mut sides: Vec<(Side, Vec<(String, Side)>)> = o
+        let mut mine: Vec<Side> = vec![Side::default(); configs.len()];
+        // Per precision, each PyTorch variant.
+        let mut theirs: Vec<Vec<(String, Side)>> = o
             .precisions
             .iter()
-            .map(|_| (Side::default(), o.torch_variants.iter().map(|v| (v.clone(), Side::default())).collect()))
+            .map(|_| o.torch_variants.iter().map(|v| (v.clone(), Side::default())).collect())
             .collect();
         for round in 0..o.rounds {
-            for (precision, (mine, theirs)) in o.precisions.iter().zip(&mut sides) {
-                ours(o, model, input, precision, round, mine)?;
+            for (pi, precision) in o.precisions.iter().enumerate() {
+                for (ci, c) in configs.iter().enumerate().filter(|(_, c)| c.0 == precision) {
+                    ours(o, model, input, *c, round, &mut mine[ci])?;
+                }
                 if let Some(t) = &o.torch {
-                    for (variant, side) in theirs.iter_mut() {
+                    for (variant, side) in theirs[pi].iter_mut() {
                         torch(o, t, model, input, (variant, precision), side)?;
                     }
                 }
             }
         }
-        for (precision, (mine, theirs)) in o.precisions.iter().zip(&sides) {
-            for l in case_lines(o, model, input, precision, mine, theirs) {
+        for (ci, (precision, kernels)) in configs.iter().enumerate() {
+            let pi = o.precisions.iter().position(|p| p == precision).expect("configs come from precisions");
+            for l in case_lines(o, model, input, (precision, kernels), &mine[ci], &theirs[pi]) {
                 say(l);
             }
         }
@@ -224,13 +256,14 @@ fn case_lines(
     o: &Options,
     model: &str,
     input: &str,
-    precision: &str,
+    (precision, kernels): (&str, &str),
     mine: &Side,
     theirs: &[(String, Side)],
 ) -> Vec<String> {
     let (ot, oe) = (median(mine.train.clone()), median(mine.eval.clone()));
-    // f32 lines keep the exact form; bf16 ones name the precision.
+    // f32 lines keep the exact form plus our kernels; bf16 ones name the precision.
     let t = if precision == "f32" { o.threads.to_string() } else { format!("{} precision={precision}", o.threads) };
+    let t = format!("{t} kernels={kernels}");
     let best = |f: fn(&Side) -> f64| {
         theirs.iter().filter(|(_, s)| !s.train.is_empty()).max_by(|a, b| f(&a.1).total_cmp(&f(&b.1))).cloned()
     };
@@ -251,8 +284,8 @@ fn case_lines(
         ),
     ];
     let mut detail = format!(
-        "  {precision} ours: peak RSS {:.0} MiB, test acc after the last epoch {:.4}",
-        mine.rss_mib, mine.test_acc
+        "  {precision} ours ({}): peak RSS {:.0} MiB, test acc after the last epoch {:.4}",
+        mine.path, mine.rss_mib, mine.test_acc
     );
     for (variant, s) in theirs {
         if !s.train.is_empty() {

@@ -127,6 +127,10 @@ enum Cmd {
         /// CPU autocast to bf16).
         #[arg(long, value_delimiter = ',', default_value = "f32", value_parser = ["f32", "bf16"])]
         precision: Vec<String>,
+        /// Our CPU kernels measured in f32, interleaved in each round (`dynaprune train
+        /// --kernels`): im2col, direct, direct-avx512, direct-avx2, direct-portable.
+        #[arg(long, value_delimiter = ',', default_value = "direct", value_parser = ["im2col", "direct", "direct-avx512", "direct-avx2", "direct-portable"])]
+        kernels: Vec<String>,
         /// Skip PyTorch even if it is importable.
         #[arg(long)]
         no_torch: bool,
@@ -334,6 +338,7 @@ fn bench_epoch_cmd(repo: &Path, command_line: &str, cmd: Cmd) -> Result<()> {
         cifar_samples,
         torch_variants,
         precision,
+        kernels,
         no_torch,
         out,
     } = cmd
@@ -354,6 +359,7 @@ fn bench_epoch_cmd(repo: &Path, command_line: &str, cmd: Cmd) -> Result<()> {
         torch,
         torch_variants,
         precisions: precision,
+        kernels,
         // Where `dynaprune train` finds it: data/fashion-mnist first, then Debian's package.
         fmnist_dir: [repo.join("data/fashion-mnist"), std::path::PathBuf::from(fetch::DEBIAN_FASHION_MNIST)]
             .into_iter()

@@ -86,6 +86,45 @@ fn every_registered_model_trains_scores_and_resumes_bit_identically() {
     }
 }
 
+/// The direct kernels (`--kernels direct`: NHWC activations, BatchNorm fused) through the real
+/// loop for every registered model: they train, resume bit-identically, and the run records the
+/// flag and the kernel path with its instruction set. Refused before anything is written: the
+/// direct kernels in bf16.
+#[test]
+fn every_registered_model_trains_and_resumes_on_the_direct_kernels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let isa = dynaprune_model::ops::direct::Isa::best().name();
+    for entry in models::builtin() {
+        let name = entry.name;
+        let straight = tmp.path().join(format!("{name}-straight"));
+        let resumed = tmp.path().join(format!("{name}-resumed"));
+        let two_epochs = |out: &Path| {
+            let mut a = args(out, name, &["--policy", "ucb", "--prune-fraction", "0.3", "--kernels", "direct"]);
+            a.epochs = 2;
+            a
+        };
+        let Outcome::Done(a) = train(two_epochs(&straight)).unwrap() else { panic!("{name} stopped") };
+        assert!(a.final_test_acc.is_finite(), "{name}: {a:?}");
+        let mut first = two_epochs(&resumed);
+        first.stop_after = Some(1);
+        assert!(matches!(train(first).unwrap(), Outcome::Stopped(1)), "{name}");
+        let mut again = two_epochs(&resumed);
+        again.resume = true;
+        let Outcome::Done(b) = train(again).unwrap() else { panic!("{name} stopped") };
+        assert_eq!(rows(&straight), rows(&resumed), "{name}: resume is bit-identical");
+        assert_eq!(a.final_test_acc.to_bits(), b.final_test_acc.to_bits(), "{name}");
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(straight.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["args"]["kernels"], "direct", "{name}: {config}");
+        let path = config["provenance"]["kernels"].as_str().unwrap();
+        assert!(path.starts_with(&format!("direct f32 ({isa} kernels")), "{name}: {path}");
+    }
+    let out = tmp.path().join("bf16");
+    let e = train(args(&out, "resnet8", &["--kernels", "direct", "--precision", "bf16"])).unwrap_err();
+    assert!(format!("{e:#}").contains("--kernels direct") && format!("{e:#}").contains("f32 only"), "{e:#}");
+    assert!(!out.exists(), "refused before anything is written");
+}
+
 #[test]
 fn unknown_models_list_the_registered_ones() {
     let e = Cli::try_parse_from(["dynaprune", "--model", "resnet9"]).err().expect("rejected").to_string();

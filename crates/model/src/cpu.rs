@@ -57,6 +57,9 @@ pub fn kernel_path(kernels: Kernels, device: &Device) -> String {
         crate::Precision::Bf16 => "bf16",
     };
     let elementwise = if crate::ops::simd_has_avx2() { "avx2+fma" } else { "baseline" };
+    if let Kernels::Direct(isa) = kernels {
+        return format!("direct f32 ({} kernels, nhwc; gemm {} for the head)", isa.name(), gemm_path());
+    }
     if kernels.is_fast() {
         let bf16 = if kernels.precision() == crate::Precision::Bf16 { ", avx512bf16 dot products" } else { "" };
         format!("fast {precision} (gemm {}, elementwise {elementwise}{bf16})", gemm_path())

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::error::Result;
 use crate::init;
+use crate::ops::direct::{self, Isa};
 use crate::ops::{self, Precision};
 
 /// Which implementation the layers use.
@@ -19,6 +20,11 @@ pub enum Kernels {
     /// products, f32 accumulation; see [`Precision::Bf16`]): weights, activations, BatchNorm,
     /// the loss and the optimiser stay f32. CPU only, and only on CPUs with AVX512_BF16.
     FastBf16,
+    /// Direct convolutions on NHWC activations with BatchNorm fused (statistics in the
+    /// convolution's epilogue, the BatchNorm gradient in its backward's prologue), f32, on the
+    /// given instruction set ([`Isa`]; its results are bit-identical to the others'). The network
+    /// converts its input to NHWC once; every layer in between stays NHWC. CPU only.
+    Direct(Isa),
     /// Candle's stock ops (conv2d, BatchNorm composed of elementwise ops): any device, and the
     /// reference our ops are tested and benchmarked against.
     Candle,
@@ -41,15 +47,67 @@ impl Kernels {
         }
     }
 
-    /// Our CPU ops (in either precision)?
+    /// Our CPU ops (im2col in either precision, or direct)?
     pub fn is_fast(self) -> bool {
-        matches!(self, Kernels::Fast | Kernels::FastBf16)
+        matches!(self, Kernels::Fast | Kernels::FastBf16 | Kernels::Direct(_))
+    }
+
+    /// The direct kernels on the fastest instruction set this CPU has.
+    pub fn direct() -> Self {
+        Kernels::Direct(Isa::best())
+    }
+
+    /// The names [`Kernels::from_name`] accepts.
+    pub const NAMES: [&'static str; 8] =
+        ["im2col", "im2col-bf16", "direct", "direct-avx512", "direct-avx2", "direct-portable", "candle", "candle-bf16"];
+
+    /// Kernels by name (`fast` and `fast-bf16` are accepted for `im2col` and `im2col-bf16`):
+    /// `direct` is the direct kernels on this CPU's fastest instruction set, `direct-<isa>` forces
+    /// one, refused (naming the CPU's features) where this CPU cannot run it, as is `im2col-bf16`
+    /// without AVX512_BF16.
+    pub fn from_name(name: &str) -> Result<Self> {
+        let k = match name {
+            "im2col" | "fast" => Kernels::Fast,
+            "im2col-bf16" | "fast-bf16" => Kernels::FastBf16,
+            "direct" => Kernels::direct(),
+            "direct-avx512" => Kernels::Direct(Isa::Avx512),
+            "direct-avx2" => Kernels::Direct(Isa::Avx2),
+            "direct-portable" => Kernels::Direct(Isa::Portable),
+            "candle" => Kernels::Candle,
+            "candle-bf16" => Kernels::CandleBf16,
+            other => {
+                return Err(crate::ModelError::Config(format!(
+                    "unknown kernels `{other}`: expected one of {}",
+                    Self::NAMES.join(", ")
+                )))
+            }
+        };
+        if k.is_fast() {
+            k.with_precision(k.precision())?;
+        }
+        Ok(k)
+    }
+
+    /// The name [`Kernels::from_name`] reads back (`direct` resolved to its instruction set).
+    pub fn name(self) -> String {
+        match self {
+            Kernels::Fast => "im2col".into(),
+            Kernels::FastBf16 => "im2col-bf16".into(),
+            Kernels::Direct(isa) => format!("direct-{}", isa.name()),
+            Kernels::Candle => "candle".into(),
+            Kernels::CandleBf16 => "candle-bf16".into(),
+        }
+    }
+
+    /// Whether activations are NHWC (the direct kernels) rather than NCHW.
+    pub fn nhwc(self) -> bool {
+        matches!(self, Kernels::Direct(_))
     }
 
     /// The precision of the convolutions.
     pub fn precision(self) -> Precision {
         match self {
-            Kernels::Fast | Kernels::Candle => Precision::F32,
+            Kernels::Fast | Kernels::Candle | Kernels::Direct(_) => Precision::F32,
             Kernels::FastBf16 | Kernels::CandleBf16 => Precision::Bf16,
         }
     }
@@ -57,6 +115,15 @@ impl Kernels {
     /// The same kernels in `precision`. Bf16 with our CPU ops on a CPU without AVX512_BF16 is
     /// an error (never a silent fallback to f32).
     pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        if let Kernels::Direct(isa) = self {
+            if precision == Precision::Bf16 {
+                return Err(crate::ModelError::Config(
+                    "the direct kernels are f32 only: bf16 convolutions run on the im2col path".into(),
+                ));
+            }
+            direct::check_isa(isa)?;
+            return Ok(self);
+        }
         let k = match (self.is_fast(), precision) {
             (true, Precision::F32) => Kernels::Fast,
             (true, Precision::Bf16) => Kernels::FastBf16,
@@ -175,7 +242,8 @@ impl ConvBn {
     }
 
     /// `relu?(bn(conv(x)))`. In training mode BatchNorm uses (and records into its running
-    /// statistics) the batch statistics; in eval mode the running statistics.
+    /// statistics) the batch statistics; in eval mode the running statistics. `x` is NCHW, or
+    /// NHWC for [`Kernels::Direct`] (the output follows the input's layout).
     pub fn forward(&self, x: &Tensor, mode: Mode, relu: bool, kernels: Kernels) -> Result<Tensor> {
         let c = self.affine.dim(1)?;
         if mode == Mode::Train {
@@ -183,6 +251,15 @@ impl ConvBn {
                 Kernels::Fast | Kernels::FastBf16 => {
                     let (w, a, p) = (&self.weight, &self.affine, kernels.precision());
                     let (y, stats) = ops::conv_bn_train(x, w, a, self.stride, self.padding, self.eps, relu, p)?;
+                    let (mean, var) = stats.get().expect("the forward pass records statistics");
+                    let to =
+                        |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
+                    let m = y.elem_count() / c;
+                    (y, to(mean)?, to(var)?, m)
+                }
+                Kernels::Direct(isa) => {
+                    let (w, a) = (&self.weight, &self.affine);
+                    let (y, stats) = direct::conv_bn_train_nhwc(x, w, a, self.stride, self.padding, self.eps, relu, isa)?;
                     let (mean, var) = stats.get().expect("the forward pass records statistics");
                     let to =
                         |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
@@ -232,6 +309,17 @@ impl ConvBn {
                     let (x, w) = (x.detach(), self.weight.as_tensor().detach());
                     let z = ops::conv2d_with(&x, &w, self.stride, self.padding, kernels.precision())?;
                     Ok(ops::channel_affine(&z, &scale, &shift, relu)?)
+                }
+                Kernels::Direct(isa) if mode == Mode::EvalWithGrad => {
+                    let z = direct::conv2d_nhwc(x, &self.weight, self.stride, self.padding, isa)?;
+                    let shape = (1, 1, 1, c);
+                    let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
+                    Ok(if relu { y.relu()? } else { y })
+                }
+                Kernels::Direct(isa) => {
+                    let (x, w) = (x.detach(), self.weight.as_tensor().detach());
+                    let z = direct::conv2d_nhwc(&x, &w, self.stride, self.padding, isa)?;
+                    Ok(direct::channel_affine_nhwc(&z, &scale, &shift, relu)?)
                 }
                 Kernels::Candle | Kernels::CandleBf16 => {
                     let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;

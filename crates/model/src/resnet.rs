@@ -135,7 +135,7 @@ impl BasicBlock {
             None => x.clone(),
         };
         Ok(match k {
-            Kernels::Fast | Kernels::FastBf16 => ops::add_relu(&h, &s)?,
+            Kernels::Fast | Kernels::FastBf16 | Kernels::Direct(_) => ops::add_relu(&h, &s)?,
             Kernels::Candle | Kernels::CandleBf16 => (h + s)?.relu()?,
         })
     }
@@ -228,11 +228,13 @@ impl Network for ResNet {
     /// `(pooled features (N, width), logits (N, classes))`.
     fn forward_with_features(&self, x: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
         let k = self.kernels;
-        let mut h = self.stem.forward(x, mode, true, k)?;
+        // The direct kernels run on NHWC: converted once here, pooled over (H, W) at the end.
+        let (x, spatial) = if k.nhwc() { (x.permute((0, 2, 3, 1))?.contiguous()?, (1, 2)) } else { (x.clone(), (2, 3)) };
+        let mut h = self.stem.forward(&x, mode, true, k)?;
         for b in &self.blocks {
             h = b.forward(&h, mode, k)?;
         }
-        self.head.head(h.mean((2, 3))?, mode)
+        self.head.head(h.mean(spatial)?, mode)
     }
 
     fn params(&self) -> &[Param] {

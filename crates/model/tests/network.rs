@@ -36,7 +36,7 @@ fn loss_of(model: &ResNet, x: &Tensor, y: &Tensor) -> Tensor {
 /// convolutions, BatchNorm (batch statistics), ReLU, the residual join, pooling and the head.
 #[test]
 fn gradients_match_finite_differences() {
-    for kernels in [Kernels::Fast, Kernels::Candle] {
+    for kernels in [Kernels::Fast, Kernels::Candle, Kernels::Direct(dynaprune_model::ops::direct::Isa::Portable)] {
         let model = ResNet::with_dtype(tiny(1, 3), 7, DType::F64, &Device::Cpu, kernels).unwrap();
         let (x0, y) = data(3, 1, 6, 3, 1, DType::F64);
         let xv = Var::from_tensor(&x0).unwrap();
@@ -107,6 +107,47 @@ fn fast_kernels_match_candle_kernels_on_resnet8() {
         let e = rel(gf.get(&pf.var).unwrap(), gs.get(&ps.var).unwrap());
         assert!(e < 1e-4, "{} gradient rel err {e}", pf.name);
     }
+}
+
+/// The direct NHWC kernels in a whole ResNet-8 (NCHW input, converted once): logits and every
+/// parameter gradient within f32 rounding of the im2col network, bit-identical across the
+/// instruction sets this CPU runs, and five training steps bit-identical at 1 and 2 threads.
+#[test]
+fn direct_kernels_match_im2col_on_resnet8() {
+    use dynaprune_model::ops::direct::Isa;
+    let cfg = ResNetConfig::resnet8(3, 10);
+    let (x, y) = data(8, 3, 16, 10, 2, DType::F32);
+    let mut first: Option<Vec<u32>> = None;
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        // Fresh pairs: each training-mode forward moves the running statistics eval mode uses.
+        let fast = ResNet::new(cfg.clone(), 3, &Device::Cpu, Kernels::Fast).unwrap();
+        let direct = ResNet::new(cfg.clone(), 3, &Device::Cpu, Kernels::Direct(isa)).unwrap();
+        let mut all = Vec::new();
+        for mode in [Mode::Eval, Mode::Train] {
+            let (ld, lf) = (direct.forward_mode(&x, mode).unwrap(), fast.forward_mode(&x, mode).unwrap());
+            assert!(rel(&ld, &lf) < 1e-4, "{isa:?} {mode:?} logits");
+            all.extend(ld.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits));
+        }
+        let gf = loss_of(&fast, &x, &y).backward().unwrap();
+        let gd = loss_of(&direct, &x, &y).backward().unwrap();
+        for (pd, pf) in direct.params().iter().zip(fast.params()) {
+            let e = rel(gd.get(&pd.var).unwrap(), gf.get(&pf.var).unwrap());
+            assert!(e < 1e-4, "{isa:?} {} gradient rel err {e}", pd.name);
+            all.extend(gd.get(&pd.var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits));
+        }
+        match &first {
+            None => first = Some(all),
+            Some(base) => assert!(&all == base, "{isa:?} differs from the first instruction set"),
+        }
+    }
+    let run = || {
+        let m = ResNet::new(cfg.clone(), 1, &Device::Cpu, Kernels::direct()).unwrap();
+        train_steps(&m, 5, &x, &y, 0.05);
+        weights(&m)
+    };
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+    let double = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(run);
+    assert_eq!(single, double, "1 and 2 threads train bit-identically");
 }
 
 /// Mixed precision: our bf16 kernels stay within bf16 rounding of the f32 network, and train,

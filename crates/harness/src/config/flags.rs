@@ -37,6 +37,14 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     #[serde(default, skip_serializing_if = "PrecisionArg::is_f32")]
     pub precision: PrecisionArg,
+    /// CPU convolution kernels: `im2col` (im2col + GEMM; default, and what every committed
+    /// result was made with), `direct` (direct NHWC convolutions with BatchNorm fused, on this
+    /// CPU's fastest instruction set; faster: docs/PERFORMANCE.md), or `direct-avx512`,
+    /// `direct-avx2`, `direct-portable` to force one (refused where the CPU cannot run it). A
+    /// GPU always runs Candle's kernels.
+    #[arg(long, value_enum, default_value_t = KernelsArg::Im2col)]
+    #[serde(default, skip_serializing_if = "KernelsArg::is_im2col")]
+    pub kernels: KernelsArg,
     /// Selection rule.
     #[arg(long, value_enum, default_value_t = PolicyArg::Full)]
     pub policy: PolicyArg,

@@ -58,6 +58,9 @@ pub struct ModelSettings {
     pub width: f64,
     /// Arithmetic of the convolutions (checked against the CPU by [`TrainArgs::resolve`]).
     pub precision: dynaprune_model::Precision,
+    /// The kernels every network of the run is built with (`--kernels` and `--precision` on
+    /// `--device`, checked against the CPU when the flags are resolved).
+    pub kernels: dynaprune_model::Kernels,
 }
 
 /// The optimiser and schedule of a run.
@@ -272,10 +275,9 @@ impl Settings {
         let pruning = PruningSettings::from_resolved(&args)?;
         let device =
             dynaprune_model::device::parse(&args.device).with_context(|| format!("--device {}", args.device))?;
-        // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16.
-        dynaprune_model::Kernels::for_device(&device)
-            .with_precision(args.precision.precision())
-            .context("--precision bf16")?;
+        // Refused here, before anything is written: bf16 on a CPU without AVX512_BF16, an
+        // instruction set this CPU cannot run, CPU kernels on a GPU.
+        let kernels = args.kernels.kernels(&device, args.precision.precision())?;
         Ok(Self {
             data: DataSettings {
                 dataset: args.dataset,
@@ -284,7 +286,12 @@ impl Settings {
                 max_test_samples: args.max_test_samples,
                 augment: augment(args.augment, args.dataset),
             },
-            model: ModelSettings { name: args.model.clone(), width: args.width, precision: args.precision.precision() },
+            model: ModelSettings {
+                name: args.model.clone(),
+                width: args.width,
+                precision: args.precision.precision(),
+                kernels,
+            },
             optim: OptimSettings {
                 lr: args.lr,
                 momentum: args.momentum,

@@ -217,6 +217,49 @@ impl PrecisionArg {
     }
 }
 
+/// The CPU convolution kernels (`--kernels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelsArg {
+    /// im2col + GEMM (default; every committed result).
+    #[default]
+    Im2col,
+    /// Direct NHWC convolutions with BatchNorm fused, on this CPU's fastest instruction set.
+    Direct,
+    /// The direct kernels forced onto AVX-512.
+    DirectAvx512,
+    /// The direct kernels forced onto AVX2 + FMA.
+    DirectAvx2,
+    /// The direct kernels in portable Rust.
+    DirectPortable,
+}
+
+impl KernelsArg {
+    /// Not written into config.json when im2col, so runs keep the config (and resume
+    /// fingerprint) they had before the flag existed.
+    pub fn is_im2col(&self) -> bool {
+        *self == KernelsArg::Im2col
+    }
+
+    /// The model crate's kernels for `device` in `precision`: on a GPU, Candle's (only the
+    /// default is accepted there); refused, naming the CPU's features, where this CPU cannot run
+    /// the instruction set, or for bf16 with the direct kernels.
+    pub fn kernels(
+        self,
+        device: &candle_core::Device,
+        precision: dynaprune_model::Precision,
+    ) -> anyhow::Result<dynaprune_model::Kernels> {
+        use anyhow::Context;
+        let name = self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+        if !device.is_cpu() {
+            anyhow::ensure!(self.is_im2col(), "--kernels {name}: CPU kernels, but the device is a GPU (it runs Candle's)");
+            return dynaprune_model::Kernels::for_device(device).with_precision(precision).context("--precision");
+        }
+        let k = dynaprune_model::Kernels::from_name(&name).with_context(|| format!("--kernels {name}"))?;
+        k.with_precision(precision).with_context(|| format!("--kernels {name} with --precision {precision:?}"))
+    }
+}
+
 /// Which fraction KAKURENBO's learning-rate factor `1 / (1 - x)` uses (`--kakurenbo-lr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

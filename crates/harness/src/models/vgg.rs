@@ -6,7 +6,9 @@
 //! Convolution + BatchNorm + ReLU run on our fast CPU ops ([`ConvBn`], [`Kernels::Fast`]);
 //! max-pooling is Candle's (`max_pool2d`, forward and backward). A pool is skipped once the map
 //! is 1x1, so 28x28 inputs (Fashion-MNIST) work too (28, 14, 7, 3, 1, 1); the features are
-//! averaged over whatever map remains (1x1 for 32x32 inputs).
+//! averaged over whatever map remains (1x1 for 32x32 inputs). With the direct kernels
+//! (NHWC activations) the input is converted once and each max-pool reads NHWC through a
+//! transposed view (Candle's pool is NCHW-only), writing NHWC back.
 //!
 //! [`Kernels::Fast`]: dynaprune_model::Kernels::Fast
 
@@ -90,15 +92,21 @@ impl Network for Vgg {
     }
 
     fn forward_with_features(&self, x: &Tensor, mode: Mode) -> dynaprune_model::Result<(Tensor, Tensor)> {
-        let mut h = x.clone();
+        let nhwc = self.kernels.nhwc();
+        // (height, width) dimensions of the activations.
+        let (hd, wd) = if nhwc { (1, 2) } else { (2, 3) };
+        let mut h = if nhwc { x.permute((0, 2, 3, 1))?.contiguous()? } else { x.clone() };
         for l in &self.layers {
             h = match l {
                 Layer::Conv(c) => c.forward(&h, mode, true, self.kernels)?,
-                Layer::Pool if h.dim(2)? >= 2 && h.dim(3)? >= 2 => h.max_pool2d(2)?,
+                Layer::Pool if h.dim(hd)? >= 2 && h.dim(wd)? >= 2 && nhwc => {
+                    h.permute((0, 3, 1, 2))?.max_pool2d(2)?.permute((0, 2, 3, 1))?.contiguous()?
+                }
+                Layer::Pool if h.dim(hd)? >= 2 && h.dim(wd)? >= 2 => h.max_pool2d(2)?,
                 Layer::Pool => h,
             };
         }
-        self.head.head(h.mean((2, 3))?, mode)
+        self.head.head(h.mean((hd, wd))?, mode)
     }
 
     fn params(&self) -> &[Param] {

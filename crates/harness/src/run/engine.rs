@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::Optimizer;
 use dynaprune_data::{Augment, BatchAssembler, BatchSpec, ChannelStats, ImageDataset, Splits};
-use dynaprune_model::{loss, schedule, Kernels, Mode, Network, Sgd, SgdConfig};
+use dynaprune_model::{loss, schedule, Mode, Network, Sgd, SgdConfig};
 
 use crate::config::{ModelSettings, OptimSettings};
 use crate::models::BuildSpec;
@@ -58,10 +58,9 @@ impl Env {
     /// device, and the seed of the weights.
     pub fn model_spec(&self, model: &ModelSettings, seed: u64) -> Result<BuildSpec> {
         let shape = self.train.shape();
-        let kernels = Kernels::for_device(&self.device).with_precision(model.precision).context("--precision")?;
         Ok(BuildSpec {
             width_multiplier: model.width,
-            kernels,
+            kernels: model.kernels,
             ..BuildSpec::new(shape.channels, shape.height, shape.width, self.train.classes(), seed, &self.device)
         })
     }

@@ -346,10 +346,7 @@ fn record(args: &TrainArgs, s: &Settings, env: &Env, id: &str) -> RunRecord {
     recorded.out = rel(&recorded.out);
     recorded.scores = recorded.scores.as_deref().map(rel);
     recorded.data_dir = recorded.data_dir.as_deref().map(rel);
-    let kernels = dynaprune_model::Kernels::for_device(&s.run.device)
-        .with_precision(s.model.precision)
-        .map(|k| dynaprune_model::cpu::kernel_path(k, &s.run.device))
-        .ok();
+    let kernels = Some(dynaprune_model::cpu::kernel_path(s.model.kernels, &s.run.device));
     RunRecord {
         args: recorded,
         provenance: Provenance { kernels, ..provenance::current() },

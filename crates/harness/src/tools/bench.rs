@@ -26,8 +26,10 @@ pub struct BenchArgs {
     /// `model:input` pairs; input is `fmnist` (1x28x28) or `cifar` (3x32x32).
     #[arg(long, default_value = "resnet8:fmnist,resnet20:cifar,resnet18:cifar", value_delimiter = ',')]
     pub models: Vec<String>,
-    /// Kernels to measure: fast (ours), fast-bf16 (ours with bf16 products, AVX512_BF16),
-    /// candle (stock), candle-bf16 (stock, convolutions cast to bf16).
+    /// Kernels to measure: fast or im2col (ours, im2col + GEMM), fast-bf16 or im2col-bf16 (with
+    /// bf16 products, AVX512_BF16), direct (ours, direct NHWC convolutions on this CPU's fastest
+    /// instruction set; direct-avx512, direct-avx2, direct-portable force one), candle (stock),
+    /// candle-bf16 (stock, convolutions cast to bf16).
     #[arg(long, default_value = "fast,candle", value_delimiter = ',')]
     pub kernels: Vec<String>,
     /// Modes: train, infer.
@@ -126,11 +128,10 @@ fn kernels_of(k: &str, device: &Device, device_flag: &str) -> Result<Kernels> {
         "fast" | "fast-bf16" if !device.is_cpu() => {
             bail!("--kernels {k} runs on the CPU only; on --device {} use --kernels candle", device_flag)
         }
-        "fast" => Kernels::Fast,
-        "fast-bf16" => Kernels::Fast.with_precision(dynaprune_model::Precision::Bf16).context("--kernels fast-bf16")?,
-        "candle" => Kernels::Candle,
-        "candle-bf16" => Kernels::CandleBf16,
-        other => bail!("unknown kernels `{other}`: expected fast, fast-bf16, candle or candle-bf16"),
+        k if k != "candle" && k != "candle-bf16" && !device.is_cpu() => {
+            bail!("--kernels {k} runs on the CPU only; on --device {} use --kernels candle", device_flag)
+        }
+        k => Kernels::from_name(k).with_context(|| format!("--kernels {k}"))?,
     })
 }
 

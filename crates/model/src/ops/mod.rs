@@ -10,6 +10,7 @@ mod simd;
 mod bn;
 mod conv;
 mod conv_bn;
+pub mod direct;
 mod gemm;
 mod gemm_bf16;
 pub mod profile;

@@ -20,11 +20,20 @@ pub enum Phase {
     NormBackward,
     /// Residual join forward and backward, eval-mode affine.
     Elementwise,
+    /// Convolutions of the direct path whose shape its kernels do not cover, run through im2col
+    /// (layout conversions included).
+    DirectFallback,
 }
 
-const NAMES: [&str; 5] =
-    ["conv forward", "conv backward", "batch-norm forward", "batch-norm backward", "add+relu / affine"];
-static NANOS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+const NAMES: [&str; 6] = [
+    "conv forward",
+    "conv backward",
+    "batch-norm forward",
+    "batch-norm backward",
+    "add+relu / affine",
+    "im2col fallback (direct)",
+];
+static NANOS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 
 /// Turns the accounting on or off.
 pub fn enable(on: bool) {

@@ -35,6 +35,8 @@ pub trait Real:
     fn as_f32(s: &[Self]) -> Option<&[f32]>;
     /// The slice as f32, when this type is f32.
     fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+    /// `self * a + b` with one rounding (fused multiply-add).
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
 impl Real for f32 {
@@ -65,6 +67,10 @@ impl Real for f32 {
     fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
         Some(s)
     }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
 }
 
 impl Real for f64 {
@@ -94,6 +100,10 @@ impl Real for f64 {
     }
     fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
         None
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
     }
 }
 

@@ -1,0 +1,173 @@
+//! Training-mode BatchNorm (+ ReLU) over NHWC activations, one image at a time, so that the
+//! direct convolution can run it in its epilogue (statistics of an image while its output is in
+//! cache) and its backward prologue (the BatchNorm input gradient written straight into the
+//! convolution's padded output-gradient buffer).
+//!
+//! Per image and channel: an exact two-pass mean and centred sum of squares, combined in image
+//! order with Chan et al.'s pairwise formula in f64 (as the NCHW BatchNorm does), so results do not
+//! depend on the thread count.
+
+use crate::ops::Real;
+
+simd_kernel! {
+    /// `acc[c] += sum over pixels of z[p][c]` for one image (`z`: pixels x `acc.len()`).
+    fn sums<T>(z: &[T], acc: &mut [T]) -> () {
+        for row in z.chunks_exact(acc.len()) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `acc[c] += sum over pixels of (z[p][c] - m[c])^2`.
+    fn centred_squares<T>(z: &[T], m: &[T], acc: &mut [T]) -> () {
+        for row in z.chunks_exact(acc.len()) {
+            for ((a, &v), &mc) in acc.iter_mut().zip(row).zip(m) {
+                let d = v - mc;
+                *a += d * d;
+            }
+        }
+    }
+}
+
+/// `(mean, centred sum of squares)` per channel of one image `z` (pixels x `c`).
+pub(crate) fn image_moments<T: Real>(z: &[T], c: usize) -> Vec<(f64, f64)> {
+    let px = z.len() / c.max(1);
+    let mut acc = vec![T::ZERO; c];
+    sums(z, &mut acc);
+    let mean: Vec<f64> = acc.iter().map(|a| a.to_f64() / px.max(1) as f64).collect();
+    let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+    let mut sq = vec![T::ZERO; c];
+    centred_squares(z, &m, &mut sq);
+    mean.into_iter().zip(sq).map(|(a, b)| (a, b.to_f64())).collect()
+}
+
+/// Per-channel `(mean, biased variance)` from the images' [`image_moments`] (`px` pixels each),
+/// combined in image order.
+pub(crate) fn combine(per_image: &[Vec<(f64, f64)>], px: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut mean = vec![0f64; c];
+    let mut m2 = vec![0f64; c];
+    for (k, img) in per_image.iter().enumerate() {
+        let (na, nb) = ((k * px) as f64, px as f64);
+        for ch in 0..c {
+            let (mb, m2b) = img[ch];
+            let delta = mb - mean[ch];
+            let n = na + nb;
+            mean[ch] += delta * nb / n;
+            m2[ch] += m2b + delta * delta * na * nb / n;
+        }
+    }
+    let total = (per_image.len() * px).max(1) as f64;
+    (mean, m2.into_iter().map(|v| (v / total).max(0.0)).collect())
+}
+
+simd_kernel! {
+    /// `y[p][c] = relu?(z[p][c] * scale[c] + shift[c])`.
+    fn affine<T>(y: &mut [T], z: &[T], scale: &[T], shift: &[T], relu: bool) -> () {
+        let c = scale.len();
+        for (yr, zr) in y.chunks_exact_mut(c).zip(z.chunks_exact(c)) {
+            for (((o, &v), &a), &b) in yr.iter_mut().zip(zr).zip(scale).zip(shift) {
+                let t = v * a + b;
+                *o = if relu && !(t > T::ZERO) { T::ZERO } else { t };
+            }
+        }
+    }
+}
+
+/// `relu?(z * scale + shift)` per channel (the last dimension) of one image or a whole batch.
+pub(crate) fn apply<T: Real>(y: &mut [T], z: &[T], scale: &[T], shift: &[T], relu: bool) {
+    affine(y, z, scale, shift, relu);
+}
+
+simd_kernel! {
+    /// `a[c] += sum(dz)`, `b[c] += sum(dz * (z - m))` over one image, with `dz = dy` masked, if
+    /// `relu`, where the BatchNorm output `z * scale + shift` was not positive.
+    fn grad_sums_kernel<T>(z: &[T], dy: &[T], m: &[T], scale: &[T], shift: &[T], relu: bool, a: &mut [T], b: &mut [T]) -> () {
+        let c = m.len();
+        for (zr, dr) in z.chunks_exact(c).zip(dy.chunks_exact(c)) {
+            for ch in 0..c {
+                let (v, d) = (zr[ch], dr[ch]);
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let d = if relu && !(v * scale[ch] + shift[ch] > T::ZERO) { T::ZERO } else { d };
+                a[ch] += d;
+                b[ch] += d * (v - m[ch]);
+            }
+        }
+    }
+}
+
+/// `(sum(dz), sum(dz * (z - mean)))` per channel of one image.
+pub(crate) fn grad_sums<T: Real>(z: &[T], dy: &[T], m: &[T], scale: &[T], shift: &[T], relu: bool) -> Vec<(f64, f64)> {
+    let c = m.len();
+    let (mut a, mut b) = (vec![T::ZERO; c], vec![T::ZERO; c]);
+    grad_sums_kernel(z, dy, m, scale, shift, relu, &mut a, &mut b);
+    a.into_iter().zip(b).map(|(x, y)| (x.to_f64(), y.to_f64())).collect()
+}
+
+simd_kernel! {
+    /// `dz = A * mask(dy) + B * z + C` per channel, `coef = (A, B, C)`: the BatchNorm input
+    /// gradient of one image.
+    fn grad_input_kernel<T>(dz: &mut [T], z: &[T], dy: &[T], coef: (&[T], &[T], &[T]), scale: &[T], shift: &[T], relu: bool) -> () {
+        let (ca, cb, cc) = coef;
+        let c = ca.len();
+        for ((o, zr), dr) in dz.chunks_exact_mut(c).zip(z.chunks_exact(c)).zip(dy.chunks_exact(c)) {
+            for ch in 0..c {
+                let (v, d) = (zr[ch], dr[ch]);
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let d = if relu && !(v * scale[ch] + shift[ch] > T::ZERO) { T::ZERO } else { d };
+                o[ch] = ca[ch] * d + cb[ch] * v + cc[ch];
+            }
+        }
+    }
+}
+
+/// The per-channel coefficients of the BatchNorm backward pass.
+#[derive(Debug, Clone)]
+pub(crate) struct GradCoef<T> {
+    pub a: Vec<T>,
+    pub b: Vec<T>,
+    pub c: Vec<T>,
+}
+
+impl<T: Real> GradCoef<T> {
+    /// The BatchNorm input gradient of one image into `dz`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn input_grad(&self, dz: &mut [T], z: &[T], dy: &[T], scale: &[T], shift: &[T], relu: bool) {
+        grad_input_kernel(dz, z, dy, (&self.a, &self.b, &self.c), scale, shift, relu);
+    }
+}
+
+/// From the images' [`grad_sums`] (combined in image order) to `(dgamma, dbeta, coefficients)`;
+/// `m` is the number of pixels in the batch.
+pub(crate) fn grad_coefficients<T: Real>(
+    per_image: &[Vec<(f64, f64)>],
+    gamma: &[T],
+    mean: &[f64],
+    var: &[f64],
+    eps: f64,
+    m: usize,
+) -> (Vec<T>, Vec<T>, GradCoef<T>) {
+    let c = gamma.len();
+    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let mut dbeta = vec![0f64; c];
+    let mut dgamma = vec![0f64; c];
+    for img in per_image {
+        for (ch, &(a, b)) in img.iter().enumerate() {
+            dbeta[ch] += a;
+            dgamma[ch] += b * invstd[ch];
+        }
+    }
+    let m = m.max(1) as f64;
+    let mut coef = GradCoef { a: Vec::with_capacity(c), b: Vec::with_capacity(c), c: Vec::with_capacity(c) };
+    for ch in 0..c {
+        let k = gamma[ch].to_f64() * invstd[ch];
+        let (mdz, mdzx) = (dbeta[ch] / m, dgamma[ch] / m);
+        let b = -k * invstd[ch] * mdzx;
+        coef.a.push(T::from_f64(k));
+        coef.b.push(T::from_f64(b));
+        coef.c.push(T::from_f64(-k * mdz - b * mean[ch]));
+    }
+    (dgamma.into_iter().map(T::from_f64).collect(), dbeta.into_iter().map(T::from_f64).collect(), coef)
+}

@@ -1,0 +1,614 @@
+//! Direct convolutions on NHWC activations, with training-mode BatchNorm (+ ReLU) fused: the
+//! [`crate::Kernels::Direct`] path.
+//!
+//! - `vector.rs`: the instruction sets ([`Isa`]: AVX-512, AVX2 + FMA, portable) and the vector
+//!   type each kernel body is written over;
+//! - `kernels.rs`: forward, input-gradient and weight-gradient kernels of one image, from padded
+//!   copies, in register tiles; bit-identical across instruction sets;
+//! - `bn.rs`: BatchNorm statistics and gradients of one NHWC image;
+//! - this file: packing and padding, the batch drivers (parallel over images; weight-gradient
+//!   partials over fixed groups of images summed in group order, so results do not depend on the
+//!   thread count), the im2col fallback for shapes the kernels do not cover, and the Candle ops.
+//!
+//! Activations are NHWC from the network's first convolution to its pooling (the network converts
+//! once, at its input); kernels keep Candle's `(Cout, Cin, kh, kw)` layout (checkpoints are the
+//! same for every path) and are repacked per call (a few hundred KiB: small next to the
+//! activations).
+
+mod bn;
+mod kernels;
+mod vector;
+
+use std::sync::Mutex;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+pub use vector::Isa;
+
+use super::bn::BatchStats;
+use super::conv::{self, Geometry};
+use super::gemm::Precision;
+use super::profile::{Phase, Timer};
+use super::real::Real;
+use super::{contiguous_slice, cpu_slice, BatchStatsHandle};
+
+/// Images per weight-gradient group are `ceil(N / GROUPS)`: the grouping depends only on the
+/// batch size, never on the thread count.
+const GROUPS: usize = 16;
+
+/// The shape of an NHWC convolution: `x` is `(N, H, W, Cin)`, `w` is `(Cout, Cin, kh, kw)`.
+pub(crate) fn geometry(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Geometry> {
+    let &[n, h, wd, c] = x else { bail!("direct conv2d expects an NHWC (N, H, W, C) input, got {x:?}") };
+    Geometry::new(&[n, c, h, wd], w, stride, pad)
+}
+
+/// Whether the direct kernels cover this shape: square 1x1 or 3x3 kernels, stride 1 or 2,
+/// padding at most half the kernel. Others run the im2col path (converted to NCHW and back),
+/// counted by [`fallbacks`].
+pub(crate) fn covers(g: &Geometry) -> bool {
+    g.kh == g.kw && matches!(g.kh, 1 | 3) && matches!(g.stride, 1 | 2) && g.pad <= g.kh / 2
+}
+
+static FALLBACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many convolution calls (forward or backward) of the direct path fell back to im2col since
+/// the last call; resets the count.
+pub fn fallbacks() -> u64 {
+    FALLBACKS.swap(0, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_fallback() {
+    FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Transposes each image of `x`, a `rows x cols` matrix: NHWC (`pixels x C`) to NCHW
+/// (`C x pixels`), or back.
+fn transpose_images<T: Real>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    let len = rows * cols;
+    if len == 0 {
+        return out;
+    }
+    out.par_chunks_mut(len).zip(x.par_chunks(len)).for_each(|(o, i)| {
+        for r in 0..rows {
+            for c in 0..cols {
+                o[c * rows + r] = i[r * cols + c];
+            }
+        }
+    });
+    out
+}
+
+/// `wpk[ky][kx][ci][co]` (`co` padded to `cop`) from `w[co][ci][ky][kx]`.
+fn pack_forward<T: Real>(g: &Geometry, w: &[T], cop: usize) -> Vec<T> {
+    let (kk, cin, cout) = (g.kh * g.kw, g.cin, g.cout);
+    let mut p = vec![T::ZERO; kk * cin * cop];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..kk {
+                p[(t * cin + ci) * cop + co] = w[(co * cin + ci) * kk + t];
+            }
+        }
+    }
+    p
+}
+
+/// `wtk[ky][kx][co][ci]` (`ci` padded to `cip`) from `w[co][ci][ky][kx]`.
+fn pack_input_grad<T: Real>(g: &Geometry, w: &[T], cip: usize) -> Vec<T> {
+    let (kk, cin, cout) = (g.kh * g.kw, g.cin, g.cout);
+    let mut p = vec![T::ZERO; kk * cout * cip];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..kk {
+                p[(t * cout + co) * cip + ci] = w[(co * cin + ci) * kk + t];
+            }
+        }
+    }
+    p
+}
+
+/// Writes image `x` (`H x W x Cin`) into `xp` with a zero border of `pad` pixels (every element
+/// written, so `xp` need not be cleared).
+fn pad_input<T: Real>(g: &Geometry, x: &[T], xp: &mut [T]) {
+    let (c, pad, wpd) = (g.cin, g.pad, g.w + 2 * g.pad);
+    let row = wpd * c;
+    xp[..pad * row].fill(T::ZERO);
+    xp[(g.h + pad) * row..(g.h + 2 * pad) * row].fill(T::ZERO);
+    for y in 0..g.h {
+        let r = &mut xp[(y + pad) * row..(y + pad + 1) * row];
+        r[..pad * c].fill(T::ZERO);
+        r[(pad + g.w) * c..].fill(T::ZERO);
+        r[pad * c..(pad + g.w) * c].copy_from_slice(&x[y * g.w * c..(y + 1) * g.w * c]);
+    }
+}
+
+/// The border the input gradient reads around the output gradient (covers every tap of every
+/// input pixel: see `kernels::input_grad_image`).
+fn output_border(g: &Geometry) -> usize {
+    g.kh.max(g.kw)
+}
+
+/// Writes image gradient `dz` (`Ho x Wo x Cout`) into `dyp` (`(Ho + 2pd) x (Wo + 2pd) x cop`):
+/// zero border, zero channel padding.
+fn pad_output<T: Real>(g: &Geometry, dz: &[T], pd: usize, cop: usize, dyp: &mut [T]) {
+    let (c, wdp) = (g.cout, g.wo + 2 * pd);
+    let row = wdp * cop;
+    dyp[..pd * row].fill(T::ZERO);
+    dyp[(g.ho + pd) * row..(g.ho + 2 * pd) * row].fill(T::ZERO);
+    for y in 0..g.ho {
+        let r = &mut dyp[(y + pd) * row..(y + pd + 1) * row];
+        r[..pd * cop].fill(T::ZERO);
+        r[(pd + g.wo) * cop..].fill(T::ZERO);
+        for x in 0..g.wo {
+            let d = &mut r[(pd + x) * cop..(pd + x + 1) * cop];
+            d[..c].copy_from_slice(&dz[(y * g.wo + x) * c..(y * g.wo + x + 1) * c]);
+            d[c..].fill(T::ZERO);
+        }
+    }
+}
+
+/// Forward convolution of a batch: `z` (`N x Ho x Wo x Cout`) and, per image, what `epilogue`
+/// returns for that image's output (run while it is in cache).
+pub(crate) fn forward<T: Real, E: Send>(
+    isa: Isa,
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    epilogue: impl Fn(&[T]) -> E + Sync,
+) -> (Vec<T>, Vec<E>) {
+    let out_len = g.p() * g.cout;
+    if !covers(g) {
+        count_fallback();
+        let _t = Timer::start(Phase::DirectFallback);
+        let xn = transpose_images(x, g.h * g.w, g.cin);
+        let zn = conv::forward(g, &xn, w, Precision::F32);
+        let z = transpose_images(&zn, g.cout, g.p());
+        let e = if out_len == 0 { Vec::new() } else { z.chunks(out_len).map(&epilogue).collect() };
+        return (z, e);
+    }
+    let cop = g.cout.next_multiple_of(kernels::lanes(isa));
+    let wpk = pack_forward(g, w, cop);
+    let mut z = vec![T::ZERO; g.n * out_len];
+    let padded = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.cin;
+    let in_len = g.h * g.w * g.cin;
+    let e = if out_len == 0 {
+        Vec::new()
+    } else {
+        z.par_chunks_mut(out_len)
+            .enumerate()
+            .map(|(i, zi)| {
+                T::with_scratch(padded, |xp| {
+                    pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
+                    kernels::forward(isa, g, xp, &wpk, cop, zi);
+                });
+                epilogue(zi)
+            })
+            .collect()
+    };
+    (z, e)
+}
+
+/// Backward convolution of a batch: `(dx, dw)`, `dx` (NHWC) only if `need_dx`. `dz_of(i, dst)`
+/// writes image `i`'s output gradient (`Ho x Wo x Cout`) into `dst`: the caller's chance to fuse
+/// the layer after the convolution (BatchNorm) into the pass that reads it.
+pub(crate) fn backward<T: Real>(
+    isa: Isa,
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    dz_of: impl Fn(usize, &mut [T]) + Sync,
+    need_dx: bool,
+) -> (Option<Vec<T>>, Vec<T>) {
+    let (in_len, out_len) = (g.h * g.w * g.cin, g.p() * g.cout);
+    if !covers(g) {
+        count_fallback();
+        let _t = Timer::start(Phase::DirectFallback);
+        let mut dz = vec![T::ZERO; g.n * out_len];
+        if out_len > 0 {
+            dz.par_chunks_mut(out_len).enumerate().for_each(|(i, d)| dz_of(i, d));
+        }
+        let xn = transpose_images(x, g.h * g.w, g.cin);
+        let dzn = transpose_images(&dz, g.p(), g.cout);
+        let (dxn, dw) = conv::backward(g, &xn, w, &dzn, need_dx, Precision::F32);
+        return (dxn.map(|d| transpose_images(&d, g.cin, g.h * g.w)), dw);
+    }
+    let l = kernels::lanes(isa);
+    let (cop, cip) = (g.cout.next_multiple_of(l), g.cin.next_multiple_of(l));
+    let kk = g.kh * g.kw;
+    let wtk = if need_dx { pack_input_grad(g, w, cip) } else { Vec::new() };
+    let pd = output_border(g);
+    let padded_x = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.cin;
+    let padded_dy = (g.ho + 2 * pd) * (g.wo + 2 * pd) * cop;
+    let gs = g.n.div_ceil(GROUPS).max(1);
+    let groups = g.n.div_ceil(gs);
+    let run = |gi: usize, mut dxc: Option<&mut [T]>| -> Vec<T> {
+        let mut part = vec![T::ZERO; kk * g.cin * cop];
+        T::with_scratch(padded_dy, |dyp| {
+            T::with_scratch(padded_x, |xp| {
+                T::with_scratch(out_len, |dz| {
+                    for i in gi * gs..((gi + 1) * gs).min(g.n) {
+                        dz_of(i, dz);
+                        pad_output(g, dz, pd, cop, dyp);
+                        if let Some(dxc) = dxc.as_deref_mut() {
+                            let j = i - gi * gs;
+                            kernels::input_grad(isa, g, dyp, pd, cop, &wtk, cip, &mut dxc[j * in_len..(j + 1) * in_len]);
+                        }
+                        pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
+                        kernels::weight_grad(isa, g, xp, dyp, pd, cop, &mut part);
+                    }
+                })
+            })
+        });
+        part
+    };
+    let mut dx = if need_dx { vec![T::ZERO; g.n * in_len] } else { Vec::new() };
+    let partials: Vec<Vec<T>> = if need_dx && in_len > 0 {
+        dx.par_chunks_mut(gs * in_len).enumerate().map(|(gi, dxc)| run(gi, Some(dxc))).collect()
+    } else {
+        (0..groups).into_par_iter().map(|gi| run(gi, None)).collect()
+    };
+    let mut sum = vec![T::ZERO; kk * g.cin * cop];
+    for part in partials {
+        for (a, b) in sum.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    let mut dw = vec![T::ZERO; g.cout * g.cin * kk];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for t in 0..kk {
+                dw[(co * g.cin + ci) * kk + t] = sum[(t * g.cin + ci) * cop + co];
+            }
+        }
+    }
+    (need_dx.then_some(dx), dw)
+}
+
+/// The per-channel `(scale, shift)` BatchNorm applies: `y = z * scale + shift`.
+fn bn_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], eps: f64) -> (Vec<T>, Vec<T>) {
+    let scale: Vec<T> = (0..gamma.len()).map(|c| T::from_f64(gamma[c].to_f64() / (var[c] + eps).sqrt())).collect();
+    let shift = (0..gamma.len()).map(|c| T::from_f64(beta[c].to_f64() - mean[c] * scale[c].to_f64())).collect();
+    (scale, shift)
+}
+
+/// What the conv-bn forward keeps for its backward: the convolution output.
+#[derive(Debug)]
+enum Saved {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// `relu?(batch_norm(conv2d(x, w)))` on NHWC, `affine = [gamma; beta]` `(2, Cout)`.
+#[derive(Debug)]
+struct ConvBnOp {
+    isa: Isa,
+    stride: usize,
+    padding: usize,
+    eps: f64,
+    relu: bool,
+    stats: BatchStats,
+    saved: Mutex<Option<Saved>>,
+}
+
+impl ConvBnOp {
+    #[allow(clippy::too_many_arguments)]
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        wrap: fn(Vec<T>) -> Saved,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = geometry(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let affine = contiguous_slice::<T>(a, al, "conv-bn affine")?;
+        if affine.len() != 2 * g.cout {
+            bail!("conv-bn: affine parameters must be (2, {}), got {:?}", g.cout, al.dims())
+        }
+        let (x, w) = (contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?);
+        let (z, moments) = {
+            let _t = Timer::start(Phase::ConvForward);
+            forward(self.isa, &g, x, w, |zi| bn::image_moments(zi, g.cout))
+        };
+        let _t = Timer::start(Phase::NormForward);
+        let (c, eps) = (g.cout, self.eps);
+        let (mean, var) = bn::combine(&moments, g.p(), c);
+        let (scale, shift) = bn_affine(&affine[..c], &affine[c..], &mean, &var, eps);
+        let mut y = vec![T::ZERO; z.len()];
+        let chunk = (g.p() * c).max(1);
+        y.par_chunks_mut(chunk).zip(z.par_chunks(chunk)).for_each(|(yi, zi)| bn::apply(yi, zi, &scale, &shift, self.relu));
+        *self.stats.lock().expect("batch-norm statistics lock") = Some((mean, var));
+        *self.saved.lock().expect("saved activations lock") = Some(wrap(z));
+        Ok((T::storage(y), Shape::from((g.n, g.ho, g.wo, g.cout))))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bwd_impl<T: Real>(
+        &self,
+        z: &[T],
+        x: &[T],
+        w: &[T],
+        affine: &[T],
+        dy: &[T],
+        g: &Geometry,
+        need_dx: bool,
+    ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
+        let c = g.cout;
+        let img = (g.p() * c).max(1);
+        let (dgamma, dbeta, coef, scale, shift) = {
+            let _t = Timer::start(Phase::NormBackward);
+            let guard = self.stats.lock().expect("batch-norm statistics lock");
+            let Some((mean, var)) = guard.as_ref() else { bail!("conv-bn backward called before forward") };
+            let (scale, shift) = bn_affine(&affine[..c], &affine[c..], mean, var, self.eps);
+            let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+            let sums: Vec<Vec<(f64, f64)>> = z
+                .par_chunks(img)
+                .zip(dy.par_chunks(img))
+                .map(|(zi, di)| bn::grad_sums(zi, di, &m, &scale, &shift, self.relu))
+                .collect();
+            let (dgamma, dbeta, coef) = bn::grad_coefficients(&sums, &affine[..c], mean, var, self.eps, g.n * g.p());
+            (dgamma, dbeta, coef, scale, shift)
+        };
+        let _t = Timer::start(Phase::ConvBackward);
+        let dz_of = |i: usize, dst: &mut [T]| {
+            let r = i * img..(i + 1) * img;
+            coef.input_grad(dst, &z[r.clone()], &dy[r], &scale, &shift, self.relu);
+        };
+        let (dx, dw) = backward(self.isa, g, x, w, dz_of, need_dx);
+        Ok((dx, dw, [dgamma, dbeta].concat()))
+    }
+}
+
+impl CustomOp3 for ConvBnOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-direct-conv-bn"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, w, wl, a, al, Saved::F32),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, w, wl, a, al, Saved::F64),
+            other => bail!("dynaprune direct conv-bn supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        affine: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let g = geometry(x.dims(), w.dims(), self.stride, self.padding)?;
+        if dy.dims() != [g.n, g.ho, g.wo, g.cout] {
+            bail!("direct conv-bn backward: gradient of shape {:?}, expected {:?}", dy.dims(), (g.n, g.ho, g.wo, g.cout))
+        }
+        let Some(saved) = self.saved.lock().expect("saved activations lock").take() else {
+            bail!("direct conv-bn backward called twice or before forward")
+        };
+        let need_dx = x.track_op();
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (as_, al) = affine.storage_and_layout();
+        let (ds, dl) = dy.storage_and_layout();
+        let (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(ac), Storage::Cpu(dc)) = (&*xs, &*ws, &*as_, &*ds) else {
+            bail!("dynaprune direct conv-bn runs on the CPU only")
+        };
+        macro_rules! run {
+            ($z:expr) => {{
+                let (dx, dw, da) = self.bwd_impl(
+                    $z,
+                    cpu_slice(xc, xl)?,
+                    cpu_slice(wc, wl)?,
+                    cpu_slice(ac, al)?,
+                    cpu_slice(dc, dl)?,
+                    &g,
+                    need_dx,
+                )?;
+                (
+                    dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
+                    Tensor::from_vec(dw, w.shape(), w.device())?,
+                    Tensor::from_vec(da, affine.shape(), affine.device())?,
+                )
+            }};
+        }
+        let (dx, dw, da) = match &saved {
+            Saved::F32(z) => run!(z.as_slice()),
+            Saved::F64(z) => run!(z.as_slice()),
+        };
+        Ok((dx, Some(dw), Some(da)))
+    }
+}
+
+/// A plain NHWC convolution (no BatchNorm): evaluation, and gradients in evaluation mode.
+#[derive(Debug, Clone, Copy)]
+struct ConvOp {
+    isa: Isa,
+    stride: usize,
+    padding: usize,
+}
+
+impl ConvOp {
+    fn fwd<T: Real>(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _t = Timer::start(Phase::ConvForward);
+        let g = geometry(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let (x, w) = (contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
+        let (z, _) = forward(self.isa, &g, x, w, |_| ());
+        Ok((T::storage(z), Shape::from((g.n, g.ho, g.wo, g.cout))))
+    }
+
+    fn bwd_impl<T: Real>(&self, g: &Geometry, x: &[T], w: &[T], dy: &[T], need_dx: bool) -> (Option<Vec<T>>, Vec<T>) {
+        let img = g.p() * g.cout;
+        backward(self.isa, g, x, w, |i, dst| dst.copy_from_slice(&dy[i * img..(i + 1) * img]), need_dx)
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-direct-conv2d"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        match x {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, w, wl),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, w, wl),
+            other => bail!("dynaprune direct conv2d supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let _t = Timer::start(Phase::ConvBackward);
+        let dy = dy.contiguous()?;
+        let g = geometry(x.dims(), w.dims(), self.stride, self.padding)?;
+        let need_dx = x.track_op();
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (ds, dl) = dy.storage_and_layout();
+        let (Storage::Cpu(xc), Storage::Cpu(wc), Storage::Cpu(dc)) = (&*xs, &*ws, &*ds) else {
+            bail!("dynaprune direct conv2d runs on the CPU only")
+        };
+        macro_rules! run {
+            ($t:ty) => {{
+                let (dx, dw) = self.bwd_impl::<$t>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+            }};
+        }
+        let (dx, dw) = match xc {
+            CpuStorage::F32(_) => run!(f32),
+            CpuStorage::F64(_) => run!(f64),
+            other => bail!("dynaprune direct conv2d supports f32 and f64, got {:?}", other.dtype()),
+        };
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// `relu?(x * scale[c] + shift[c])` over the last dimension: evaluation-mode BatchNorm on NHWC.
+#[derive(Debug, Clone, Copy)]
+struct ChannelAffineOp {
+    relu: bool,
+}
+
+impl ChannelAffineOp {
+    #[allow(clippy::too_many_arguments)]
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _t = Timer::start(Phase::Elementwise);
+        let x = contiguous_slice::<T>(x, xl, "channel affine input")?;
+        let (scale, shift) = (contiguous_slice::<T>(s, sl, "scale")?, contiguous_slice::<T>(b, bl, "shift")?);
+        let c = *xl.dims().last().unwrap_or(&0);
+        if scale.len() != c || shift.len() != c || c == 0 {
+            bail!("channel affine (NHWC): {c} channels but scale {} and shift {}", scale.len(), shift.len())
+        }
+        let mut y = vec![T::ZERO; x.len()];
+        let chunk = (c * 1024).min(x.len()).max(c);
+        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(yi, xi)| bn::apply(yi, xi, scale, shift, self.relu));
+        Ok((T::storage(y), xl.shape().clone()))
+    }
+}
+
+impl CustomOp3 for ChannelAffineOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-channel-affine-nhwc"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, s, sl, b, bl),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, s, sl, b, bl),
+            other => bail!("channel affine supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+}
+
+/// Refuses an instruction set this CPU cannot run, naming what it has.
+pub fn check_isa(isa: Isa) -> Result<()> {
+    refuse_unless(isa, isa.available(), &crate::cpu::features())
+}
+
+fn refuse_unless(isa: Isa, available: bool, features: &str) -> Result<()> {
+    if !available {
+        let has = if features.is_empty() { "none of avx2, fma, avx512f" } else { features };
+        bail!("the direct kernels' {} path needs {}; this CPU has: {has}", isa.name(), isa.needs())
+    }
+    Ok(())
+}
+
+/// `conv2d(x, w)` on NHWC: `(N, H, W, Cin) x (Cout, Cin, kh, kw) -> (N, Ho, Wo, Cout)`, no bias.
+/// Differentiable in both arguments.
+pub fn conv2d_nhwc(x: &Tensor, w: &Tensor, stride: usize, padding: usize, isa: Isa) -> Result<Tensor> {
+    check_isa(isa)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { isa, stride, padding })
+}
+
+/// [`super::conv_bn_train`] on NHWC with the direct kernels: `relu?(batch_norm(conv2d(x, w)))`,
+/// `affine = [gamma; beta]` `(2, Cout)`; the BatchNorm statistics are taken per image in the
+/// convolution's epilogue and its input gradient is written in the convolution backward's
+/// prologue.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_bn_train_nhwc(
+    x: &Tensor,
+    w: &Tensor,
+    affine: &Tensor,
+    stride: usize,
+    padding: usize,
+    eps: f64,
+    relu: bool,
+    isa: Isa,
+) -> Result<(Tensor, BatchStatsHandle)> {
+    check_isa(isa)?;
+    let stats = BatchStats::default();
+    let op = ConvBnOp { isa, stride, padding, eps, relu, stats: stats.clone(), saved: Mutex::new(None) };
+    let y = x.contiguous()?.apply_op3(&w.contiguous()?, &affine.contiguous()?, op)?;
+    Ok((y, BatchStatsHandle(stats)))
+}
+
+/// Evaluation-mode BatchNorm on NHWC: `relu?(x * scale[c] + shift[c])` over the last dimension.
+/// Not differentiable.
+pub fn channel_affine_nhwc(x: &Tensor, scale: &Tensor, shift: &Tensor, relu: bool) -> Result<Tensor> {
+    x.contiguous()?.apply_op3_no_bwd(&scale.contiguous()?, &shift.contiguous()?, &ChannelAffineOp { relu })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The refusal names the path, what it needs and what the CPU has, whatever this CPU is.
+    #[test]
+    fn refusal_names_the_cpu_features() {
+        let e = refuse_unless(Isa::Avx512, false, "avx2 fma").unwrap_err().to_string();
+        assert_eq!(e, "the direct kernels' avx512 path needs avx512f; this CPU has: avx2 fma");
+        let e = refuse_unless(Isa::Avx2, false, "").unwrap_err().to_string();
+        assert!(e.contains("needs avx2 fma; this CPU has: none of avx2, fma, avx512f"), "{e}");
+        assert!(refuse_unless(Isa::Portable, true, "").is_ok());
+        assert!(check_isa(Isa::Portable).is_ok());
+    }
+}

@@ -1,0 +1,287 @@
+//! The direct NHWC kernels (`Kernels::Direct`) against the im2col path on ragged shapes (odd
+//! sizes, channel counts that are not multiples of 8 or 16, stride 2, padding, 1x1), on every
+//! instruction set this CPU can run (each forced in turn): forward values, input and kernel
+//! gradients, the fused BatchNorm; bit-identical across instruction sets and thread counts;
+//! gradients against finite differences in f64; the im2col fallback for shapes the kernels do not
+//! cover; and the refusal of an instruction set the CPU lacks.
+
+use candle_core::{DType, Device, Tensor, Var};
+use dynaprune_model::ops::{self, direct, direct::Isa};
+use dynaprune_model::{Kernels, Precision};
+use rand::{Rng, SeedableRng};
+
+fn rand_tensor(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+}
+
+fn nhwc(x: &Tensor) -> Tensor {
+    x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()
+}
+
+fn nchw(x: &Tensor) -> Tensor {
+    x.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+}
+
+/// Max-abs difference over max-abs value of the reference; never NaN.
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (values(a), values(b));
+    assert!(a.iter().chain(&b).all(|v| v.is_finite()), "NaN or inf");
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    diff / b.iter().map(|v| v.abs()).fold(1e-12, f64::max)
+}
+
+const TOL: f64 = 2e-5;
+
+/// `(n, cin, h, w, cout, k, stride, pad)`: ragged channel counts (1, 3, 5, 7, 13, 17, 19, 37),
+/// odd and non-square sizes, stride 2 on odd sizes, 1x1 with and without stride, 3x3 without
+/// padding, a wide layer (more output channels than one register tile).
+const CASES: [(usize, usize, usize, usize, usize, usize, usize, usize); 10] = [
+    (3, 3, 7, 6, 5, 3, 1, 1),
+    (2, 5, 9, 9, 7, 3, 2, 1),
+    (2, 17, 8, 5, 13, 1, 1, 0),
+    (3, 13, 7, 7, 19, 1, 2, 0),
+    (2, 7, 9, 11, 3, 3, 2, 0),
+    (2, 1, 6, 6, 1, 3, 1, 0),
+    (5, 19, 4, 4, 37, 3, 1, 1),
+    (2, 16, 5, 5, 72, 3, 2, 1),
+    (17, 3, 3, 3, 8, 3, 1, 1), // more images than weight-gradient groups
+    (2, 24, 12, 10, 16, 3, 1, 1),
+];
+
+fn available() -> Vec<Isa> {
+    let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
+    assert!(isas.contains(&Isa::Portable), "the portable kernels run everywhere");
+    isas
+}
+
+struct ConvResult {
+    y: Tensor,
+    dx: Tensor,
+    dw: Tensor,
+}
+
+/// Forward and both gradients of `sum(conv(x, w) * r)`, direct on NHWC (returned as NCHW).
+fn direct_conv(x: &Tensor, w: &Tensor, r: &Tensor, s: usize, p: usize, isa: Isa) -> ConvResult {
+    let (xv, wv) = (Var::from_tensor(&nhwc(x)).unwrap(), Var::from_tensor(w).unwrap());
+    let y = direct::conv2d_nhwc(&xv, &wv, s, p, isa).unwrap();
+    let g = (&y * &nhwc(r)).unwrap().sum_all().unwrap().backward().unwrap();
+    ConvResult { y: nchw(&y), dx: nchw(g.get(&xv).unwrap()), dw: g.get(&wv).unwrap().clone() }
+}
+
+fn im2col_conv(x: &Tensor, w: &Tensor, r: &Tensor, s: usize, p: usize) -> ConvResult {
+    let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
+    let y = ops::conv2d(&xv, &wv, s, p).unwrap();
+    let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    ConvResult { y, dx: g.get(&xv).unwrap().clone(), dw: g.get(&wv).unwrap().clone() }
+}
+
+fn case_tensors(i: usize, dtype: DType) -> (Tensor, Tensor, Tensor, usize, usize) {
+    let (n, cin, h, w, cout, k, s, p) = CASES[i];
+    let x = rand_tensor(&[n, cin, h, w], 100 + i as u64, dtype);
+    let wt = rand_tensor(&[cout, cin, k, k], 200 + i as u64, dtype);
+    let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+    let r = rand_tensor(&[n, cout, ho, wo], 300 + i as u64, dtype);
+    (x, wt, r, s, p)
+}
+
+#[test]
+fn convolution_matches_im2col_on_ragged_shapes_on_every_instruction_set() {
+    for i in 0..CASES.len() {
+        let (x, w, r, s, p) = case_tensors(i, DType::F32);
+        let reference = im2col_conv(&x, &w, &r, s, p);
+        let mut first: Option<(Isa, ConvResult)> = None;
+        for isa in available() {
+            let ours = direct_conv(&x, &w, &r, s, p, isa);
+            for (what, a, b) in [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)]
+            {
+                let e = rel_err(a, b);
+                assert!(e < TOL, "case {i} {CASES:?}[{i}] {isa:?} {what}: rel err {e}");
+            }
+            match &first {
+                None => first = Some((isa, ours)),
+                Some((isa0, base)) => {
+                    for (what, a, b) in [("forward", &ours.y, &base.y), ("dx", &ours.dx, &base.dx), ("dw", &ours.dw, &base.dw)] {
+                        assert!(bits(a) == bits(b), "case {i}: {what} differs between {isa0:?} and {isa:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Training-mode BatchNorm (+ ReLU) fused into the direct convolution, against the im2col
+/// path's fused op: output, batch statistics, and the gradients of input, kernel and affine.
+#[test]
+fn fused_batch_norm_matches_im2col_on_every_instruction_set() {
+    for i in 0..CASES.len() {
+        let (x, w, r, s, p) = case_tensors(i, DType::F32);
+        let cout = w.dim(0).unwrap();
+        let affine = (rand_tensor(&[2, cout], 400 + i as u64, DType::F32) + 0.5).unwrap();
+        for relu in [false, true] {
+            let (xv, wv, av) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&affine).unwrap());
+            let (y, stats) = ops::conv_bn_train(&xv, &wv, &av, s, p, 1e-5, relu, Precision::F32).unwrap();
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (mean, var) = stats.get().unwrap();
+            let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
+            for isa in available() {
+                let (xd, wd, ad) =
+                    (Var::from_tensor(&nhwc(&x)).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&affine).unwrap());
+                let (yd, sd) = direct::conv_bn_train_nhwc(&xd, &wd, &ad, s, p, 1e-5, relu, isa).unwrap();
+                let gd = (&yd * &nhwc(&r)).unwrap().sum_all().unwrap().backward().unwrap();
+                let (md, vd) = sd.get().unwrap();
+                for c in 0..cout {
+                    assert!((md[c] - mean[c]).abs() < 1e-5 * (1.0 + mean[c].abs()), "case {i} mean[{c}]");
+                    assert!((vd[c] - var[c]).abs() < 1e-5 * (1.0 + var[c].abs()), "case {i} var[{c}]");
+                }
+                let (dxd, dwd, dad) = (nchw(gd.get(&xd).unwrap()), gd.get(&wd).unwrap().clone(), gd.get(&ad).unwrap().clone());
+                let yd = nchw(&yd);
+                for (what, a, b) in [
+                    ("forward", &yd, &y),
+                    ("dx", &dxd, g.get(&xv).unwrap()),
+                    ("dw", &dwd, g.get(&wv).unwrap()),
+                    ("daffine", &dad, g.get(&av).unwrap()),
+                ] {
+                    let e = rel_err(a, b);
+                    assert!(e < 1e-4, "case {i} relu {relu} {isa:?} {what}: rel err {e}");
+                }
+                let all = vec![bits(&yd), bits(&dxd), bits(&dwd), bits(&dad)];
+                match &first {
+                    None => first = Some((isa, all)),
+                    Some((isa0, base)) => assert!(&all == base, "case {i} relu {relu}: {isa0:?} and {isa:?} differ"),
+                }
+            }
+        }
+    }
+}
+
+/// Central differences in f64 through the fused conv + BatchNorm + ReLU (batch statistics), for
+/// the input, the kernel and the affine parameters, on a stride-2 and a 1x1 shape.
+#[test]
+fn fused_gradients_match_finite_differences() {
+    for (case, relu) in [(1, true), (3, false), (4, true)] {
+        let (x0, w0, r, s, p) = case_tensors(case, DType::F64);
+        let (x0, r) = (nhwc(&x0), nhwc(&r));
+        let cout = w0.dim(0).unwrap();
+        let a0 = (rand_tensor(&[2, cout], 500, DType::F64) + 0.5).unwrap();
+        let loss = |x: &Tensor, w: &Tensor, a: &Tensor| -> Tensor {
+            let (y, _) = direct::conv_bn_train_nhwc(x, w, a, s, p, 1e-5, relu, Isa::Portable).unwrap();
+            (y * &r).unwrap().sum_all().unwrap()
+        };
+        let (xv, wv, av) = (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&a0).unwrap());
+        let g = loss(&xv, &wv, &av).backward().unwrap();
+        for (which, var) in [(0, &xv), (1, &wv), (2, &av)] {
+            let analytic = values(g.get(var).unwrap());
+            let base = values(var.as_tensor());
+            let step = 1 + base.len() / 23;
+            for j in (0..base.len()).step_by(step) {
+                let at = |d: f64| {
+                    let mut v = base.clone();
+                    v[j] += d;
+                    let t = Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap();
+                    let l = match which {
+                        0 => loss(&t, &w0, &a0),
+                        1 => loss(&x0, &t, &a0),
+                        _ => loss(&x0, &w0, &t),
+                    };
+                    l.to_scalar::<f64>().unwrap()
+                };
+                let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+                assert!(
+                    (numeric - analytic[j]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                    "case {case} argument {which} element {j}: numeric {numeric} vs analytic {}",
+                    analytic[j]
+                );
+            }
+        }
+    }
+}
+
+/// Same results at 1 and 2 threads (fixed work split, partial sums in a fixed order), for the
+/// plain convolution and the fused one.
+#[test]
+fn one_and_two_threads_are_bit_identical() {
+    let run = |isa: Isa| {
+        let mut out = Vec::new();
+        for i in [0, 6, 7, 8] {
+            let (x, w, r, s, p) = case_tensors(i, DType::F32);
+            let c = direct_conv(&x, &w, &r, s, p, isa);
+            out.extend([bits(&c.y), bits(&c.dx), bits(&c.dw)]);
+            let cout = w.dim(0).unwrap();
+            let affine = Var::from_tensor(&(rand_tensor(&[2, cout], 7, DType::F32) + 0.5).unwrap()).unwrap();
+            let (xv, wv) = (Var::from_tensor(&nhwc(&x)).unwrap(), Var::from_tensor(&w).unwrap());
+            let (y, _) = direct::conv_bn_train_nhwc(&xv, &wv, &affine, s, p, 1e-5, true, isa).unwrap();
+            let g = (&y * &nhwc(&r)).unwrap().sum_all().unwrap().backward().unwrap();
+            out.extend([bits(&y), bits(g.get(&xv).unwrap()), bits(g.get(&wv).unwrap()), bits(g.get(&affine).unwrap())]);
+        }
+        out
+    };
+    for isa in available() {
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(|| run(isa));
+        let two = pool(2).install(|| run(isa));
+        assert!(one == two, "{isa:?}: 1 and 2 threads differ");
+    }
+}
+
+/// Shapes the kernels do not cover (5x5, stride 3, non-square kernels) run the im2col path,
+/// give its results, and are counted.
+#[test]
+fn uncovered_shapes_fall_back_to_im2col_and_are_counted() {
+    direct::fallbacks();
+    let cases = [(2, 3, 9, 9, 4, 5, 5, 1, 2), (2, 3, 10, 10, 5, 3, 3, 3, 1), (2, 2, 7, 7, 3, 3, 1, 1, 0)];
+    let mut calls = 0;
+    for (i, &(n, cin, h, w, cout, kh, kw, s, p)) in cases.iter().enumerate() {
+        let x = rand_tensor(&[n, cin, h, w], 600 + i as u64, DType::F32);
+        let wt = rand_tensor(&[cout, cin, kh, kw], 700 + i as u64, DType::F32);
+        let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+        let r = rand_tensor(&[n, cout, ho, wo], 800 + i as u64, DType::F32);
+        let reference = im2col_conv(&x, &wt, &r, s, p);
+        let ours = direct_conv(&x, &wt, &r, s, p, Isa::best());
+        calls += 2; // a forward and a backward
+        for (what, a, b) in [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)] {
+            assert!(bits(a) == bits(b), "fallback case {i} {what} is the im2col result");
+        }
+    }
+    assert_eq!(direct::fallbacks(), calls, "every uncovered call is counted");
+    assert_eq!(direct::fallbacks(), 0, "reading the count resets it");
+}
+
+#[test]
+fn kernel_names_resolve_and_unavailable_instruction_sets_are_refused() {
+    assert_eq!(Kernels::from_name("im2col").unwrap(), Kernels::Fast);
+    assert_eq!(Kernels::from_name("fast").unwrap(), Kernels::Fast);
+    assert_eq!(Kernels::from_name("direct").unwrap(), Kernels::Direct(Isa::best()));
+    for isa in Isa::ALL {
+        let name = format!("direct-{}", isa.name());
+        match Kernels::from_name(&name) {
+            Ok(k) => {
+                assert!(isa.available());
+                assert_eq!(k.name(), name);
+                assert_eq!(Kernels::from_name(&k.name()).unwrap(), k, "names round-trip");
+            }
+            Err(e) => {
+                assert!(!isa.available());
+                let msg = e.to_string();
+                assert!(msg.contains(isa.needs()) && msg.contains("this CPU has"), "{msg}");
+            }
+        }
+    }
+    let e = Kernels::from_name("direct-sse").unwrap_err().to_string();
+    assert!(e.contains("unknown kernels `direct-sse`") && e.contains("direct-avx2"), "{e}");
+    let e = Kernels::direct().with_precision(Precision::Bf16).unwrap_err().to_string();
+    assert!(e.contains("f32 only"), "{e}");
+    assert!(direct::conv2d_nhwc(&rand_tensor(&[1, 3, 4, 4], 1, DType::F32), &rand_tensor(&[2, 3, 3, 3], 2, DType::F32), 1, 1, Isa::Portable)
+        .is_err(), "channel mismatch (NHWC input with 4 channels expected) is an error");
+}
