@@ -19,8 +19,18 @@ use super::vector::{Isa, Lanes, Vector};
 use crate::ops::conv::Geometry;
 use crate::ops::Real;
 
-/// Vectors of output channels per tile, at most.
+/// Vectors of output channels per tile, at most (the size of a store buffer).
 const MAX_NV: usize = 4;
+
+/// Vectors of channels per tile for `l` lanes: AVX-512's 32 registers take 4 (24 accumulators,
+/// 4 operand vectors, a broadcast); AVX2's 16 take 2 (12 + 2 + 1: wider tiles spill).
+fn max_nv(l: usize) -> usize {
+    if l == 16 {
+        4
+    } else {
+        2
+    }
+}
 /// Pixels (or input channels) per tile that fit the register file for `nv` vectors of `l` lanes:
 /// AVX-512's 32 registers hold 24 accumulators, AVX2's 16 hold 12.
 fn rows_per_tile(nv: usize, l: usize) -> usize {
@@ -143,18 +153,18 @@ unsafe fn tile<V: Vector, const R: usize, const NV: usize>(
     }
 }
 
-/// `C` input channels x `NV` output-channel vectors of a weight gradient:
-/// `part[c][v] += sum over (oy, ox) of x[oy*xrow + ox*xstep + c] * dy[oy*dyrow + ox*dystep + v*L]`.
+/// `C` input channels x `NV` output-channel vectors of a weight gradient, over `images` images
+/// (`ximg` and `dyimg` elements apart): `part[c][v] += sum over images, then (oy, ox), of
+/// x[oy*xrow + ox*xstep + c] * dy[oy*dyrow + ox*dystep + v*L]`. The partial stays in registers
+/// across the images, so a big kernel's partial is read and written once per group, not per image.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn weight_tile<V: Vector, const C: usize, const NV: usize>(
     x: *const V::E,
-    xrow: usize,
-    xstep: usize,
+    (xrow, xstep, ximg): (usize, usize, usize),
     dy: *const V::E,
-    dyrow: usize,
-    dystep: usize,
-    (ho, wo): (usize, usize),
+    (dyrow, dystep, dyimg): (usize, usize, usize),
+    (images, ho, wo): (usize, usize, usize),
     part: *mut V::E,
     pld: usize,
 ) {
@@ -165,18 +175,21 @@ unsafe fn weight_tile<V: Vector, const C: usize, const NV: usize>(
                 *a = V::load(part.add(c * pld + v * V::L));
             }
         }
-        for oy in 0..ho {
-            let (xr, dr) = (x.add(oy * xrow), dy.add(oy * dyrow));
-            for ox in 0..wo {
-                let mut d = [V::zero(); NV];
-                for (v, dv) in d.iter_mut().enumerate() {
-                    *dv = V::load(dr.add(ox * dystep + v * V::L));
-                }
-                let xp = xr.add(ox * xstep);
-                for (c, row) in acc.iter_mut().enumerate() {
-                    let b = V::splat(xp.add(c));
-                    for (a, dv) in row.iter_mut().zip(&d) {
-                        *a = V::fma(b, *dv, *a);
+        for i in 0..images {
+            let (x, dy) = (x.add(i * ximg), dy.add(i * dyimg));
+            for oy in 0..ho {
+                let (xr, dr) = (x.add(oy * xrow), dy.add(oy * dyrow));
+                for ox in 0..wo {
+                    let mut d = [V::zero(); NV];
+                    for (v, dv) in d.iter_mut().enumerate() {
+                        *dv = V::load(dr.add(ox * dystep + v * V::L));
+                    }
+                    let xp = xr.add(ox * xstep);
+                    for (c, row) in acc.iter_mut().enumerate() {
+                        let b = V::splat(xp.add(c));
+                        for (a, dv) in row.iter_mut().zip(&d) {
+                            *a = V::fma(b, *dv, *a);
+                        }
                     }
                 }
             }
@@ -205,7 +218,7 @@ unsafe fn forward_image<V: Vector>(g: &Geometry, xp: &[V::E], wpk: &[V::E], cop:
     let vecs = cop / V::L;
     let mut cb = 0;
     while cb < vecs {
-        let nv = MAX_NV.min(vecs - cb);
+        let nv = max_nv(V::L).min(vecs - cb);
         let co0 = cb * V::L;
         let valid = (nv * V::L).min(cout - co0);
         let rmax = rows_per_tile(nv, V::L);
@@ -256,7 +269,7 @@ unsafe fn input_grad_image<V: Vector>(
     let mut taps = Vec::with_capacity(g.kh * g.kw);
     let mut cb = 0;
     while cb < vecs {
-        let nv = MAX_NV.min(vecs - cb);
+        let nv = max_nv(V::L).min(vecs - cb);
         let ci0 = cb * V::L;
         let valid = (nv * V::L).min(cin - ci0);
         let rmax = rows_per_tile(nv, V::L);
@@ -304,17 +317,28 @@ unsafe fn input_grad_image<V: Vector>(
     }
 }
 
-/// Adds one image's weight gradient to `part` (`[kh][kw][Cin][cop]`), from the padded input `xp`
-/// (as for the forward) and the padded output gradient `dyp` (as for the input gradient).
+/// Adds the weight gradient of `images` images to `part` (`[kh][kw][Cin][cop]`), from their
+/// padded inputs `xp` (as for the forward, one after the other) and padded output gradients `dyp`
+/// (as for the input gradient, one after the other).
 #[inline(always)]
-unsafe fn weight_grad_image<V: Vector>(g: &Geometry, xp: &[V::E], dyp: &[V::E], pd: usize, cop: usize, part: &mut [V::E]) {
+unsafe fn weight_grad_images<V: Vector>(
+    g: &Geometry,
+    images: usize,
+    xp: &[V::E],
+    dyp: &[V::E],
+    pd: usize,
+    cop: usize,
+    part: &mut [V::E],
+) {
     let (cin, s) = (g.cin, g.stride);
     let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
+    let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * cin, (g.ho + 2 * pd) * wdp * cop);
     debug_assert!(part.len() >= g.kh * g.kw * cin * cop && cop % V::L == 0);
+    debug_assert!(xp.len() >= images * ximg && dyp.len() >= images * dyimg);
     let vecs = cop / V::L;
     let mut cb = 0;
     while cb < vecs {
-        let nv = MAX_NV.min(vecs - cb);
+        let nv = max_nv(V::L).min(vecs - cb);
         let co0 = cb * V::L;
         let cmax = rows_per_tile(nv, V::L);
         for ky in 0..g.kh {
@@ -332,12 +356,10 @@ unsafe fn weight_grad_image<V: Vector>(g: &Geometry, xp: &[V::E], dyp: &[V::E], 
                             ($nv:literal, $c:literal) => {
                                 weight_tile::<V, $c, $nv>(
                                     x,
-                                    s * wpd * cin,
-                                    s * cin,
+                                    (s * wpd * cin, s * cin, ximg),
                                     dy,
-                                    wdp * cop,
-                                    cop,
-                                    (g.ho, g.wo),
+                                    (wdp * cop, cop, dyimg),
+                                    (images, g.ho, g.wo),
                                     p,
                                     cop,
                                 )
@@ -399,6 +421,6 @@ entry! {
     input_grad => input_grad_image(dyp: &[T], pd: usize, cop: usize, wtk: &[T], cip: usize) f32: (dyp, wtk), mut: dx
 }
 entry! {
-    /// [`weight_grad_image`] with `isa`.
-    weight_grad => weight_grad_image(xp: &[T], dyp: &[T], pd: usize, cop: usize) f32: (xp, dyp), mut: part
+    /// [`weight_grad_images`] with `isa`.
+    weight_grad => weight_grad_images(images: usize, xp: &[T], dyp: &[T], pd: usize, cop: usize) f32: (xp, dyp), mut: part
 }

@@ -34,9 +34,20 @@ use super::profile::{Phase, Timer};
 use super::real::Real;
 use super::{contiguous_slice, cpu_slice, BatchStatsHandle};
 
-/// Images per weight-gradient group are `ceil(N / GROUPS)`: the grouping depends only on the
-/// batch size, never on the thread count.
+/// Weight-gradient groups, at most: each group of images accumulates its own partial kernel
+/// gradient, and the partials are summed in group order.
 const GROUPS: usize = 16;
+/// The partials of all groups together stay under this many bytes (ResNet-18's 512-channel
+/// kernels are 9.4 MB each: 3 groups rather than 16).
+const PARTIALS_BYTES: usize = 32 << 20;
+
+/// Images per weight-gradient group for `n` images and partials of `part_len` elements of `T`:
+/// a function of the batch size and the layer's shape only, never of the thread count, so the
+/// sums (and the results) are the same at any thread count.
+fn group_size<T>(n: usize, part_len: usize) -> usize {
+    let fit = PARTIALS_BYTES / (part_len * std::mem::size_of::<T>()).max(1);
+    n.div_ceil(GROUPS.min(fit).max(2)).max(1)
+}
 
 /// The shape of an NHWC convolution: `x` is `(N, H, W, Cin)`, `w` is `(Cout, Cin, kh, kw)`.
 pub(crate) fn geometry(x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Geometry> {
@@ -61,6 +72,35 @@ pub fn fallbacks() -> u64 {
 
 fn count_fallback() {
     FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A vector of `len` elements built chunk by chunk in parallel: chunk `i` (`chunk` elements, the
+/// last one shorter) is zeroed and handed to `f(i, chunk)` in the thread that then writes it, so
+/// the big activation buffers are never zero-filled by one thread up front (a single-threaded
+/// `memset` of every activation was several percent of a training step). Returns what `f`
+/// returns per chunk, in chunk order.
+fn par_build<T: Real, R: Send>(len: usize, chunk: usize, f: impl Fn(usize, &mut [T]) -> R + Sync) -> (Vec<T>, Vec<R>) {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    let r = if len == 0 {
+        Vec::new()
+    } else {
+        v.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .map(|(i, c)| {
+                for e in c.iter_mut() {
+                    e.write(T::ZERO);
+                }
+                // SAFETY: every element of `c` was initialised just above; `MaybeUninit<T>` has
+                // the layout of `T`.
+                let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+                f(i, c)
+            })
+            .collect()
+    };
+    // SAFETY: the chunks cover `..len` and each was initialised.
+    unsafe { v.set_len(len) };
+    (v, r)
 }
 
 /// Transposes each image of `x`, a `rows x cols` matrix: NHWC (`pixels x C`) to NCHW
@@ -170,24 +210,15 @@ pub(crate) fn forward<T: Real, E: Send>(
     }
     let cop = g.cout.next_multiple_of(kernels::lanes(isa));
     let wpk = pack_forward(g, w, cop);
-    let mut z = vec![T::ZERO; g.n * out_len];
     let padded = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.cin;
     let in_len = g.h * g.w * g.cin;
-    let e = if out_len == 0 {
-        Vec::new()
-    } else {
-        z.par_chunks_mut(out_len)
-            .enumerate()
-            .map(|(i, zi)| {
-                T::with_scratch(padded, |xp| {
-                    pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
-                    kernels::forward(isa, g, xp, &wpk, cop, zi);
-                });
-                epilogue(zi)
-            })
-            .collect()
-    };
-    (z, e)
+    par_build(g.n * out_len, out_len, |i, zi| {
+        T::with_scratch(padded, |xp| {
+            pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
+            kernels::forward(isa, g, xp, &wpk, cop, zi);
+        });
+        epilogue(zi)
+    })
 }
 
 /// Backward convolution of a batch: `(dx, dw)`, `dx` (NHWC) only if `need_dx`. `dz_of(i, dst)`
@@ -221,48 +252,57 @@ pub(crate) fn backward<T: Real>(
     let pd = output_border(g);
     let padded_x = (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.cin;
     let padded_dy = (g.ho + 2 * pd) * (g.wo + 2 * pd) * cop;
-    let gs = g.n.div_ceil(GROUPS).max(1);
+    let gs = group_size::<T>(g.n, kk * g.cin * cop);
     let groups = g.n.div_ceil(gs);
+    // Per group: each image's output gradient (padded) and input gradient, then the group's
+    // weight gradient in one pass over its padded images.
     let run = |gi: usize, mut dxc: Option<&mut [T]>| -> Vec<T> {
         let mut part = vec![T::ZERO; kk * g.cin * cop];
-        T::with_scratch(padded_dy, |dyp| {
-            T::with_scratch(padded_x, |xp| {
+        let first = gi * gs;
+        let images = gs.min(g.n - first);
+        T::with_scratch(images * padded_dy, |dyp| {
+            T::with_scratch(images * padded_x, |xp| {
                 T::with_scratch(out_len, |dz| {
-                    for i in gi * gs..((gi + 1) * gs).min(g.n) {
+                    for j in 0..images {
+                        let i = first + j;
                         dz_of(i, dz);
-                        pad_output(g, dz, pd, cop, dyp);
+                        let dypj = &mut dyp[j * padded_dy..(j + 1) * padded_dy];
+                        pad_output(g, dz, pd, cop, dypj);
                         if let Some(dxc) = dxc.as_deref_mut() {
-                            let j = i - gi * gs;
-                            kernels::input_grad(isa, g, dyp, pd, cop, &wtk, cip, &mut dxc[j * in_len..(j + 1) * in_len]);
+                            kernels::input_grad(isa, g, dypj, pd, cop, &wtk, cip, &mut dxc[j * in_len..(j + 1) * in_len]);
                         }
-                        pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
-                        kernels::weight_grad(isa, g, xp, dyp, pd, cop, &mut part);
+                        pad_input(g, &x[i * in_len..(i + 1) * in_len], &mut xp[j * padded_x..(j + 1) * padded_x]);
                     }
-                })
+                });
+                kernels::weight_grad(isa, g, images, xp, dyp, pd, cop, &mut part);
             })
         });
         part
     };
-    let mut dx = if need_dx { vec![T::ZERO; g.n * in_len] } else { Vec::new() };
-    let partials: Vec<Vec<T>> = if need_dx && in_len > 0 {
-        dx.par_chunks_mut(gs * in_len).enumerate().map(|(gi, dxc)| run(gi, Some(dxc))).collect()
+    let (dx, partials): (Vec<T>, Vec<Vec<T>>) = if need_dx && in_len > 0 {
+        par_build(g.n * in_len, gs * in_len, |gi, dxc| run(gi, Some(dxc)))
     } else {
-        (0..groups).into_par_iter().map(|gi| run(gi, None)).collect()
+        (Vec::new(), (0..groups).into_par_iter().map(|gi| run(gi, None)).collect())
     };
+    // Each element summed over the groups in group order (in parallel over elements).
     let mut sum = vec![T::ZERO; kk * g.cin * cop];
-    for part in partials {
-        for (a, b) in sum.iter_mut().zip(part) {
-            *a += b;
-        }
-    }
-    let mut dw = vec![T::ZERO; g.cout * g.cin * kk];
-    for co in 0..g.cout {
-        for ci in 0..g.cin {
-            for t in 0..kk {
-                dw[(co * g.cin + ci) * kk + t] = sum[(t * g.cin + ci) * cop + co];
+    sum.par_chunks_mut(1 << 14).enumerate().for_each(|(k, chunk)| {
+        let at = k << 14;
+        for part in &partials {
+            let len = chunk.len();
+            for (a, b) in chunk.iter_mut().zip(&part[at..at + len]) {
+                *a += *b;
             }
         }
-    }
+    });
+    let (cin, kkc) = (g.cin, g.cin * kk);
+    let (dw, _) = par_build(g.cout * kkc, kkc, |co, row| {
+        for ci in 0..cin {
+            for t in 0..kk {
+                row[ci * kk + t] = sum[(t * cin + ci) * cop + co];
+            }
+        }
+    });
     (need_dx.then_some(dx), dw)
 }
 
@@ -318,9 +358,10 @@ impl ConvBnOp {
         let (c, eps) = (g.cout, self.eps);
         let (mean, var) = bn::combine(&moments, g.p(), c);
         let (scale, shift) = bn_affine(&affine[..c], &affine[c..], &mean, &var, eps);
-        let mut y = vec![T::ZERO; z.len()];
         let chunk = (g.p() * c).max(1);
-        y.par_chunks_mut(chunk).zip(z.par_chunks(chunk)).for_each(|(yi, zi)| bn::apply(yi, zi, &scale, &shift, self.relu));
+        let (y, _) = par_build(z.len(), chunk, |i, yi| {
+            bn::apply(yi, &z[i * chunk..i * chunk + yi.len()], &scale, &shift, self.relu)
+        });
         *self.stats.lock().expect("batch-norm statistics lock") = Some((mean, var));
         *self.saved.lock().expect("saved activations lock") = Some(wrap(z));
         Ok((T::storage(y), Shape::from((g.n, g.ho, g.wo, g.cout))))
@@ -520,9 +561,10 @@ impl ChannelAffineOp {
         if scale.len() != c || shift.len() != c || c == 0 {
             bail!("channel affine (NHWC): {c} channels but scale {} and shift {}", scale.len(), shift.len())
         }
-        let mut y = vec![T::ZERO; x.len()];
         let chunk = (c * 1024).min(x.len()).max(c);
-        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(yi, xi)| bn::apply(yi, xi, scale, shift, self.relu));
+        let (y, _) = par_build(x.len(), chunk, |i, yi| {
+            bn::apply(yi, &x[i * chunk..i * chunk + yi.len()], scale, shift, self.relu)
+        });
         Ok((T::storage(y), xl.shape().clone()))
     }
 }
@@ -597,6 +639,37 @@ pub fn channel_affine_nhwc(x: &Tensor, scale: &Tensor, shift: &Tensor, relu: boo
     x.contiguous()?.apply_op3_no_bwd(&scale.contiguous()?, &shift.contiguous()?, &ChannelAffineOp { relu })
 }
 
+/// The backward convolution alone, `(dx, dw)` for an output gradient `dy`, on the direct kernels
+/// (NHWC `x` and `dy`) or, with `isa = None`, the im2col path (NCHW): for the per-layer benchmark
+/// (`examples/conv_layers.rs`), which times the kernels without the autograd around them.
+#[doc(hidden)]
+pub fn conv_backward_f32(
+    x: &[f32],
+    x_dims: &[usize],
+    w: &[f32],
+    w_dims: &[usize],
+    dy: &[f32],
+    stride: usize,
+    padding: usize,
+    isa: Option<Isa>,
+    need_dx: bool,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    match isa {
+        Some(isa) => {
+            check_isa(isa)?;
+            let g = geometry(x_dims, w_dims, stride, padding)?;
+            let img = g.p() * g.cout;
+            let (dx, dw) = backward(isa, &g, x, w, |i, d| d.copy_from_slice(&dy[i * img..(i + 1) * img]), need_dx);
+            Ok((dx.unwrap_or_default(), dw))
+        }
+        None => {
+            let g = Geometry::new(x_dims, w_dims, stride, padding)?;
+            let (dx, dw) = conv::backward(&g, x, w, dy, need_dx, Precision::F32);
+            Ok((dx.unwrap_or_default(), dw))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,7 +678,8 @@ mod tests {
     #[test]
     fn refusal_names_the_cpu_features() {
         let e = refuse_unless(Isa::Avx512, false, "avx2 fma").unwrap_err().to_string();
-        assert_eq!(e, "the direct kernels' avx512 path needs avx512f; this CPU has: avx2 fma");
+        // (Candle appends a backtrace when RUST_BACKTRACE is set.)
+        assert!(e.starts_with("the direct kernels' avx512 path needs avx512f; this CPU has: avx2 fma"), "{e}");
         let e = refuse_unless(Isa::Avx2, false, "").unwrap_err().to_string();
         assert!(e.contains("needs avx2 fma; this CPU has: none of avx2, fma, avx512f"), "{e}");
         assert!(refuse_unless(Isa::Portable, true, "").is_ok());
