@@ -53,7 +53,10 @@ fn main() {
         let x = rand(&[n, cin, h, h], 1);
         let w = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
         let r = rand(&[n, cout, ho, ho], 3);
-        let (xn, rn) = (x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap(), r.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap());
+        let (xn, rn) = (
+            x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap(),
+            r.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap(),
+        );
         let (xv, xnv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&xn).unwrap());
         let mut times: [[Vec<f64>; 3]; 2] = Default::default();
         for _ in 0..iters + 1 {
@@ -71,7 +74,8 @@ fn main() {
                     (x.flatten_all().unwrap().to_vec1().unwrap(), r.flatten_all().unwrap().to_vec1().unwrap())
                 };
                 let ws: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
-                let (xd, isa) = if *path == "direct" { (xn.dims(), Some(direct::Isa::best())) } else { (x.dims(), None) };
+                let (xd, isa) =
+                    if *path == "direct" { (xn.dims(), Some(direct::Isa::best())) } else { (x.dims(), None) };
                 let t = Instant::now();
                 let (dx, dw) = direct::conv_backward_f32(&xs, xd, &ws, w.dims(), &dys, s, p, isa, true).unwrap();
                 let bwd = t.elapsed().as_secs_f64();

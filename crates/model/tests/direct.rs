@@ -104,7 +104,8 @@ fn convolution_matches_im2col_on_ragged_shapes_on_every_instruction_set() {
         let mut first: Option<(Isa, ConvResult)> = None;
         for isa in available() {
             let ours = direct_conv(&x, &w, &r, s, p, isa);
-            for (what, a, b) in [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)]
+            for (what, a, b) in
+                [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)]
             {
                 let e = rel_err(a, b);
                 assert!(e < TOL, "case {i} {CASES:?}[{i}] {isa:?} {what}: rel err {e}");
@@ -112,7 +113,9 @@ fn convolution_matches_im2col_on_ragged_shapes_on_every_instruction_set() {
             match &first {
                 None => first = Some((isa, ours)),
                 Some((isa0, base)) => {
-                    for (what, a, b) in [("forward", &ours.y, &base.y), ("dx", &ours.dx, &base.dx), ("dw", &ours.dw, &base.dw)] {
+                    for (what, a, b) in
+                        [("forward", &ours.y, &base.y), ("dx", &ours.dx, &base.dx), ("dw", &ours.dw, &base.dw)]
+                    {
                         assert!(bits(a) == bits(b), "case {i}: {what} differs between {isa0:?} and {isa:?}");
                     }
                 }
@@ -130,14 +133,18 @@ fn fused_batch_norm_matches_im2col_on_every_instruction_set() {
         let cout = w.dim(0).unwrap();
         let affine = (rand_tensor(&[2, cout], 400 + i as u64, DType::F32) + 0.5).unwrap();
         for relu in [false, true] {
-            let (xv, wv, av) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&affine).unwrap());
+            let (xv, wv, av) =
+                (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&affine).unwrap());
             let (y, stats) = ops::conv_bn_train(&xv, &wv, &av, s, p, 1e-5, relu, Precision::F32).unwrap();
             let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let (mean, var) = stats.get().unwrap();
             let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
             for isa in available() {
-                let (xd, wd, ad) =
-                    (Var::from_tensor(&nhwc(&x)).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&affine).unwrap());
+                let (xd, wd, ad) = (
+                    Var::from_tensor(&nhwc(&x)).unwrap(),
+                    Var::from_tensor(&w).unwrap(),
+                    Var::from_tensor(&affine).unwrap(),
+                );
                 let (yd, sd) = direct::conv_bn_train_nhwc(&xd, &wd, &ad, s, p, 1e-5, relu, isa).unwrap();
                 let gd = (&yd * &nhwc(&r)).unwrap().sum_all().unwrap().backward().unwrap();
                 let (md, vd) = sd.get().unwrap();
@@ -145,7 +152,8 @@ fn fused_batch_norm_matches_im2col_on_every_instruction_set() {
                     assert!((md[c] - mean[c]).abs() < 1e-5 * (1.0 + mean[c].abs()), "case {i} mean[{c}]");
                     assert!((vd[c] - var[c]).abs() < 1e-5 * (1.0 + var[c].abs()), "case {i} var[{c}]");
                 }
-                let (dxd, dwd, dad) = (nchw(gd.get(&xd).unwrap()), gd.get(&wd).unwrap().clone(), gd.get(&ad).unwrap().clone());
+                let (dxd, dwd, dad) =
+                    (nchw(gd.get(&xd).unwrap()), gd.get(&wd).unwrap().clone(), gd.get(&ad).unwrap().clone());
                 let yd = nchw(&yd);
                 for (what, a, b) in [
                     ("forward", &yd, &y),
@@ -179,7 +187,8 @@ fn fused_gradients_match_finite_differences() {
             let (y, _) = direct::conv_bn_train_nhwc(x, w, a, s, p, 1e-5, relu, Isa::Portable).unwrap();
             (y * &r).unwrap().sum_all().unwrap()
         };
-        let (xv, wv, av) = (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&a0).unwrap());
+        let (xv, wv, av) =
+            (Var::from_tensor(&x0).unwrap(), Var::from_tensor(&w0).unwrap(), Var::from_tensor(&a0).unwrap());
         let g = loss(&xv, &wv, &av).backward().unwrap();
         for (which, var) in [(0, &xv), (1, &wv), (2, &av)] {
             let analytic = values(g.get(var).unwrap());
@@ -250,7 +259,9 @@ fn uncovered_shapes_fall_back_to_im2col_and_are_counted() {
         let reference = im2col_conv(&x, &wt, &r, s, p);
         let ours = direct_conv(&x, &wt, &r, s, p, Isa::best());
         calls += 2; // a forward and a backward
-        for (what, a, b) in [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)] {
+        for (what, a, b) in
+            [("forward", &ours.y, &reference.y), ("dx", &ours.dx, &reference.dx), ("dw", &ours.dw, &reference.dw)]
+        {
             assert!(bits(a) == bits(b), "fallback case {i} {what} is the im2col result");
         }
     }
@@ -282,6 +293,15 @@ fn kernel_names_resolve_and_unavailable_instruction_sets_are_refused() {
     assert!(e.contains("unknown kernels `direct-sse`") && e.contains("direct-avx2"), "{e}");
     let e = Kernels::direct().with_precision(Precision::Bf16).unwrap_err().to_string();
     assert!(e.contains("f32 only"), "{e}");
-    assert!(direct::conv2d_nhwc(&rand_tensor(&[1, 3, 4, 4], 1, DType::F32), &rand_tensor(&[2, 3, 3, 3], 2, DType::F32), 1, 1, Isa::Portable)
-        .is_err(), "channel mismatch (NHWC input with 4 channels expected) is an error");
+    assert!(
+        direct::conv2d_nhwc(
+            &rand_tensor(&[1, 3, 4, 4], 1, DType::F32),
+            &rand_tensor(&[2, 3, 3, 3], 2, DType::F32),
+            1,
+            1,
+            Isa::Portable
+        )
+        .is_err(),
+        "channel mismatch (NHWC input with 4 channels expected) is an error"
+    );
 }

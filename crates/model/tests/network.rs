@@ -133,7 +133,9 @@ fn direct_kernels_match_im2col_on_resnet8() {
         for (pd, pf) in direct.params().iter().zip(fast.params()) {
             let e = rel(gd.get(&pd.var).unwrap(), gf.get(&pf.var).unwrap());
             assert!(e < 1e-4, "{isa:?} {} gradient rel err {e}", pd.name);
-            all.extend(gd.get(&pd.var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits));
+            all.extend(
+                gd.get(&pd.var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits),
+            );
         }
         match &first {
             None => first = Some(all),
@@ -184,7 +186,11 @@ fn bf16_kernels_stay_within_rounding_of_f32() {
         let (a, b) = (g.get(&p.var).unwrap(), g_ref.get(&pr.var).unwrap());
         let sensitivity = rel(g_probe.get(&pr.var).unwrap(), b);
         let e = rel(a, b);
-        assert!(e < (3.0 * sensitivity).max(1e-2), "{} gradient rel err {e} (input rounding alone: {sensitivity})", p.name);
+        assert!(
+            e < (3.0 * sensitivity).max(1e-2),
+            "{} gradient rel err {e} (input rounding alone: {sensitivity})",
+            p.name
+        );
         let cos = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt();
         assert!(cos > 0.98, "{} gradient cosine {cos}", p.name);
     }

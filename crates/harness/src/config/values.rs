@@ -252,7 +252,10 @@ impl KernelsArg {
         use anyhow::Context;
         let name = self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
         if !device.is_cpu() {
-            anyhow::ensure!(self.is_im2col(), "--kernels {name}: CPU kernels, but the device is a GPU (it runs Candle's)");
+            anyhow::ensure!(
+                self.is_im2col(),
+                "--kernels {name}: CPU kernels, but the device is a GPU (it runs Candle's)"
+            );
             return dynaprune_model::Kernels::for_device(device).with_precision(precision).context("--precision");
         }
         let k = dynaprune_model::Kernels::from_name(&name).with_context(|| format!("--kernels {name}"))?;

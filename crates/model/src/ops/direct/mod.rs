@@ -269,7 +269,16 @@ pub(crate) fn backward<T: Real>(
                         let dypj = &mut dyp[j * padded_dy..(j + 1) * padded_dy];
                         pad_output(g, dz, pd, cop, dypj);
                         if let Some(dxc) = dxc.as_deref_mut() {
-                            kernels::input_grad(isa, g, dypj, pd, cop, &wtk, cip, &mut dxc[j * in_len..(j + 1) * in_len]);
+                            kernels::input_grad(
+                                isa,
+                                g,
+                                dypj,
+                                pd,
+                                cop,
+                                &wtk,
+                                cip,
+                                &mut dxc[j * in_len..(j + 1) * in_len],
+                            );
                         }
                         pad_input(g, &x[i * in_len..(i + 1) * in_len], &mut xp[j * padded_x..(j + 1) * padded_x]);
                     }
@@ -436,7 +445,11 @@ impl CustomOp3 for ConvBnOp {
         let dy = dy.contiguous()?;
         let g = geometry(x.dims(), w.dims(), self.stride, self.padding)?;
         if dy.dims() != [g.n, g.ho, g.wo, g.cout] {
-            bail!("direct conv-bn backward: gradient of shape {:?}, expected {:?}", dy.dims(), (g.n, g.ho, g.wo, g.cout))
+            bail!(
+                "direct conv-bn backward: gradient of shape {:?}, expected {:?}",
+                dy.dims(),
+                (g.n, g.ho, g.wo, g.cout)
+            )
         }
         let Some(saved) = self.saved.lock().expect("saved activations lock").take() else {
             bail!("direct conv-bn backward called twice or before forward")
@@ -524,8 +537,12 @@ impl CustomOp2 for ConvOp {
         };
         macro_rules! run {
             ($t:ty) => {{
-                let (dx, dw) = self.bwd_impl::<$t>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
-                (dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?, Tensor::from_vec(dw, w.shape(), w.device())?)
+                let (dx, dw) =
+                    self.bwd_impl::<$t>(&g, cpu_slice(xc, xl)?, cpu_slice(wc, wl)?, cpu_slice(dc, dl)?, need_dx);
+                (
+                    dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
+                    Tensor::from_vec(dw, w.shape(), w.device())?,
+                )
             }};
         }
         let (dx, dw) = match xc {
