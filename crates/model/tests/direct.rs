@@ -47,7 +47,9 @@ const TOL: f64 = 2e-5;
 /// `(n, cin, h, w, cout, k, stride, pad)`: ragged channel counts (1, 3, 5, 7, 13, 17, 19, 37),
 /// odd and non-square sizes, stride 2 on odd sizes, 1x1 with and without stride, 3x3 without
 /// padding, a wide layer (more output channels than one register tile).
-const CASES: [(usize, usize, usize, usize, usize, usize, usize, usize); 10] = [
+type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CASES: [Case; 10] = [
     (3, 3, 7, 6, 5, 3, 1, 1),
     (2, 5, 9, 9, 7, 3, 2, 1),
     (2, 17, 8, 5, 13, 1, 1, 0),

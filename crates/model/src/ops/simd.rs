@@ -24,12 +24,15 @@ macro_rules! simd_kernel {
     ($(#[$m:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$m])*
         #[inline]
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name<$T: $crate::ops::Real>($($arg: $ty),*) -> $ret {
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn imp<$T: $crate::ops::Real>($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2<$T: $crate::ops::Real>($($arg: $ty),*) -> $ret {
                     imp::<$T>($($arg),*)
                 }

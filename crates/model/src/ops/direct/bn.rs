@@ -70,7 +70,7 @@ simd_kernel! {
         for (yr, zr) in y.chunks_exact_mut(c).zip(z.chunks_exact(c)) {
             for (((o, &v), &a), &b) in yr.iter_mut().zip(zr).zip(scale).zip(shift) {
                 let t = v * a + b;
-                *o = if relu && !(t > T::ZERO) { T::ZERO } else { t };
+                *o = if relu && t.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) { T::ZERO } else { t };
             }
         }
     }

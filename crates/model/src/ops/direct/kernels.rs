@@ -214,7 +214,7 @@ unsafe fn forward_image<V: Vector>(g: &Geometry, xp: &[V::E], wpk: &[V::E], cop:
             taps.push(((ky * wpd + kx) * cin, (ky * g.kw + kx) * cin * cop));
         }
     }
-    debug_assert!(xp.len() >= (g.h + 2 * g.pad) * wpd * cin && z.len() >= g.p() * cout && cop % V::L == 0);
+    debug_assert!(xp.len() >= (g.h + 2 * g.pad) * wpd * cin && z.len() >= g.p() * cout && cop.is_multiple_of(V::L));
     let vecs = cop / V::L;
     let mut cb = 0;
     while cb < vecs {
@@ -264,7 +264,7 @@ unsafe fn input_grad_image<V: Vector>(
 ) {
     let (cin, cout, s, pad) = (g.cin, g.cout, g.stride as isize, g.pad as isize);
     let wdp = g.wo + 2 * pd;
-    debug_assert!(dyp.len() >= (g.ho + 2 * pd) * wdp * cop && dx.len() >= g.h * g.w * cin && cip % V::L == 0);
+    debug_assert!(dyp.len() >= (g.ho + 2 * pd) * wdp * cop && dx.len() >= g.h * g.w * cin && cip.is_multiple_of(V::L));
     let vecs = cip / V::L;
     let mut taps = Vec::with_capacity(g.kh * g.kw);
     let mut cb = 0;
@@ -333,7 +333,7 @@ unsafe fn weight_grad_images<V: Vector>(
     let (cin, s) = (g.cin, g.stride);
     let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
     let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * cin, (g.ho + 2 * pd) * wdp * cop);
-    debug_assert!(part.len() >= g.kh * g.kw * cin * cop && cop % V::L == 0);
+    debug_assert!(part.len() >= g.kh * g.kw * cin * cop && cop.is_multiple_of(V::L));
     debug_assert!(xp.len() >= images * ximg && dyp.len() >= images * dyimg);
     let vecs = cop / V::L;
     let mut cb = 0;

@@ -322,6 +322,9 @@ fn bn_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], eps: f
     (scale, shift)
 }
 
+/// The gradients of a conv-bn: input (if needed), kernel, affine.
+type Grads<T> = (Option<Vec<T>>, Vec<T>, Vec<T>);
+
 /// What the conv-bn forward keeps for its backward: the convolution output.
 #[derive(Debug)]
 enum Saved {
@@ -386,7 +389,7 @@ impl ConvBnOp {
         dy: &[T],
         g: &Geometry,
         need_dx: bool,
-    ) -> Result<(Option<Vec<T>>, Vec<T>, Vec<T>)> {
+    ) -> Result<Grads<T>> {
         let c = g.cout;
         let img = (g.p() * c).max(1);
         let (dgamma, dbeta, coef, scale, shift) = {
@@ -660,6 +663,7 @@ pub fn channel_affine_nhwc(x: &Tensor, scale: &Tensor, shift: &Tensor, relu: boo
 /// (NHWC `x` and `dy`) or, with `isa = None`, the im2col path (NCHW): for the per-layer benchmark
 /// (`examples/conv_layers.rs`), which times the kernels without the autograd around them.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub fn conv_backward_f32(
     x: &[f32],
     x_dims: &[usize],

@@ -101,11 +101,7 @@ impl<T: Real> Vector for Lanes<T> {
     }
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        let mut o = c.0;
-        for i in 0..8 {
-            o[i] = a.0[i].mul_add(b.0[i], c.0[i]);
-        }
-        Lanes(o)
+        Lanes(std::array::from_fn(|i| a.0[i].mul_add(b.0[i], c.0[i])))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut T) {
