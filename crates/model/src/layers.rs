@@ -248,18 +248,12 @@ impl ConvBn {
         let c = self.affine.dim(1)?;
         if mode == Mode::Train {
             let (y, mean, var, m) = match kernels {
-                Kernels::Fast | Kernels::FastBf16 => {
-                    let (w, a, p) = (&self.weight, &self.affine, kernels.precision());
-                    let (y, stats) = ops::conv_bn_train(x, w, a, self.stride, self.padding, self.eps, relu, p)?;
-                    let (mean, var) = stats.get().expect("the forward pass records statistics");
-                    let to =
-                        |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
-                    let m = y.elem_count() / c;
-                    (y, to(mean)?, to(var)?, m)
-                }
-                Kernels::Direct(isa) => {
-                    let (w, a) = (&self.weight, &self.affine);
-                    let (y, stats) = direct::conv_bn_train_nhwc(x, w, a, self.stride, self.padding, self.eps, relu, isa)?;
+                Kernels::Fast | Kernels::FastBf16 | Kernels::Direct(_) => {
+                    let (w, a, (s, p, eps)) = (&self.weight, &self.affine, (self.stride, self.padding, self.eps));
+                    let (y, stats) = match kernels {
+                        Kernels::Direct(isa) => direct::conv_bn_train_nhwc(x, w, a, s, p, eps, relu, isa)?,
+                        _ => ops::conv_bn_train(x, w, a, s, p, eps, relu, kernels.precision())?,
+                    };
                     let (mean, var) = stats.get().expect("the forward pass records statistics");
                     let to =
                         |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());

@@ -145,10 +145,17 @@ simd_kernel! {
 fn channel_moments<T: Real>(x: &[T], c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let per_image: Vec<Vec<(f64, f64)>> =
         x.par_chunks(c * s).map(|img| (0..c).map(|ch| seg_moments(&img[ch * s..(ch + 1) * s])).collect()).collect();
+    combine_moments(&per_image, s, c)
+}
+
+/// Per-channel `(mean, biased variance)` from each image's per-channel `(mean, centred sum of
+/// squares)` over `px` pixels, combined in image order with Chan et al.'s pairwise formula in
+/// f64 (shared by the NCHW ops and the direct NHWC kernels).
+pub(crate) fn combine_moments(per_image: &[Vec<(f64, f64)>], px: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0f64; c];
     let mut m2 = vec![0f64; c];
     for (k, img) in per_image.iter().enumerate() {
-        let (na, nb) = ((k * s) as f64, s as f64);
+        let (na, nb) = ((k * px) as f64, px as f64);
         for ch in 0..c {
             let (mb, m2b) = img[ch];
             let delta = mb - mean[ch];
@@ -157,7 +164,7 @@ fn channel_moments<T: Real>(x: &[T], c: usize, s: usize) -> (Vec<f64>, Vec<f64>)
             m2[ch] += m2b + delta * delta * na * nb / n;
         }
     }
-    let total = (per_image.len() * s).max(1) as f64;
+    let total = (per_image.len() * px).max(1) as f64;
     (mean, m2.into_iter().map(|v| (v / total).max(0.0)).collect())
 }
 
@@ -173,7 +180,7 @@ fn affine<T: Real>(x: &[T], c: usize, s: usize, scale: &[T], shift: &[T], relu: 
 }
 
 /// The per-channel `(scale, shift)` that BatchNorm applies: `y = x * scale + shift`.
-fn forward_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], eps: f64) -> (Vec<T>, Vec<T>) {
+pub(crate) fn forward_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], eps: f64) -> (Vec<T>, Vec<T>) {
     let scale: Vec<T> = (0..gamma.len()).map(|ch| T::from_f64(gamma[ch].to_f64() / (var[ch] + eps).sqrt())).collect();
     let shift = (0..gamma.len()).map(|ch| T::from_f64(beta[ch].to_f64() - mean[ch] * scale[ch].to_f64())).collect();
     (scale, shift)

@@ -4,8 +4,8 @@
 //! convolution's padded output-gradient buffer).
 //!
 //! Per image and channel: an exact two-pass mean and centred sum of squares, combined in image
-//! order with Chan et al.'s pairwise formula in f64 (as the NCHW BatchNorm does), so results do not
-//! depend on the thread count.
+//! order by the NCHW BatchNorm's `combine_moments` (Chan et al.'s pairwise formula in f64), so
+//! results do not depend on the thread count.
 
 use crate::ops::Real;
 
@@ -42,25 +42,6 @@ pub(crate) fn image_moments<T: Real>(z: &[T], c: usize) -> Vec<(f64, f64)> {
     let mut sq = vec![T::ZERO; c];
     centred_squares(z, &m, &mut sq);
     mean.into_iter().zip(sq).map(|(a, b)| (a, b.to_f64())).collect()
-}
-
-/// Per-channel `(mean, biased variance)` from the images' [`image_moments`] (`px` pixels each),
-/// combined in image order.
-pub(crate) fn combine(per_image: &[Vec<(f64, f64)>], px: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut mean = vec![0f64; c];
-    let mut m2 = vec![0f64; c];
-    for (k, img) in per_image.iter().enumerate() {
-        let (na, nb) = ((k * px) as f64, px as f64);
-        for ch in 0..c {
-            let (mb, m2b) = img[ch];
-            let delta = mb - mean[ch];
-            let n = na + nb;
-            mean[ch] += delta * nb / n;
-            m2[ch] += m2b + delta * delta * na * nb / n;
-        }
-    }
-    let total = (per_image.len() * px).max(1) as f64;
-    (mean, m2.into_iter().map(|v| (v / total).max(0.0)).collect())
 }
 
 simd_kernel! {

@@ -315,13 +315,6 @@ pub(crate) fn backward<T: Real>(
     (need_dx.then_some(dx), dw)
 }
 
-/// The per-channel `(scale, shift)` BatchNorm applies: `y = z * scale + shift`.
-fn bn_affine<T: Real>(gamma: &[T], beta: &[T], mean: &[f64], var: &[f64], eps: f64) -> (Vec<T>, Vec<T>) {
-    let scale: Vec<T> = (0..gamma.len()).map(|c| T::from_f64(gamma[c].to_f64() / (var[c] + eps).sqrt())).collect();
-    let shift = (0..gamma.len()).map(|c| T::from_f64(beta[c].to_f64() - mean[c] * scale[c].to_f64())).collect();
-    (scale, shift)
-}
-
 /// The gradients of a conv-bn: input (if needed), kernel, affine.
 type Grads<T> = (Option<Vec<T>>, Vec<T>, Vec<T>);
 
@@ -368,8 +361,8 @@ impl ConvBnOp {
         };
         let _t = Timer::start(Phase::NormForward);
         let (c, eps) = (g.cout, self.eps);
-        let (mean, var) = bn::combine(&moments, g.p(), c);
-        let (scale, shift) = bn_affine(&affine[..c], &affine[c..], &mean, &var, eps);
+        let (mean, var) = super::bn::combine_moments(&moments, g.p(), c);
+        let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], &mean, &var, eps);
         let chunk = (g.p() * c).max(1);
         let (y, _) = par_build(z.len(), chunk, |i, yi| {
             bn::apply(yi, &z[i * chunk..i * chunk + yi.len()], &scale, &shift, self.relu)
@@ -396,7 +389,7 @@ impl ConvBnOp {
             let _t = Timer::start(Phase::NormBackward);
             let guard = self.stats.lock().expect("batch-norm statistics lock");
             let Some((mean, var)) = guard.as_ref() else { bail!("conv-bn backward called before forward") };
-            let (scale, shift) = bn_affine(&affine[..c], &affine[c..], mean, var, self.eps);
+            let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], mean, var, self.eps);
             let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
             let sums: Vec<Vec<(f64, f64)>> = z
                 .par_chunks(img)
