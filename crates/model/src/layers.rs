@@ -278,20 +278,10 @@ impl ConvBn {
                     (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach(), m)
                 }
             };
-            let unbiased = (var * (m as f64 / (m.max(2) - 1) as f64))?;
-            let mo = self.momentum;
-            let mut rm = self.running_mean.lock().expect("running mean lock");
-            *rm = ((&*rm * (1.0 - mo))? + (mean * mo)?)?.detach();
-            let mut rv = self.running_var.lock().expect("running var lock");
-            *rv = ((&*rv * (1.0 - mo))? + (unbiased * mo)?)?.detach();
+            self.update_running(mean, var, m)?;
             Ok(y)
         } else {
-            let rm = self.running_mean.lock().expect("running mean lock").clone();
-            let rv = self.running_var.lock().expect("running var lock").clone();
-            let affine =
-                if mode == Mode::Eval { self.affine.as_tensor().detach() } else { self.affine.as_tensor().clone() };
-            let scale = affine.get(0)?.div(&(rv + self.eps)?.sqrt()?)?;
-            let shift = (affine.get(1)? - rm.mul(&scale)?)?;
+            let (scale, shift) = self.eval_affine(mode)?;
             match kernels {
                 Kernels::Fast | Kernels::FastBf16 if mode == Mode::EvalWithGrad => {
                     let z = ops::conv2d_with(x, &self.weight, self.stride, self.padding, kernels.precision())?;
@@ -312,8 +302,8 @@ impl ConvBn {
                 }
                 Kernels::Direct(isa) => {
                     let (x, w) = (x.detach(), self.weight.as_tensor().detach());
-                    let z = direct::conv2d_nhwc(&x, &w, self.stride, self.padding, isa)?;
-                    Ok(direct::channel_affine_nhwc(&z, &scale, &shift, relu)?)
+                    let (s, p) = (self.stride, self.padding);
+                    Ok(direct::conv_affine_nhwc(&x, &w, &scale, &shift, s, p, relu, None, isa)?)
                 }
                 Kernels::Candle | Kernels::CandleBf16 => {
                     let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;
@@ -323,6 +313,69 @@ impl ConvBn {
                 }
             }
         }
+    }
+
+    /// Folds a batch's `(mean, biased variance)` over `m` values per channel into the running
+    /// statistics (momentum, unbiased variance: PyTorch's update).
+    fn update_running(&self, mean: Tensor, var: Tensor, m: usize) -> Result<()> {
+        let unbiased = (var * (m as f64 / (m.max(2) - 1) as f64))?;
+        let mo = self.momentum;
+        let mut rm = self.running_mean.lock().expect("running mean lock");
+        *rm = ((&*rm * (1.0 - mo))? + (mean * mo)?)?.detach();
+        let mut rv = self.running_var.lock().expect("running var lock");
+        *rv = ((&*rv * (1.0 - mo))? + (unbiased * mo)?)?.detach();
+        Ok(())
+    }
+
+    /// The evaluation-mode BatchNorm as `(scale, shift)` per channel, from the running statistics
+    /// (differentiable in the affine only in [`Mode::EvalWithGrad`]).
+    fn eval_affine(&self, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let rm = self.running_mean.lock().expect("running mean lock").clone();
+        let rv = self.running_var.lock().expect("running var lock").clone();
+        let affine =
+            if mode == Mode::Eval { self.affine.as_tensor().detach() } else { self.affine.as_tensor().clone() };
+        let scale = affine.get(0)?.div(&(rv + self.eps)?.sqrt()?)?;
+        let shift = (affine.get(1)? - rm.mul(&scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// Training on the direct kernels: a ResNet basic block `relu(b(relu(a(x))) + residual)`
+    /// (`residual`: `x` when `None`) as one op ([`direct::basic_block_train_nhwc`]); updates
+    /// both units' running statistics as [`ConvBn::forward`] does.
+    pub(crate) fn train_block(
+        a: &ConvBn,
+        b: &ConvBn,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        isa: Isa,
+    ) -> Result<Tensor> {
+        fn unit(u: &ConvBn) -> direct::BlockUnit<'_> {
+            direct::BlockUnit {
+                weight: u.weight.as_tensor(),
+                affine: u.affine.as_tensor(),
+                stride: u.stride,
+                padding: u.padding,
+                eps: u.eps,
+            }
+        }
+        let (y, stats) = direct::basic_block_train_nhwc(x, unit(a), unit(b), residual, isa)?;
+        // Both units' outputs have the block output's pixels (b keeps a's size).
+        for (u, s) in [a, b].into_iter().zip(stats) {
+            let (mean, var) = s.get().expect("the forward pass records statistics");
+            let c = mean.len();
+            let to = |v: &[f64]| Tensor::from_slice(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
+            u.update_running(to(&mean)?, to(&var)?, y.elem_count() / c.max(1))?;
+        }
+        Ok(y)
+    }
+
+    /// Evaluation on the direct kernels: `relu(bn(conv(x)) + residual)` with the BatchNorm, the
+    /// join and the ReLU in the convolution's epilogue.
+    pub(crate) fn eval_join(&self, x: &Tensor, residual: &Tensor, isa: Isa) -> Result<Tensor> {
+        let (scale, shift) = self.eval_affine(Mode::Eval)?;
+        let (x, w) = (x.detach(), self.weight.as_tensor().detach());
+        let (s, p) = (self.stride, self.padding);
+        Ok(direct::conv_affine_nhwc(&x, &w, &scale, &shift, s, p, true, Some(residual), isa)?)
     }
 
     /// Forward multiply-accumulates per image for an `h x w` input, and the output size.

@@ -128,15 +128,34 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn forward(&self, x: &Tensor, mode: Mode, k: Kernels) -> Result<Tensor> {
+        if let Kernels::Direct(isa) = k {
+            // Each BatchNorm applied by the pass that reads its output next (see
+            // `ops::direct::fused`): the same arithmetic as the arm below, in fewer passes.
+            match mode {
+                Mode::Train => {
+                    let s = self.shortcut.as_ref().map(|sc| sc.forward(x, mode, false, k)).transpose()?;
+                    return ConvBn::train_block(&self.a, &self.b, x, s.as_ref(), isa);
+                }
+                Mode::Eval => {
+                    let h = self.a.forward(x, mode, true, k)?;
+                    return self.b.eval_join(&h, &self.shortcut(x, mode, k)?, isa);
+                }
+                Mode::EvalWithGrad => {}
+            }
+        }
         let h = self.a.forward(x, mode, true, k)?;
         let h = self.b.forward(&h, mode, false, k)?;
-        let s = match &self.shortcut {
-            Some(sc) => sc.forward(x, mode, false, k)?,
-            None => x.clone(),
-        };
+        let s = self.shortcut(x, mode, k)?;
         Ok(match k {
             Kernels::Fast | Kernels::FastBf16 | Kernels::Direct(_) => ops::add_relu(&h, &s)?,
             Kernels::Candle | Kernels::CandleBf16 => (h + s)?.relu()?,
+        })
+    }
+
+    fn shortcut(&self, x: &Tensor, mode: Mode, k: Kernels) -> Result<Tensor> {
+        Ok(match &self.shortcut {
+            Some(sc) => sc.forward(x, mode, false, k)?,
+            None => x.clone(),
         })
     }
 }

@@ -307,3 +307,90 @@ fn kernel_names_resolve_and_unavailable_instruction_sets_are_refused() {
         "channel mismatch (NHWC input with 4 channels expected) is an error"
     );
 }
+
+/// The one-op residual block (BatchNorms applied by the pass that reads each output next, their
+/// gradients in the convolution backward's prologues and epilogues) computes exactly what the
+/// unfused ops compute (conv-bn-relu, conv-bn, add-relu): forward, batch statistics and every
+/// gradient bit for bit, with the identity residual and with a residual argument (stride 2,
+/// channels changing), on every instruction set; bit-identical across instruction sets too.
+#[test]
+fn residual_block_op_equals_the_unfused_ops_bit_for_bit() {
+    // (n, cin, h, w, cout, stride): identity residual when the shape is kept.
+    for (case, &(n, cin, h, w, cout, s)) in
+        [(3, 5, 7, 6, 5, 1), (2, 5, 9, 7, 7, 2), (17, 3, 4, 5, 3, 1)].iter().enumerate()
+    {
+        let seed = 500 + 10 * case as u64;
+        let x = rand_tensor(&[n, h, w, cin], seed, DType::F32);
+        let (wa, wb) = (
+            rand_tensor(&[cout, cin, 3, 3], seed + 1, DType::F32),
+            rand_tensor(&[cout, cout, 3, 3], seed + 2, DType::F32),
+        );
+        let aa = (rand_tensor(&[2, cout], seed + 3, DType::F32) + 0.5).unwrap();
+        let ab = (rand_tensor(&[2, cout], seed + 4, DType::F32) + 0.5).unwrap();
+        let (ho, wo) = ((h + 2 - 3) / s + 1, (w + 2 - 3) / s + 1);
+        let identity = s == 1 && cin == cout;
+        let res = rand_tensor(&[n, ho, wo, cout], seed + 5, DType::F32);
+        let probe = rand_tensor(&[n, ho, wo, cout], seed + 6, DType::F32);
+        let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
+        for isa in available() {
+            let vars = [&x, &wa, &aa, &wb, &ab, &res].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, wav, aav, wbv, abv, rv] = &vars;
+            // Unfused.
+            let (h1, s1) = direct::conv_bn_train_nhwc(xv, wav, aav, s, 1, 1e-5, true, isa).unwrap();
+            let (h2, s2) = direct::conv_bn_train_nhwc(&h1, wbv, abv, 1, 1, 1e-5, false, isa).unwrap();
+            let y = ops::add_relu(&h2, if identity { xv.as_tensor() } else { rv.as_tensor() }).unwrap();
+            let g = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            // One op.
+            fn unit<'a>(wt: &'a Var, a: &'a Var, stride: usize) -> direct::BlockUnit<'a> {
+                direct::BlockUnit { weight: wt.as_tensor(), affine: a.as_tensor(), stride, padding: 1, eps: 1e-5 }
+            }
+            let residual = (!identity).then_some(rv.as_tensor());
+            let (yb, [sa, sb]) =
+                direct::basic_block_train_nhwc(xv, unit(wav, aav, s), unit(wbv, abv, 1), residual, isa).unwrap();
+            let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            assert_eq!(bits(&yb), bits(&y), "case {case} {isa:?}: forward");
+            assert_eq!(sa.get(), s1.get(), "case {case} {isa:?}: statistics of a");
+            assert_eq!(sb.get(), s2.get(), "case {case} {isa:?}: statistics of b");
+            let mut all = vec![bits(&yb)];
+            for (k, v) in vars.iter().enumerate() {
+                if identity && k == 5 {
+                    assert!(gb.get(v).is_none(), "case {case}: the unused residual has no gradient");
+                    continue;
+                }
+                let (a, b) =
+                    (gb.get(v).expect("gradient of the block op"), g.get(v).expect("gradient of the unfused ops"));
+                assert_eq!(bits(a), bits(b), "case {case} {isa:?}: gradient of argument {k}");
+                all.push(bits(a));
+            }
+            match &first {
+                None => first = Some((isa, all)),
+                Some((isa0, base)) => assert!(&all == base, "case {case}: {isa0:?} and {isa:?} differ"),
+            }
+        }
+    }
+}
+
+/// Evaluation's conv with the affine, ReLU and residual join in its epilogue equals the conv
+/// followed by the same arithmetic as separate ops, bit for bit.
+#[test]
+fn evaluation_epilogue_equals_separate_affine_and_join() {
+    let (n, c, h, w) = (3, 7, 5, 6);
+    let x = rand_tensor(&[n, h, w, c], 700, DType::F32);
+    let wt = rand_tensor(&[c, c, 3, 3], 701, DType::F32);
+    let scale = (rand_tensor(&[c], 702, DType::F32) + 1.0).unwrap();
+    let shift = rand_tensor(&[c], 703, DType::F32);
+    let res = rand_tensor(&[n, h, w, c], 704, DType::F32);
+    for isa in available() {
+        let z = direct::conv2d_nhwc(&x, &wt, 1, 1, isa).unwrap();
+        let affine = z.broadcast_mul(&scale).unwrap().broadcast_add(&shift).unwrap();
+        for (relu, residual) in [(false, None), (true, None), (true, Some(&res))] {
+            let want = match residual {
+                Some(r) => ops::add_relu(&affine, r).unwrap(),
+                None if relu => affine.relu().unwrap(),
+                None => affine.clone(),
+            };
+            let got = direct::conv_affine_nhwc(&x, &wt, &scale, &shift, 1, 1, relu, residual, isa).unwrap();
+            assert_eq!(bits(&got), bits(&want), "{isa:?} relu {relu} residual {}", residual.is_some());
+        }
+    }
+}

@@ -434,7 +434,7 @@ simd_kernel! {
 
 simd_kernel! {
     /// `g = d * (y > 0)`.
-    fn relu_mask_kernel<T>(g: &mut [T], y: &[T], d: &[T]) -> () {
+    pub(crate) fn relu_mask_kernel<T>(g: &mut [T], y: &[T], d: &[T]) -> () {
         for ((o, &yv), &dv) in g.iter_mut().zip(y).zip(d) {
             *o = if yv > T::ZERO { dv } else { T::ZERO };
         }

@@ -152,3 +152,24 @@ pub(crate) fn grad_coefficients<T: Real>(
     }
     (dgamma.into_iter().map(T::from_f64).collect(), dbeta.into_iter().map(T::from_f64).collect(), coef)
 }
+
+simd_kernel! {
+    /// `y = relu((z * scale + shift) + r)` per channel: a convolution output's BatchNorm joined to
+    /// a residual `r` (the same arithmetic, in the same order, as the BatchNorm followed by
+    /// `ops::add_relu`).
+    fn affine_add_relu_kernel<T>(y: &mut [T], z: &[T], r: &[T], scale: &[T], shift: &[T]) -> () {
+        let c = scale.len();
+        for ((yr, zr), rr) in y.chunks_exact_mut(c).zip(z.chunks_exact(c)).zip(r.chunks_exact(c)) {
+            for ((((o, &v), &q), &a), &b) in yr.iter_mut().zip(zr).zip(rr).zip(scale).zip(shift) {
+                let t = v * a + b;
+                let u = t + q;
+                *o = if u > T::ZERO { u } else { T::ZERO };
+            }
+        }
+    }
+}
+
+/// `relu(z * scale + shift + r)` per channel (the last dimension).
+pub(crate) fn apply_add_relu<T: Real>(y: &mut [T], z: &[T], r: &[T], scale: &[T], shift: &[T]) {
+    affine_add_relu_kernel(y, z, r, scale, shift);
+}

@@ -6,6 +6,9 @@
 //! - `kernels.rs`: forward, input-gradient and weight-gradient kernels of one image, from padded
 //!   copies, in register tiles; bit-identical across instruction sets;
 //! - `bn.rs`: BatchNorm statistics and gradients of one NHWC image;
+//! - `fused.rs`: the ops that leave a convolution's BatchNorm (+ ReLU, + residual join) to its
+//!   consumer (a ResNet block in three passes over its activations), and evaluation's conv with
+//!   the affine in its epilogue;
 //! - this file: packing and padding, the batch drivers (parallel over images; weight-gradient
 //!   partials over fixed groups of images summed in group order, so results do not depend on the
 //!   thread count), the im2col fallback for shapes the kernels do not cover, and the Candle ops.
@@ -16,6 +19,7 @@
 //! activations).
 
 mod bn;
+mod fused;
 mod kernels;
 mod vector;
 
@@ -25,6 +29,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+pub use fused::{basic_block_train_nhwc, conv_affine_nhwc, BlockUnit};
 pub use vector::Isa;
 
 use super::bn::BatchStats;
@@ -149,9 +154,19 @@ fn pack_input_grad<T: Real>(g: &Geometry, w: &[T], cip: usize) -> Vec<T> {
     p
 }
 
-/// Writes image `x` (`H x W x Cin`) into `xp` with a zero border of `pad` pixels (every element
-/// written, so `xp` need not be cleared).
-fn pad_input<T: Real>(g: &Geometry, x: &[T], xp: &mut [T]) {
+/// A per-channel `relu?(x * scale + shift)` applied to a convolution's input as it is copied into
+/// the padded buffer: the BatchNorm (+ ReLU) of the layer before, left to its consumer so that the
+/// activation is never written out (see `fused.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InputAffine<'a, T> {
+    pub scale: &'a [T],
+    pub shift: &'a [T],
+    pub relu: bool,
+}
+
+/// Writes image `x` (`H x W x Cin`), through `tf` if given, into `xp` with a zero border of `pad`
+/// pixels (every element written, so `xp` need not be cleared).
+fn pad_input<T: Real>(g: &Geometry, x: &[T], xp: &mut [T], tf: Option<InputAffine<T>>) {
     let (c, pad, wpd) = (g.cin, g.pad, g.w + 2 * g.pad);
     let row = wpd * c;
     xp[..pad * row].fill(T::ZERO);
@@ -160,7 +175,11 @@ fn pad_input<T: Real>(g: &Geometry, x: &[T], xp: &mut [T]) {
         let r = &mut xp[(y + pad) * row..(y + pad + 1) * row];
         r[..pad * c].fill(T::ZERO);
         r[(pad + g.w) * c..].fill(T::ZERO);
-        r[pad * c..(pad + g.w) * c].copy_from_slice(&x[y * g.w * c..(y + 1) * g.w * c]);
+        let (dst, src) = (&mut r[pad * c..(pad + g.w) * c], &x[y * g.w * c..(y + 1) * g.w * c]);
+        match tf {
+            None => dst.copy_from_slice(src),
+            Some(a) => bn::apply(dst, src, a.scale, a.shift, a.relu),
+        }
     }
 }
 
@@ -189,23 +208,44 @@ fn pad_output<T: Real>(g: &Geometry, dz: &[T], pd: usize, cop: usize, dyp: &mut 
     }
 }
 
-/// Forward convolution of a batch: `z` (`N x Ho x Wo x Cout`) and, per image, what `epilogue`
-/// returns for that image's output (run while it is in cache).
+/// `x` through `tf`, whole (for the im2col fallback, which reads its input as it is).
+fn transformed<'a, T: Real>(x: &'a [T], tf: Option<InputAffine<T>>) -> std::borrow::Cow<'a, [T]> {
+    match tf {
+        None => std::borrow::Cow::Borrowed(x),
+        Some(a) => {
+            let c = a.scale.len().max(1);
+            let chunk = (c * 1024).min(x.len()).max(c);
+            let (y, _) = par_build(x.len(), chunk, |i, yi| {
+                bn::apply(yi, &x[i * chunk..i * chunk + yi.len()], a.scale, a.shift, a.relu)
+            });
+            std::borrow::Cow::Owned(y)
+        }
+    }
+}
+
+/// Forward convolution of a batch: `z` (`N x Ho x Wo x Cout`) of the input `x` through `tf` (if
+/// given) and, per image `i`, what `epilogue(i, z_i)` returns (run while the image's output is in
+/// cache; it may rewrite it).
 pub(crate) fn forward<T: Real, E: Send>(
     isa: Isa,
     g: &Geometry,
     x: &[T],
     w: &[T],
-    epilogue: impl Fn(&[T]) -> E + Sync,
+    tf: Option<InputAffine<T>>,
+    epilogue: impl Fn(usize, &mut [T]) -> E + Sync,
 ) -> (Vec<T>, Vec<E>) {
     let out_len = g.p() * g.cout;
     if !covers(g) {
         count_fallback();
         let _t = Timer::start(Phase::DirectFallback);
-        let xn = transpose_images(x, g.h * g.w, g.cin);
+        let xn = transpose_images(&transformed(x, tf), g.h * g.w, g.cin);
         let zn = conv::forward(g, &xn, w, Precision::F32);
-        let z = transpose_images(&zn, g.cout, g.p());
-        let e = if out_len == 0 { Vec::new() } else { z.chunks(out_len).map(&epilogue).collect() };
+        let mut z = transpose_images(&zn, g.cout, g.p());
+        let e = if out_len == 0 {
+            Vec::new()
+        } else {
+            z.chunks_mut(out_len).enumerate().map(|(i, zi)| epilogue(i, zi)).collect()
+        };
         return (z, e);
     }
     let cop = g.cout.next_multiple_of(kernels::lanes(isa));
@@ -214,24 +254,30 @@ pub(crate) fn forward<T: Real, E: Send>(
     let in_len = g.h * g.w * g.cin;
     par_build(g.n * out_len, out_len, |i, zi| {
         T::with_scratch(padded, |xp| {
-            pad_input(g, &x[i * in_len..(i + 1) * in_len], xp);
+            pad_input(g, &x[i * in_len..(i + 1) * in_len], xp, tf);
             kernels::forward(isa, g, xp, &wpk, cop, zi);
         });
-        epilogue(zi)
+        epilogue(i, zi)
     })
 }
 
-/// Backward convolution of a batch: `(dx, dw)`, `dx` (NHWC) only if `need_dx`. `dz_of(i, dst)`
-/// writes image `i`'s output gradient (`Ho x Wo x Cout`) into `dst`: the caller's chance to fuse
-/// the layer after the convolution (BatchNorm) into the pass that reads it.
-pub(crate) fn backward<T: Real>(
+/// Backward convolution of a batch: `(dx, dw, per image dx_epilogue)`, `dx` (NHWC, the gradient
+/// of the convolution's input *after* `tf`) only if `need_dx`. `x` is the input before `tf`.
+/// `dz_of(i, dst)` writes image `i`'s output gradient (`Ho x Wo x Cout`) into `dst`: the caller's
+/// chance to fuse the layer after the convolution (BatchNorm) into the pass that reads it;
+/// `dx_epilogue(i, dx_i)` runs on each image's input gradient while it is in cache (the
+/// BatchNorm-gradient sums of the layer before).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Real, E: Send>(
     isa: Isa,
     g: &Geometry,
     x: &[T],
     w: &[T],
+    tf: Option<InputAffine<T>>,
     dz_of: impl Fn(usize, &mut [T]) + Sync,
     need_dx: bool,
-) -> (Option<Vec<T>>, Vec<T>) {
+    dx_epilogue: impl Fn(usize, &mut [T]) -> E + Sync,
+) -> (Option<Vec<T>>, Vec<T>, Vec<E>) {
     let (in_len, out_len) = (g.h * g.w * g.cin, g.p() * g.cout);
     if !covers(g) {
         count_fallback();
@@ -240,10 +286,15 @@ pub(crate) fn backward<T: Real>(
         if out_len > 0 {
             dz.par_chunks_mut(out_len).enumerate().for_each(|(i, d)| dz_of(i, d));
         }
-        let xn = transpose_images(x, g.h * g.w, g.cin);
+        let xn = transpose_images(&transformed(x, tf), g.h * g.w, g.cin);
         let dzn = transpose_images(&dz, g.p(), g.cout);
         let (dxn, dw) = conv::backward(g, &xn, w, &dzn, need_dx, Precision::F32);
-        return (dxn.map(|d| transpose_images(&d, g.cin, g.h * g.w)), dw);
+        let mut dx = dxn.map(|d| transpose_images(&d, g.cin, g.h * g.w));
+        let e = match &mut dx {
+            Some(d) if in_len > 0 => d.chunks_mut(in_len).enumerate().map(|(i, di)| dx_epilogue(i, di)).collect(),
+            _ => Vec::new(),
+        };
+        return (dx, dw, e);
     }
     let l = kernels::lanes(isa);
     let (cop, cip) = (g.cout.next_multiple_of(l), g.cin.next_multiple_of(l));
@@ -256,8 +307,9 @@ pub(crate) fn backward<T: Real>(
     let groups = g.n.div_ceil(gs);
     // Per group: each image's output gradient (padded) and input gradient, then the group's
     // weight gradient in one pass over its padded images.
-    let run = |gi: usize, mut dxc: Option<&mut [T]>| -> Vec<T> {
+    let run = |gi: usize, mut dxc: Option<&mut [T]>| -> (Vec<T>, Vec<E>) {
         let mut part = vec![T::ZERO; kk * g.cin * cop];
+        let mut done = Vec::new();
         let first = gi * gs;
         let images = gs.min(g.n - first);
         T::with_scratch(images * padded_dy, |dyp| {
@@ -269,30 +321,27 @@ pub(crate) fn backward<T: Real>(
                         let dypj = &mut dyp[j * padded_dy..(j + 1) * padded_dy];
                         pad_output(g, dz, pd, cop, dypj);
                         if let Some(dxc) = dxc.as_deref_mut() {
-                            kernels::input_grad(
-                                isa,
-                                g,
-                                dypj,
-                                pd,
-                                cop,
-                                &wtk,
-                                cip,
-                                &mut dxc[j * in_len..(j + 1) * in_len],
-                            );
+                            let dxj = &mut dxc[j * in_len..(j + 1) * in_len];
+                            kernels::input_grad(isa, g, dypj, pd, cop, &wtk, cip, dxj);
+                            done.push(dx_epilogue(i, dxj));
                         }
-                        pad_input(g, &x[i * in_len..(i + 1) * in_len], &mut xp[j * padded_x..(j + 1) * padded_x]);
+                        let xpj = &mut xp[j * padded_x..(j + 1) * padded_x];
+                        pad_input(g, &x[i * in_len..(i + 1) * in_len], xpj, tf);
                     }
                 });
                 kernels::weight_grad(isa, g, images, xp, dyp, pd, cop, &mut part);
             })
         });
-        part
+        (part, done)
     };
-    let (dx, partials): (Vec<T>, Vec<Vec<T>>) = if need_dx && in_len > 0 {
+    // Per group: its weight-gradient partial and its images' epilogue results.
+    type Group<T, E> = (Vec<T>, Vec<E>);
+    let (dx, results): (Vec<T>, Vec<Group<T, E>>) = if need_dx && in_len > 0 {
         par_build(g.n * in_len, gs * in_len, |gi, dxc| run(gi, Some(dxc)))
     } else {
         (Vec::new(), (0..groups).into_par_iter().map(|gi| run(gi, None)).collect())
     };
+    let (partials, done): (Vec<Vec<T>>, Vec<Vec<E>>) = results.into_iter().unzip();
     // Each element summed over the groups in group order (in parallel over elements).
     let mut sum = vec![T::ZERO; kk * g.cin * cop];
     sum.par_chunks_mut(1 << 14).enumerate().for_each(|(k, chunk)| {
@@ -312,7 +361,7 @@ pub(crate) fn backward<T: Real>(
             }
         }
     });
-    (need_dx.then_some(dx), dw)
+    (need_dx.then_some(dx), dw, done.into_iter().flatten().collect())
 }
 
 /// The gradients of a conv-bn: input (if needed), kernel, affine.
@@ -357,7 +406,7 @@ impl ConvBnOp {
         let (x, w) = (contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?);
         let (z, moments) = {
             let _t = Timer::start(Phase::ConvForward);
-            forward(self.isa, &g, x, w, |zi| bn::image_moments(zi, g.cout))
+            forward(self.isa, &g, x, w, None, |_, zi| bn::image_moments(zi, g.cout))
         };
         let _t = Timer::start(Phase::NormForward);
         let (c, eps) = (g.cout, self.eps);
@@ -404,7 +453,7 @@ impl ConvBnOp {
             let r = i * img..(i + 1) * img;
             coef.input_grad(dst, &z[r.clone()], &dy[r], &scale, &shift, self.relu);
         };
-        let (dx, dw) = backward(self.isa, g, x, w, dz_of, need_dx);
+        let (dx, dw, _) = backward(self.isa, g, x, w, None, dz_of, need_dx, |_, _| ());
         Ok((dx, dw, [dgamma, dbeta].concat()))
     }
 }
@@ -497,13 +546,15 @@ impl ConvOp {
         let _t = Timer::start(Phase::ConvForward);
         let g = geometry(xl.dims(), wl.dims(), self.stride, self.padding)?;
         let (x, w) = (contiguous_slice::<T>(x, xl, "conv2d input")?, contiguous_slice::<T>(w, wl, "conv2d kernel")?);
-        let (z, _) = forward(self.isa, &g, x, w, |_| ());
+        let (z, _) = forward(self.isa, &g, x, w, None, |_, _| ());
         Ok((T::storage(z), Shape::from((g.n, g.ho, g.wo, g.cout))))
     }
 
     fn bwd_impl<T: Real>(&self, g: &Geometry, x: &[T], w: &[T], dy: &[T], need_dx: bool) -> (Option<Vec<T>>, Vec<T>) {
         let img = g.p() * g.cout;
-        backward(self.isa, g, x, w, |i, dst| dst.copy_from_slice(&dy[i * img..(i + 1) * img]), need_dx)
+        let dz_of = |i: usize, dst: &mut [T]| dst.copy_from_slice(&dy[i * img..(i + 1) * img]);
+        let (dx, dw, _) = backward(self.isa, g, x, w, None, dz_of, need_dx, |_, _| ());
+        (dx, dw)
     }
 }
 
@@ -550,60 +601,6 @@ impl CustomOp2 for ConvOp {
     }
 }
 
-/// `relu?(x * scale[c] + shift[c])` over the last dimension: evaluation-mode BatchNorm on NHWC.
-#[derive(Debug, Clone, Copy)]
-struct ChannelAffineOp {
-    relu: bool,
-}
-
-impl ChannelAffineOp {
-    #[allow(clippy::too_many_arguments)]
-    fn fwd<T: Real>(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        s: &CpuStorage,
-        sl: &Layout,
-        b: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let _t = Timer::start(Phase::Elementwise);
-        let x = contiguous_slice::<T>(x, xl, "channel affine input")?;
-        let (scale, shift) = (contiguous_slice::<T>(s, sl, "scale")?, contiguous_slice::<T>(b, bl, "shift")?);
-        let c = *xl.dims().last().unwrap_or(&0);
-        if scale.len() != c || shift.len() != c || c == 0 {
-            bail!("channel affine (NHWC): {c} channels but scale {} and shift {}", scale.len(), shift.len())
-        }
-        let chunk = (c * 1024).min(x.len()).max(c);
-        let (y, _) = par_build(x.len(), chunk, |i, yi| {
-            bn::apply(yi, &x[i * chunk..i * chunk + yi.len()], scale, shift, self.relu)
-        });
-        Ok((T::storage(y), xl.shape().clone()))
-    }
-}
-
-impl CustomOp3 for ChannelAffineOp {
-    fn name(&self) -> &'static str {
-        "dynaprune-channel-affine-nhwc"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        s: &CpuStorage,
-        sl: &Layout,
-        b: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        match x {
-            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, s, sl, b, bl),
-            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, s, sl, b, bl),
-            other => bail!("channel affine supports f32 and f64, got {:?}", other.dtype()),
-        }
-    }
-}
-
 /// Refuses an instruction set this CPU cannot run, naming what it has.
 pub fn check_isa(isa: Isa) -> Result<()> {
     refuse_unless(isa, isa.available(), &crate::cpu::features())
@@ -646,12 +643,6 @@ pub fn conv_bn_train_nhwc(
     Ok((y, BatchStatsHandle(stats)))
 }
 
-/// Evaluation-mode BatchNorm on NHWC: `relu?(x * scale[c] + shift[c])` over the last dimension.
-/// Not differentiable.
-pub fn channel_affine_nhwc(x: &Tensor, scale: &Tensor, shift: &Tensor, relu: bool) -> Result<Tensor> {
-    x.contiguous()?.apply_op3_no_bwd(&scale.contiguous()?, &shift.contiguous()?, &ChannelAffineOp { relu })
-}
-
 /// The backward convolution alone, `(dx, dw)` for an output gradient `dy`, on the direct kernels
 /// (NHWC `x` and `dy`) or, with `isa = None`, the im2col path (NCHW): for the per-layer benchmark
 /// (`examples/conv_layers.rs`), which times the kernels without the autograd around them.
@@ -673,7 +664,8 @@ pub fn conv_backward_f32(
             check_isa(isa)?;
             let g = geometry(x_dims, w_dims, stride, padding)?;
             let img = g.p() * g.cout;
-            let (dx, dw) = backward(isa, &g, x, w, |i, d| d.copy_from_slice(&dy[i * img..(i + 1) * img]), need_dx);
+            let dz_of = |i: usize, d: &mut [f32]| d.copy_from_slice(&dy[i * img..(i + 1) * img]);
+            let (dx, dw, _) = backward(isa, &g, x, w, None, dz_of, need_dx, |_, _| ());
             Ok((dx.unwrap_or_default(), dw))
         }
         None => {

@@ -1,0 +1,474 @@
+//! BatchNorm (+ ReLU, + residual join) applied by the pass that reads a convolution's output
+//! next, so that a normalised activation only one convolution reads is never written out.
+//!
+//! Training: a ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` is one op
+//! ([`BlockOp`]), three passes over its activations forward:
+//! - `z_a = conv_a(x)`, the batch statistics of `z_a` taken in the convolution's epilogue;
+//! - `z_b = conv_b(relu(bn_a(z_a)))`, `bn_a` applied where each image's padded copy is made;
+//! - `relu(bn_b(z_b) + r)` in one pass.
+//!
+//! and backward: the join's ReLU mask with `bn_b`'s gradient sums in one pass; conv_b's backward
+//! with `bn_b`'s input gradient written in its prologue and `bn_a`'s gradient sums taken in the
+//! epilogue of its input gradient; conv_a's backward with `bn_a`'s input gradient in its prologue
+//! and the identity residual's gradient added in its input gradient's epilogue. Against
+//! `ConvBnOp` + `ops::add_relu` (the stem and the projection shortcuts still run those), a block
+//! saves two passes forward and three backward, with the same arithmetic in the same order: the
+//! same bits.
+//!
+//! Evaluation: [`ConvAffineOp`] applies the running-statistics affine, the ReLU and the residual
+//! in the convolution's epilogue, while each image's output is in cache.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+
+use std::sync::Mutex;
+
+use super::{backward, bn, check_isa, forward, geometry, par_build, Geometry, InputAffine, Isa};
+use crate::ops::bn::{combine_moments, forward_affine, relu_mask_kernel, BatchStats};
+use crate::ops::profile::{Phase, Timer};
+use crate::ops::real::Real;
+use crate::ops::{contiguous_slice, cpu_slice, BatchStatsHandle};
+
+/// One convolution + BatchNorm of a [`basic_block_train_nhwc`]: its kernel `(Cout, Cin, k, k)`,
+/// BatchNorm affine `[gamma; beta]` `(2, Cout)`, stride, padding and epsilon.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockUnit<'a> {
+    /// The convolution kernel.
+    pub weight: &'a Tensor,
+    /// The BatchNorm affine.
+    pub affine: &'a Tensor,
+    /// The convolution's stride.
+    pub stride: usize,
+    /// The convolution's zero padding.
+    pub padding: usize,
+    /// BatchNorm's epsilon.
+    pub eps: f64,
+}
+
+/// A unit's shape, as the op keeps it.
+#[derive(Debug, Clone, Copy)]
+struct UnitShape {
+    kernel: [usize; 4],
+    stride: usize,
+    padding: usize,
+    eps: f64,
+}
+
+/// What the block's forward keeps for its backward: the two convolution outputs.
+#[derive(Debug)]
+enum SavedPair {
+    F32(Vec<f32>, Vec<f32>),
+    F64(Vec<f64>, Vec<f64>),
+}
+
+/// The block's gradients: input (if needed), flat parameters, residual argument (if any).
+type BlockGrads<T> = (Option<Vec<T>>, Vec<T>, Option<Vec<T>>);
+
+/// The parts of the flat parameter argument.
+struct Parts<'a, T> {
+    wa: &'a [T],
+    aa: &'a [T],
+    wb: &'a [T],
+    ab: &'a [T],
+}
+
+/// A ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` on NHWC, training-mode
+/// BatchNorm. Arguments: `(x, params)` with the identity residual `r = x` ([`CustomOp2`]), or
+/// `(x, params, r)` ([`CustomOp3`]); `params` is the flat concatenation of `w_a`, `[gamma_a;
+/// beta_a]`, `w_b`, `[gamma_b; beta_b]`.
+#[derive(Debug)]
+struct BlockOp {
+    isa: Isa,
+    units: [UnitShape; 2],
+    stats: [BatchStats; 2],
+    saved: Mutex<Option<SavedPair>>,
+}
+
+impl BlockOp {
+    fn geometries(&self, x: &[usize]) -> Result<(Geometry, Geometry)> {
+        let [ua, ub] = self.units;
+        let ga = geometry(x, &ua.kernel, ua.stride, ua.padding)?;
+        let gb = geometry(&[ga.n, ga.ho, ga.wo, ga.cout], &ub.kernel, ub.stride, ub.padding)?;
+        Ok((ga, gb))
+    }
+
+    fn parts<'a, T>(p: &'a [T], ga: &Geometry, gb: &Geometry) -> Result<Parts<'a, T>> {
+        let (la, lb) = (ga.cout * ga.cin * ga.kh * ga.kw, gb.cout * gb.cin * gb.kh * gb.kw);
+        let want = la + 2 * ga.cout + lb + 2 * gb.cout;
+        if p.len() != want {
+            bail!("residual block: {} parameter values, expected {want} (two kernels and two affines)", p.len())
+        }
+        let (wa, rest) = p.split_at(la);
+        let (aa, rest) = rest.split_at(2 * ga.cout);
+        let (wb, ab) = rest.split_at(lb);
+        Ok(Parts { wa, aa, wb, ab })
+    }
+
+    fn check_residual(gb: &Geometry, r: &[usize]) -> Result<()> {
+        if r != [gb.n, gb.ho, gb.wo, gb.cout] {
+            bail!("residual block: residual of shape {r:?}, the block's output is {:?}", (gb.n, gb.ho, gb.wo, gb.cout))
+        }
+        Ok(())
+    }
+
+    fn stats_of(&self, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+        let s = self.stats[k].lock().expect("batch-norm statistics lock").clone();
+        s.ok_or_else(|| candle_core::Error::Msg("residual block backward called before forward".into()))
+    }
+
+    fn fwd<T: Real>(
+        &self,
+        (x, xl): (&CpuStorage, &Layout),
+        (p, pl): (&CpuStorage, &Layout),
+        r: Option<(&CpuStorage, &Layout)>,
+        wrap: fn(Vec<T>, Vec<T>) -> SavedPair,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (ga, gb) = self.geometries(xl.dims())?;
+        let x = contiguous_slice::<T>(x, xl, "block input")?;
+        let pt = Self::parts(contiguous_slice::<T>(p, pl, "block parameters")?, &ga, &gb)?;
+        let r = match r {
+            None => {
+                Self::check_residual(&gb, xl.dims())?;
+                x
+            }
+            Some((rs, rl)) => {
+                Self::check_residual(&gb, rl.dims())?;
+                contiguous_slice::<T>(rs, rl, "block residual")?
+            }
+        };
+        let [ua, ub] = self.units;
+        let (ca, cb) = (ga.cout, gb.cout);
+        let (za, ma) = {
+            let _t = Timer::start(Phase::ConvForward);
+            forward(self.isa, &ga, x, pt.wa, None, |_, zi| bn::image_moments(zi, ca))
+        };
+        let (mean_a, var_a) = combine_moments(&ma, ga.p(), ca);
+        let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], &mean_a, &var_a, ua.eps);
+        let (zb, mb) = {
+            let _t = Timer::start(Phase::ConvForward);
+            let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
+            forward(self.isa, &gb, &za, pt.wb, Some(tf), |_, zi| bn::image_moments(zi, cb))
+        };
+        let (mean_b, var_b) = combine_moments(&mb, gb.p(), cb);
+        let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], &mean_b, &var_b, ub.eps);
+        let img = (gb.p() * cb).max(1);
+        let (y, _) = {
+            let _t = Timer::start(Phase::Elementwise);
+            par_build(zb.len(), img, |i, yi| {
+                let at = i * img..i * img + yi.len();
+                bn::apply_add_relu(yi, &zb[at.clone()], &r[at], &sb, &hb)
+            })
+        };
+        *self.stats[0].lock().expect("batch-norm statistics lock") = Some((mean_a, var_a));
+        *self.stats[1].lock().expect("batch-norm statistics lock") = Some((mean_b, var_b));
+        *self.saved.lock().expect("saved activations lock") = Some(wrap(za, zb));
+        Ok((T::storage(y), Shape::from((gb.n, gb.ho, gb.wo, cb))))
+    }
+
+    /// `(d x, d params, d r)`: `d x` if `need_dx` (with the identity residual's gradient added
+    /// when `identity`), `d r` unless `identity`.
+    #[allow(clippy::too_many_arguments)]
+    fn bwd_impl<T: Real>(
+        &self,
+        (ga, gb): (&Geometry, &Geometry),
+        x: &[T],
+        p: &[T],
+        (identity, need_dx): (bool, bool),
+        (y, dy): (&[T], &[T]),
+        (za, zb): (&[T], &[T]),
+    ) -> Result<BlockGrads<T>> {
+        let pt = Self::parts(p, ga, gb)?;
+        let [ua, ub] = self.units;
+        let ((mean_a, var_a), (mean_b, var_b)) = (self.stats_of(0)?, self.stats_of(1)?);
+        let (ca, cb) = (ga.cout, gb.cout);
+        let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], &mean_a, &var_a, ua.eps);
+        let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], &mean_b, &var_b, ub.eps);
+        let to_t = |m: &[f64]| m.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+        let (ma, mb) = (to_t(&mean_a), to_t(&mean_b));
+        let (img_x, img_a, img_b) = (ga.h * ga.w * ga.cin, ga.p() * ca, gb.p() * cb);
+        // The join: the gradient past the ReLU (the residual's too) and bn_b's gradient sums.
+        let (g, sums_b) = {
+            let _t = Timer::start(Phase::NormBackward);
+            par_build(y.len(), img_b.max(1), |i, gi| {
+                let at = i * img_b..i * img_b + gi.len();
+                relu_mask_kernel(gi, &y[at.clone()], &dy[at.clone()]);
+                bn::grad_sums(&zb[at], gi, &mb, &sb, &hb, false)
+            })
+        };
+        let (dgb, dbb, coef_b) = bn::grad_coefficients(&sums_b, &pt.ab[..cb], &mean_b, &var_b, ub.eps, gb.n * gb.p());
+        // conv_b: bn_b's input gradient in its prologue, bn_a's gradient sums in the epilogue of
+        // its input gradient.
+        let (dya, dwb, sums_a) = {
+            let _t = Timer::start(Phase::ConvBackward);
+            let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
+            let dz_of = |i: usize, dst: &mut [T]| {
+                let at = i * img_b..(i + 1) * img_b;
+                coef_b.input_grad(dst, &zb[at.clone()], &g[at], &sb, &hb, false)
+            };
+            let sums_of =
+                |i: usize, dyi: &mut [T]| bn::grad_sums(&za[i * img_a..(i + 1) * img_a], dyi, &ma, &sa, &ha, true);
+            backward(self.isa, gb, za, pt.wb, Some(tf), dz_of, true, sums_of)
+        };
+        let dya = dya.unwrap_or_default();
+        let (dga, dba, coef_a) = bn::grad_coefficients(&sums_a, &pt.aa[..ca], &mean_a, &var_a, ua.eps, ga.n * ga.p());
+        // conv_a: bn_a's input gradient in its prologue; the identity residual's gradient added
+        // in the epilogue of its input gradient.
+        let (dx, dwa, _) = {
+            let _t = Timer::start(Phase::ConvBackward);
+            let dz_of = |i: usize, dst: &mut [T]| {
+                let at = i * img_a..(i + 1) * img_a;
+                coef_a.input_grad(dst, &za[at.clone()], &dya[at], &sa, &ha, true)
+            };
+            let add_residual = |i: usize, dxi: &mut [T]| {
+                if identity {
+                    for (d, &e) in dxi.iter_mut().zip(&g[i * img_x..(i + 1) * img_x]) {
+                        *d += e;
+                    }
+                }
+            };
+            backward(self.isa, ga, x, pt.wa, None, dz_of, need_dx, add_residual)
+        };
+        let dp = [dwa, dga, dba, dwb, dgb, dbb].concat();
+        Ok((dx, dp, (!identity).then_some(g)))
+    }
+
+    /// The backward of either form (`r`: the residual argument, `None` for the identity).
+    fn bwd_tensors(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        r: Option<&Tensor>,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        if dy.dims() != y.dims() {
+            bail!("residual block backward: gradient of shape {:?}, output {:?}", dy.dims(), y.dims())
+        }
+        let (ga, gb) = self.geometries(x.dims())?;
+        let Some(saved) = self.saved.lock().expect("saved activations lock").take() else {
+            bail!("residual block backward called twice or before forward")
+        };
+        let need_dx = x.track_op();
+        let (xs, xl) = x.storage_and_layout();
+        let (ps, pl) = p.storage_and_layout();
+        let (ys, yl) = y.storage_and_layout();
+        let (ds, dl) = dy.storage_and_layout();
+        let (Storage::Cpu(xc), Storage::Cpu(pc), Storage::Cpu(yc), Storage::Cpu(dc)) = (&*xs, &*ps, &*ys, &*ds) else {
+            bail!("dynaprune direct kernels run on the CPU only")
+        };
+        macro_rules! run {
+            ($za:expr, $zb:expr) => {{
+                let (dx, dp, dr) = self.bwd_impl(
+                    (&ga, &gb),
+                    cpu_slice(xc, xl)?,
+                    cpu_slice(pc, pl)?,
+                    (r.is_none(), need_dx),
+                    (cpu_slice(yc, yl)?, cpu_slice(dc, dl)?),
+                    ($za.as_slice(), $zb.as_slice()),
+                )?;
+                (
+                    dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
+                    Tensor::from_vec(dp, p.shape(), p.device())?,
+                    match (dr, r) {
+                        (Some(d), Some(r)) => Some(Tensor::from_vec(d, r.shape(), r.device())?),
+                        _ => None,
+                    },
+                )
+            }};
+        }
+        let (dx, dp, dr) = match &saved {
+            SavedPair::F32(za, zb) => run!(za, zb),
+            SavedPair::F64(za, zb) => run!(za, zb),
+        };
+        Ok((dx, Some(dp), dr))
+    }
+
+    fn cpu_fwd_any(
+        &self,
+        x: (&CpuStorage, &Layout),
+        p: (&CpuStorage, &Layout),
+        r: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x.0 {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, p, r, SavedPair::F32),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, p, r, SavedPair::F64),
+            other => bail!("dynaprune direct residual block supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+}
+
+impl CustomOp2 for BlockOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-direct-basic-block"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, p: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.cpu_fwd_any((x, xl), (p, pl), None)
+    }
+
+    fn bwd(&self, x: &Tensor, p: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dp, _) = self.bwd_tensors(x, p, None, y, dy)?;
+        Ok((dx, dp))
+    }
+}
+
+impl CustomOp3 for BlockOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-direct-basic-block-shortcut"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        p: &CpuStorage,
+        pl: &Layout,
+        r: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.cpu_fwd_any((x, xl), (p, pl), Some((r, rl)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        r: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.bwd_tensors(x, p, Some(r), y, dy)
+    }
+}
+
+/// `relu?(conv2d(x, w) * scale + shift (+ residual))` on NHWC, `scale_shift = [scale; shift]`
+/// `(2, Cout)`: evaluation-mode conv + BatchNorm (+ ReLU, + residual join) with the affine applied
+/// in the convolution's epilogue. Not differentiable.
+#[derive(Debug)]
+struct ConvAffineOp {
+    isa: Isa,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+    residual: Option<Tensor>,
+}
+
+impl ConvAffineOp {
+    #[allow(clippy::too_many_arguments)]
+    fn fwd<T: Real>(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let _t = Timer::start(Phase::ConvForward);
+        let g = geometry(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let (x, w) = (contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?);
+        let ss = contiguous_slice::<T>(s, sl, "scale and shift")?;
+        if ss.len() != 2 * g.cout {
+            bail!("conv + affine: scale and shift must be (2, {}), got {:?}", g.cout, sl.dims())
+        }
+        let (scale, shift) = ss.split_at(g.cout);
+        let guard = self.residual.as_ref().map(|r| r.storage_and_layout());
+        let residual = match &guard {
+            None => None,
+            Some((rs, rl)) => {
+                if rl.dims() != [g.n, g.ho, g.wo, g.cout] {
+                    bail!("conv + residual: residual {:?}, expected {:?}", rl.dims(), (g.n, g.ho, g.wo, g.cout))
+                }
+                let Storage::Cpu(rc) = &**rs else { bail!("dynaprune direct conv runs on the CPU only") };
+                Some(contiguous_slice::<T>(rc, rl, "residual")?)
+            }
+        };
+        let img = g.p() * g.cout;
+        let (z, _) = forward(self.isa, &g, x, w, None, |i, zi| {
+            T::with_scratch(zi.len(), |tmp| {
+                tmp.copy_from_slice(zi);
+                match residual {
+                    None => bn::apply(zi, tmp, scale, shift, self.relu),
+                    Some(r) => bn::apply_add_relu(zi, tmp, &r[i * img..i * img + zi.len()], scale, shift),
+                }
+            })
+        });
+        Ok((T::storage(z), Shape::from((g.n, g.ho, g.wo, g.cout))))
+    }
+}
+
+impl CustomOp3 for ConvAffineOp {
+    fn name(&self) -> &'static str {
+        "dynaprune-direct-conv-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match x {
+            CpuStorage::F32(_) => self.fwd::<f32>(x, xl, w, wl, s, sl),
+            CpuStorage::F64(_) => self.fwd::<f64>(x, xl, w, wl, s, sl),
+            other => bail!("dynaprune direct conv supports f32 and f64, got {:?}", other.dtype()),
+        }
+    }
+}
+
+/// A ResNet basic block in training mode on NHWC, `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) +
+/// residual)` (`residual`: `x` when `None`), as one op: three passes over its activations forward
+/// (each BatchNorm applied by the pass that reads its input next) and the BatchNorm gradients in
+/// the convolution backward's prologues and epilogues. Returns the output and the batch
+/// `(mean, biased variance)` of `a` and `b`. Differentiable in `x`, both units' kernels and
+/// affines, and `residual`.
+pub fn basic_block_train_nhwc(
+    x: &Tensor,
+    a: BlockUnit,
+    b: BlockUnit,
+    residual: Option<&Tensor>,
+    isa: Isa,
+) -> Result<(Tensor, [BatchStatsHandle; 2])> {
+    check_isa(isa)?;
+    let shape = |u: &BlockUnit| -> Result<UnitShape> {
+        let (o, i, kh, kw) = u.weight.dims4()?;
+        Ok(UnitShape { kernel: [o, i, kh, kw], stride: u.stride, padding: u.padding, eps: u.eps })
+    };
+    let flat = [a.weight, a.affine, b.weight, b.affine].map(|t| t.flatten_all());
+    let params = Tensor::cat(&flat.into_iter().collect::<Result<Vec<_>>>()?, 0)?;
+    let stats = [BatchStats::default(), BatchStats::default()];
+    let op = BlockOp { isa, units: [shape(&a)?, shape(&b)?], stats: stats.clone(), saved: Mutex::new(None) };
+    let x = x.contiguous()?;
+    let y = match residual {
+        None => x.apply_op2(&params, op)?,
+        Some(r) => x.apply_op3(&params, &r.contiguous()?, op)?,
+    };
+    let [sa, sb] = stats;
+    Ok((y, [BatchStatsHandle(sa), BatchStatsHandle(sb)]))
+}
+
+/// Evaluation-mode `relu?(conv2d(x, w) * scale + shift (+ residual))` on NHWC, the affine (and
+/// the residual join, which implies the ReLU) applied in the convolution's epilogue. Not
+/// differentiable.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_affine_nhwc(
+    x: &Tensor,
+    w: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+    residual: Option<&Tensor>,
+    isa: Isa,
+) -> Result<Tensor> {
+    check_isa(isa)?;
+    let ss = Tensor::stack(&[scale.flatten_all()?, shift.flatten_all()?], 0)?;
+    let residual = residual.map(Tensor::contiguous).transpose()?;
+    let op = ConvAffineOp { isa, stride, padding, relu: relu || residual.is_some(), residual };
+    x.contiguous()?.apply_op3_no_bwd(&w.contiguous()?, &ss, &op)
+}
