@@ -339,34 +339,24 @@ impl ConvBn {
         Ok((scale, shift))
     }
 
-    /// Training on the direct kernels: a ResNet basic block `relu(b(relu(a(x))) + residual)`
-    /// (`residual`: `x` when `None`) as one op ([`direct::basic_block_train_nhwc`]); updates
-    /// both units' running statistics as [`ConvBn::forward`] does.
-    pub(crate) fn train_block(
-        a: &ConvBn,
-        b: &ConvBn,
-        x: &Tensor,
-        residual: Option<&Tensor>,
-        isa: Isa,
-    ) -> Result<Tensor> {
-        fn unit(u: &ConvBn) -> direct::BlockUnit<'_> {
-            direct::BlockUnit {
-                weight: u.weight.as_tensor(),
-                affine: u.affine.as_tensor(),
-                stride: u.stride,
-                padding: u.padding,
-                eps: u.eps,
-            }
+    /// This unit as the direct kernels' fused ops take it.
+    pub(crate) fn block_unit(&self) -> direct::BlockUnit<'_> {
+        direct::BlockUnit {
+            weight: self.weight.as_tensor(),
+            affine: self.affine.as_tensor(),
+            stride: self.stride,
+            padding: self.padding,
+            eps: self.eps,
         }
-        let (y, stats) = direct::basic_block_train_nhwc(x, unit(a), unit(b), residual, isa)?;
-        // Both units' outputs have the block output's pixels (b keeps a's size).
-        for (u, s) in [a, b].into_iter().zip(stats) {
-            let (mean, var) = s.get().expect("the forward pass records statistics");
-            let c = mean.len();
-            let to = |v: &[f64]| Tensor::from_slice(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
-            u.update_running(to(&mean)?, to(&var)?, y.elem_count() / c.max(1))?;
-        }
-        Ok(y)
+    }
+
+    /// Folds the batch statistics a fused op took for this unit, over `m` values per channel,
+    /// into the running statistics (as [`ConvBn::forward`] does), in `like`'s dtype and device.
+    pub(crate) fn record_batch(&self, stats: &ops::BatchStatsHandle, m: usize, like: &Tensor) -> Result<()> {
+        let (mean, var) = stats.get().expect("the forward pass records statistics");
+        let c = mean.len();
+        let to = |v: &[f64]| Tensor::from_slice(v, c, &Device::Cpu)?.to_dtype(like.dtype())?.to_device(like.device());
+        self.update_running(to(&mean)?, to(&var)?, m)
     }
 
     /// Evaluation on the direct kernels: `relu(bn(conv(x)) + residual)` with the BatchNorm, the

@@ -128,20 +128,12 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn forward(&self, x: &Tensor, mode: Mode, k: Kernels) -> Result<Tensor> {
-        if let Kernels::Direct(isa) = k {
-            // Each BatchNorm applied by the pass that reads its output next (see
-            // `ops::direct::fused`): the same arithmetic as the arm below, in fewer passes.
-            match mode {
-                Mode::Train => {
-                    let s = self.shortcut.as_ref().map(|sc| sc.forward(x, mode, false, k)).transpose()?;
-                    return ConvBn::train_block(&self.a, &self.b, x, s.as_ref(), isa);
-                }
-                Mode::Eval => {
-                    let h = self.a.forward(x, mode, true, k)?;
-                    return self.b.eval_join(&h, &self.shortcut(x, mode, k)?, isa);
-                }
-                Mode::EvalWithGrad => {}
-            }
+        if let (Kernels::Direct(isa), Mode::Eval) = (k, mode) {
+            // The BatchNorm, the join and the ReLU in the second convolution's epilogue (see
+            // `ops::direct::fused`): the same arithmetic as below, in fewer passes. (Training
+            // runs the whole trunk as one op: `ResNet::trunk_train`.)
+            let h = self.a.forward(x, mode, true, k)?;
+            return self.b.eval_join(&h, &self.shortcut(x, mode, k)?, isa);
         }
         let h = self.a.forward(x, mode, true, k)?;
         let h = self.b.forward(&h, mode, false, k)?;
@@ -226,6 +218,38 @@ impl ResNet {
         self.kernels
     }
 
+    /// Training on the direct kernels: the stem and every block as one op
+    /// ([`ops::direct::resnet_trunk_train_nhwc`]), `x` NHWC; the same arithmetic as the stem and
+    /// blocks one by one. Updates every unit's running statistics.
+    fn trunk_train(&self, x: &Tensor, isa: ops::direct::Isa) -> Result<Tensor> {
+        let blocks: Vec<ops::direct::TrunkBlock> = self
+            .blocks
+            .iter()
+            .map(|b| ops::direct::TrunkBlock {
+                a: b.a.block_unit(),
+                b: b.b.block_unit(),
+                shortcut: b.shortcut.as_ref().map(ConvBn::block_unit),
+            })
+            .collect();
+        let (y, stats) = ops::direct::resnet_trunk_train_nhwc(x, self.stem.block_unit(), &blocks, isa)?;
+        // The statistics come in the trunk's unit order (stem, then a, b, shortcut per block),
+        // each over its output's pixels.
+        let (n, mut h, mut w) = (x.dim(0)?, x.dim(1)?, x.dim(2)?);
+        let mut stats = stats.iter();
+        let mut next = || stats.next().expect("one statistics handle per unit");
+        let (_, h1, w1) = self.stem.macs(h, w);
+        self.stem.record_batch(next(), n * h1 * w1, x)?;
+        (h, w) = (h1, w1);
+        for b in &self.blocks {
+            let (_, ha, wa) = b.a.macs(h, w);
+            for unit in [Some(&b.a), Some(&b.b), b.shortcut.as_ref()].into_iter().flatten() {
+                unit.record_batch(next(), n * ha * wa, x)?;
+            }
+            (h, w) = (ha, wa);
+        }
+        Ok(y)
+    }
+
     fn units(&self) -> Vec<&ConvBn> {
         let mut v = vec![&self.stem];
         for b in &self.blocks {
@@ -249,10 +273,16 @@ impl Network for ResNet {
         let k = self.kernels;
         // The direct kernels run on NHWC: converted once here, pooled over (H, W) at the end.
         let (x, spatial) = if k.nhwc() { (x.permute((0, 2, 3, 1))?.contiguous()?, (1, 2)) } else { (x.clone(), (2, 3)) };
-        let mut h = self.stem.forward(&x, mode, true, k)?;
-        for b in &self.blocks {
-            h = b.forward(&h, mode, k)?;
-        }
+        let h = match (k, mode) {
+            (Kernels::Direct(isa), Mode::Train) => self.trunk_train(&x, isa)?,
+            _ => {
+                let mut h = self.stem.forward(&x, mode, true, k)?;
+                for b in &self.blocks {
+                    h = b.forward(&h, mode, k)?;
+                }
+                h
+            }
+        };
         self.head.head(h.mean(spatial)?, mode)
     }
 

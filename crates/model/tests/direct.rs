@@ -394,3 +394,59 @@ fn evaluation_epilogue_equals_separate_affine_and_join() {
         }
     }
 }
+
+/// The whole-trunk op (stem, an identity block, a projection block, as one Candle op) computes
+/// exactly what the stem op and the block ops compute one by one: output, every unit's batch
+/// statistics and every gradient (input and all kernels and affines) bit for bit, on every
+/// instruction set.
+#[test]
+fn resnet_trunk_op_equals_its_units_bit_for_bit() {
+    let (n, cin, h, w, c1, c2) = (3, 3, 9, 7, 5, 7);
+    // (cout, cin, stride) of each unit: stem; block 1 a, b; block 2 a, b, shortcut (1x1).
+    let shapes = [(c1, cin, 1, 3), (c1, c1, 1, 3), (c1, c1, 1, 3), (c2, c1, 2, 3), (c2, c2, 1, 3), (c2, c1, 2, 1)];
+    let x = rand_tensor(&[n, h, w, cin], 800, DType::F32);
+    let ho = (h - 1) / 2 + 1;
+    let wo = (w - 1) / 2 + 1;
+    let probe = rand_tensor(&[n, ho, wo, c2], 801, DType::F32);
+    for isa in available() {
+        let xv = Var::from_tensor(&x).unwrap();
+        let params: Vec<(Var, Var)> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, &(o, i, _, kk))| {
+                let wt = rand_tensor(&[o, i, kk, kk], 810 + k as u64, DType::F32);
+                let a = (rand_tensor(&[2, o], 820 + k as u64, DType::F32) + 0.5).unwrap();
+                (Var::from_tensor(&wt).unwrap(), Var::from_tensor(&a).unwrap())
+            })
+            .collect();
+        let unit = |k: usize| direct::BlockUnit {
+            weight: params[k].0.as_tensor(),
+            affine: params[k].1.as_tensor(),
+            stride: shapes[k].2,
+            padding: shapes[k].3 / 2,
+            eps: 1e-5,
+        };
+        // One by one.
+        let (h0, s0) = direct::conv_bn_train_nhwc(&xv, &params[0].0, &params[0].1, 1, 1, 1e-5, true, isa).unwrap();
+        let (h1, [s1, s2]) = direct::basic_block_train_nhwc(&h0, unit(1), unit(2), None, isa).unwrap();
+        let (sc, s5) = direct::conv_bn_train_nhwc(&h1, &params[5].0, &params[5].1, 2, 0, 1e-5, false, isa).unwrap();
+        let (y, [s3, s4]) = direct::basic_block_train_nhwc(&h1, unit(3), unit(4), Some(&sc), isa).unwrap();
+        let g = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        // As one op.
+        let blocks = [
+            direct::TrunkBlock { a: unit(1), b: unit(2), shortcut: None },
+            direct::TrunkBlock { a: unit(3), b: unit(4), shortcut: Some(unit(5)) },
+        ];
+        let (yt, st) = direct::resnet_trunk_train_nhwc(&xv, unit(0), &blocks, isa).unwrap();
+        let gt = (&yt * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(bits(&yt), bits(&y), "{isa:?}: output");
+        let one_by_one = [&s0, &s1, &s2, &s3, &s4, &s5].map(|s| s.get());
+        let trunk: Vec<_> = st.iter().map(|s| s.get()).collect();
+        assert_eq!(trunk, one_by_one.to_vec(), "{isa:?}: batch statistics, in unit order");
+        assert_eq!(bits(gt.get(&xv).unwrap()), bits(g.get(&xv).unwrap()), "{isa:?}: input gradient");
+        for (k, (wv, av)) in params.iter().enumerate() {
+            assert_eq!(bits(gt.get(wv).unwrap()), bits(g.get(wv).unwrap()), "{isa:?}: kernel gradient of unit {k}");
+            assert_eq!(bits(gt.get(av).unwrap()), bits(g.get(av).unwrap()), "{isa:?}: affine gradient of unit {k}");
+        }
+    }
+}

@@ -45,13 +45,20 @@ pub struct BlockUnit<'a> {
     pub eps: f64,
 }
 
-/// A unit's shape, as the op keeps it.
+/// A unit's shape, as the ops keep it.
 #[derive(Debug, Clone, Copy)]
-struct UnitShape {
-    kernel: [usize; 4],
-    stride: usize,
-    padding: usize,
-    eps: f64,
+pub(super) struct UnitShape {
+    pub kernel: [usize; 4],
+    pub stride: usize,
+    pub padding: usize,
+    pub eps: f64,
+}
+
+impl UnitShape {
+    pub(super) fn of(u: &BlockUnit) -> Result<Self> {
+        let (o, i, kh, kw) = u.weight.dims4()?;
+        Ok(Self { kernel: [o, i, kh, kw], stride: u.stride, padding: u.padding, eps: u.eps })
+    }
 }
 
 /// What the block's forward keeps for its backward: the two convolution outputs.
@@ -62,14 +69,17 @@ enum SavedPair {
 }
 
 /// The block's gradients: input (if needed), flat parameters, residual argument (if any).
-type BlockGrads<T> = (Option<Vec<T>>, Vec<T>, Option<Vec<T>>);
+pub(super) type BlockGrads<T> = (Option<Vec<T>>, Vec<T>, Option<Vec<T>>);
+
+/// A block's forward results: output, both convolution outputs, both units' batch statistics.
+pub(super) type BlockForward<T> = (Vec<T>, Vec<T>, Vec<T>, [(Vec<f64>, Vec<f64>); 2]);
 
 /// The parts of the flat parameter argument.
-struct Parts<'a, T> {
-    wa: &'a [T],
-    aa: &'a [T],
-    wb: &'a [T],
-    ab: &'a [T],
+pub(super) struct Parts<'a, T> {
+    pub wa: &'a [T],
+    pub aa: &'a [T],
+    pub wb: &'a [T],
+    pub ab: &'a [T],
 }
 
 /// A ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` on NHWC, training-mode
@@ -136,33 +146,11 @@ impl BlockOp {
                 contiguous_slice::<T>(rs, rl, "block residual")?
             }
         };
-        let [ua, ub] = self.units;
-        let (ca, cb) = (ga.cout, gb.cout);
-        let (za, ma) = {
-            let _t = Timer::start(Phase::ConvForward);
-            forward(self.isa, &ga, x, pt.wa, None, |_, zi| bn::image_moments(zi, ca))
-        };
-        let (mean_a, var_a) = combine_moments(&ma, ga.p(), ca);
-        let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], &mean_a, &var_a, ua.eps);
-        let (zb, mb) = {
-            let _t = Timer::start(Phase::ConvForward);
-            let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
-            forward(self.isa, &gb, &za, pt.wb, Some(tf), |_, zi| bn::image_moments(zi, cb))
-        };
-        let (mean_b, var_b) = combine_moments(&mb, gb.p(), cb);
-        let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], &mean_b, &var_b, ub.eps);
-        let img = (gb.p() * cb).max(1);
-        let (y, _) = {
-            let _t = Timer::start(Phase::Elementwise);
-            par_build(zb.len(), img, |i, yi| {
-                let at = i * img..i * img + yi.len();
-                bn::apply_add_relu(yi, &zb[at.clone()], &r[at], &sb, &hb)
-            })
-        };
-        *self.stats[0].lock().expect("batch-norm statistics lock") = Some((mean_a, var_a));
-        *self.stats[1].lock().expect("batch-norm statistics lock") = Some((mean_b, var_b));
+        let (y, za, zb, [stats_a, stats_b]) = block_forward(self.isa, self.units, (&ga, &gb), x, &pt, r);
+        *self.stats[0].lock().expect("batch-norm statistics lock") = Some(stats_a);
+        *self.stats[1].lock().expect("batch-norm statistics lock") = Some(stats_b);
         *self.saved.lock().expect("saved activations lock") = Some(wrap(za, zb));
-        Ok((T::storage(y), Shape::from((gb.n, gb.ho, gb.wo, cb))))
+        Ok((T::storage(y), Shape::from((gb.n, gb.ho, gb.wo, gb.cout))))
     }
 
     /// `(d x, d params, d r)`: `d x` if `need_dx` (with the identity residual's gradient added
@@ -178,58 +166,8 @@ impl BlockOp {
         (za, zb): (&[T], &[T]),
     ) -> Result<BlockGrads<T>> {
         let pt = Self::parts(p, ga, gb)?;
-        let [ua, ub] = self.units;
-        let ((mean_a, var_a), (mean_b, var_b)) = (self.stats_of(0)?, self.stats_of(1)?);
-        let (ca, cb) = (ga.cout, gb.cout);
-        let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], &mean_a, &var_a, ua.eps);
-        let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], &mean_b, &var_b, ub.eps);
-        let to_t = |m: &[f64]| m.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
-        let (ma, mb) = (to_t(&mean_a), to_t(&mean_b));
-        let (img_x, img_a, img_b) = (ga.h * ga.w * ga.cin, ga.p() * ca, gb.p() * cb);
-        // The join: the gradient past the ReLU (the residual's too) and bn_b's gradient sums.
-        let (g, sums_b) = {
-            let _t = Timer::start(Phase::NormBackward);
-            par_build(y.len(), img_b.max(1), |i, gi| {
-                let at = i * img_b..i * img_b + gi.len();
-                relu_mask_kernel(gi, &y[at.clone()], &dy[at.clone()]);
-                bn::grad_sums(&zb[at], gi, &mb, &sb, &hb, false)
-            })
-        };
-        let (dgb, dbb, coef_b) = bn::grad_coefficients(&sums_b, &pt.ab[..cb], &mean_b, &var_b, ub.eps, gb.n * gb.p());
-        // conv_b: bn_b's input gradient in its prologue, bn_a's gradient sums in the epilogue of
-        // its input gradient.
-        let (dya, dwb, sums_a) = {
-            let _t = Timer::start(Phase::ConvBackward);
-            let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
-            let dz_of = |i: usize, dst: &mut [T]| {
-                let at = i * img_b..(i + 1) * img_b;
-                coef_b.input_grad(dst, &zb[at.clone()], &g[at], &sb, &hb, false)
-            };
-            let sums_of =
-                |i: usize, dyi: &mut [T]| bn::grad_sums(&za[i * img_a..(i + 1) * img_a], dyi, &ma, &sa, &ha, true);
-            backward(self.isa, gb, za, pt.wb, Some(tf), dz_of, true, sums_of)
-        };
-        let dya = dya.unwrap_or_default();
-        let (dga, dba, coef_a) = bn::grad_coefficients(&sums_a, &pt.aa[..ca], &mean_a, &var_a, ua.eps, ga.n * ga.p());
-        // conv_a: bn_a's input gradient in its prologue; the identity residual's gradient added
-        // in the epilogue of its input gradient.
-        let (dx, dwa, _) = {
-            let _t = Timer::start(Phase::ConvBackward);
-            let dz_of = |i: usize, dst: &mut [T]| {
-                let at = i * img_a..(i + 1) * img_a;
-                coef_a.input_grad(dst, &za[at.clone()], &dya[at], &sa, &ha, true)
-            };
-            let add_residual = |i: usize, dxi: &mut [T]| {
-                if identity {
-                    for (d, &e) in dxi.iter_mut().zip(&g[i * img_x..(i + 1) * img_x]) {
-                        *d += e;
-                    }
-                }
-            };
-            backward(self.isa, ga, x, pt.wa, None, dz_of, need_dx, add_residual)
-        };
-        let dp = [dwa, dga, dba, dwb, dgb, dbb].concat();
-        Ok((dx, dp, (!identity).then_some(g)))
+        let stats = [self.stats_of(0)?, self.stats_of(1)?];
+        Ok(block_backward(self.isa, self.units, (ga, gb), x, &pt, &stats, (identity, need_dx), (y, dy), (za, zb)))
     }
 
     /// The backward of either form (`r`: the residual argument, `None` for the identity).
@@ -296,6 +234,109 @@ impl BlockOp {
             other => bail!("dynaprune direct residual block supports f32 and f64, got {:?}", other.dtype()),
         }
     }
+}
+
+/// The forward of a basic block on slices: `(y, z_a, z_b, [stats_a, stats_b])`, `r` the residual.
+pub(super) fn block_forward<T: Real>(
+    isa: Isa,
+    units: [UnitShape; 2],
+    (ga, gb): (&Geometry, &Geometry),
+    x: &[T],
+    pt: &Parts<T>,
+    r: &[T],
+) -> BlockForward<T> {
+    let [ua, ub] = units;
+    let (ca, cb) = (ga.cout, gb.cout);
+    let (za, ma) = {
+        let _t = Timer::start(Phase::ConvForward);
+        forward(isa, ga, x, pt.wa, None, |_, zi| bn::image_moments(zi, ca))
+    };
+    let (mean_a, var_a) = combine_moments(&ma, ga.p(), ca);
+    let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], &mean_a, &var_a, ua.eps);
+    let (zb, mb) = {
+        let _t = Timer::start(Phase::ConvForward);
+        let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
+        forward(isa, gb, &za, pt.wb, Some(tf), |_, zi| bn::image_moments(zi, cb))
+    };
+    let (mean_b, var_b) = combine_moments(&mb, gb.p(), cb);
+    let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], &mean_b, &var_b, ub.eps);
+    let img = (gb.p() * cb).max(1);
+    let (y, _) = {
+        let _t = Timer::start(Phase::Elementwise);
+        par_build(zb.len(), img, |i, yi| {
+            let at = i * img..i * img + yi.len();
+            bn::apply_add_relu(yi, &zb[at.clone()], &r[at], &sb, &hb)
+        })
+    };
+    (y, za, zb, [(mean_a, var_a), (mean_b, var_b)])
+}
+
+/// The backward of a basic block on slices: `(d x, d params, d r)`, `d x` if `need_dx` (with the
+/// identity residual's gradient added when `identity`), `d r` unless `identity`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn block_backward<T: Real>(
+    isa: Isa,
+    units: [UnitShape; 2],
+    (ga, gb): (&Geometry, &Geometry),
+    x: &[T],
+    pt: &Parts<T>,
+    stats: &[(Vec<f64>, Vec<f64>); 2],
+    (identity, need_dx): (bool, bool),
+    (y, dy): (&[T], &[T]),
+    (za, zb): (&[T], &[T]),
+) -> BlockGrads<T> {
+    let [ua, ub] = units;
+    let [(mean_a, var_a), (mean_b, var_b)] = stats;
+    let (ca, cb) = (ga.cout, gb.cout);
+    let (sa, ha) = forward_affine(&pt.aa[..ca], &pt.aa[ca..], mean_a, var_a, ua.eps);
+    let (sb, hb) = forward_affine(&pt.ab[..cb], &pt.ab[cb..], mean_b, var_b, ub.eps);
+    let to_t = |m: &[f64]| m.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+    let (ma, mb) = (to_t(mean_a), to_t(mean_b));
+    let (img_x, img_a, img_b) = (ga.h * ga.w * ga.cin, ga.p() * ca, gb.p() * cb);
+    // The join: the gradient past the ReLU (the residual's too) and bn_b's gradient sums.
+    let (g, sums_b) = {
+        let _t = Timer::start(Phase::NormBackward);
+        par_build(y.len(), img_b.max(1), |i, gi| {
+            let at = i * img_b..i * img_b + gi.len();
+            relu_mask_kernel(gi, &y[at.clone()], &dy[at.clone()]);
+            bn::grad_sums(&zb[at], gi, &mb, &sb, &hb, false)
+        })
+    };
+    let (dgb, dbb, coef_b) = bn::grad_coefficients(&sums_b, &pt.ab[..cb], mean_b, var_b, ub.eps, gb.n * gb.p());
+    // conv_b: bn_b's input gradient in its prologue, bn_a's gradient sums in the epilogue of
+    // its input gradient.
+    let (dya, dwb, sums_a) = {
+        let _t = Timer::start(Phase::ConvBackward);
+        let tf = InputAffine { scale: &sa, shift: &ha, relu: true };
+        let dz_of = |i: usize, dst: &mut [T]| {
+            let at = i * img_b..(i + 1) * img_b;
+            coef_b.input_grad(dst, &zb[at.clone()], &g[at], &sb, &hb, false)
+        };
+        let sums_of =
+            |i: usize, dyi: &mut [T]| bn::grad_sums(&za[i * img_a..(i + 1) * img_a], dyi, &ma, &sa, &ha, true);
+        backward(isa, gb, za, pt.wb, Some(tf), dz_of, true, sums_of)
+    };
+    let dya = dya.unwrap_or_default();
+    let (dga, dba, coef_a) = bn::grad_coefficients(&sums_a, &pt.aa[..ca], mean_a, var_a, ua.eps, ga.n * ga.p());
+    // conv_a: bn_a's input gradient in its prologue; the identity residual's gradient added
+    // in the epilogue of its input gradient.
+    let (dx, dwa, _) = {
+        let _t = Timer::start(Phase::ConvBackward);
+        let dz_of = |i: usize, dst: &mut [T]| {
+            let at = i * img_a..(i + 1) * img_a;
+            coef_a.input_grad(dst, &za[at.clone()], &dya[at], &sa, &ha, true)
+        };
+        let add_residual = |i: usize, dxi: &mut [T]| {
+            if identity {
+                for (d, &e) in dxi.iter_mut().zip(&g[i * img_x..(i + 1) * img_x]) {
+                    *d += e;
+                }
+            }
+        };
+        backward(isa, ga, x, pt.wa, None, dz_of, need_dx, add_residual)
+    };
+    let dp = [dwa, dga, dba, dwb, dgb, dbb].concat();
+    (dx, dp, (!identity).then_some(g))
 }
 
 impl CustomOp2 for BlockOp {
@@ -434,14 +475,11 @@ pub fn basic_block_train_nhwc(
     isa: Isa,
 ) -> Result<(Tensor, [BatchStatsHandle; 2])> {
     check_isa(isa)?;
-    let shape = |u: &BlockUnit| -> Result<UnitShape> {
-        let (o, i, kh, kw) = u.weight.dims4()?;
-        Ok(UnitShape { kernel: [o, i, kh, kw], stride: u.stride, padding: u.padding, eps: u.eps })
-    };
     let flat = [a.weight, a.affine, b.weight, b.affine].map(|t| t.flatten_all());
     let params = Tensor::cat(&flat.into_iter().collect::<Result<Vec<_>>>()?, 0)?;
     let stats = [BatchStats::default(), BatchStats::default()];
-    let op = BlockOp { isa, units: [shape(&a)?, shape(&b)?], stats: stats.clone(), saved: Mutex::new(None) };
+    let op =
+        BlockOp { isa, units: [UnitShape::of(&a)?, UnitShape::of(&b)?], stats: stats.clone(), saved: Mutex::new(None) };
     let x = x.contiguous()?;
     let y = match residual {
         None => x.apply_op2(&params, op)?,

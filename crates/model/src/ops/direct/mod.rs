@@ -9,6 +9,8 @@
 //! - `fused.rs`: the ops that leave a convolution's BatchNorm (+ ReLU, + residual join) to its
 //!   consumer (a ResNet block in three passes over its activations), and evaluation's conv with
 //!   the affine in its epilogue;
+//! - `trunk.rs`: a ResNet's whole trunk in training mode as one op (no activation-sized gradient
+//!   through Candle's gradient store);
 //! - this file: packing and padding, the batch drivers (parallel over images; weight-gradient
 //!   partials over fixed groups of images summed in group order, so results do not depend on the
 //!   thread count), the im2col fallback for shapes the kernels do not cover, and the Candle ops.
@@ -21,6 +23,7 @@
 mod bn;
 mod fused;
 mod kernels;
+mod trunk;
 mod vector;
 
 use std::sync::Mutex;
@@ -30,6 +33,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use rayon::prelude::*;
 
 pub use fused::{basic_block_train_nhwc, conv_affine_nhwc, BlockUnit};
+pub use trunk::{resnet_trunk_train_nhwc, TrunkBlock};
 pub use vector::Isa;
 
 use super::bn::BatchStats;
@@ -367,6 +371,74 @@ pub(crate) fn backward<T: Real, E: Send>(
 /// The gradients of a conv-bn: input (if needed), kernel, affine.
 type Grads<T> = (Option<Vec<T>>, Vec<T>, Vec<T>);
 
+/// A batch's `(mean, biased variance)` per channel.
+pub(crate) type Moments = (Vec<f64>, Vec<f64>);
+
+/// `relu?(batch_norm(conv2d(x, w)))` of a batch, training mode, `affine = [gamma; beta]`:
+/// `(y, z, (mean, var))`, `z` the convolution output (kept for the backward) whose batch
+/// statistics are taken per image in the convolution's epilogue.
+pub(crate) fn conv_bn_forward<T: Real>(
+    isa: Isa,
+    g: &Geometry,
+    x: &[T],
+    w: &[T],
+    affine: &[T],
+    eps: f64,
+    relu: bool,
+) -> (Vec<T>, Vec<T>, Moments) {
+    let (z, moments) = {
+        let _t = Timer::start(Phase::ConvForward);
+        forward(isa, g, x, w, None, |_, zi| bn::image_moments(zi, g.cout))
+    };
+    let _t = Timer::start(Phase::NormForward);
+    let c = g.cout;
+    let (mean, var) = super::bn::combine_moments(&moments, g.p(), c);
+    let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], &mean, &var, eps);
+    let chunk = (g.p() * c).max(1);
+    let (y, _) =
+        par_build(z.len(), chunk, |i, yi| bn::apply(yi, &z[i * chunk..i * chunk + yi.len()], &scale, &shift, relu));
+    (y, z, (mean, var))
+}
+
+/// The backward of [`conv_bn_forward`]: `(dx if need_dx, dw, d affine)` from the output
+/// gradient `dy`, the input `x`, the saved convolution output `z` and its batch statistics. The
+/// BatchNorm gradient sums take one pass over `(z, dy)`; the BatchNorm input gradient is written
+/// per image in the convolution backward's prologue.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_bn_backward<T: Real>(
+    isa: Isa,
+    g: &Geometry,
+    (x, z): (&[T], &[T]),
+    w: &[T],
+    affine: &[T],
+    (mean, var): &(Vec<f64>, Vec<f64>),
+    (eps, relu): (f64, bool),
+    dy: &[T],
+    need_dx: bool,
+) -> Grads<T> {
+    let c = g.cout;
+    let img = (g.p() * c).max(1);
+    let (dgamma, dbeta, coef, scale, shift) = {
+        let _t = Timer::start(Phase::NormBackward);
+        let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], mean, var, eps);
+        let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+        let sums: Vec<Vec<(f64, f64)>> = z
+            .par_chunks(img)
+            .zip(dy.par_chunks(img))
+            .map(|(zi, di)| bn::grad_sums(zi, di, &m, &scale, &shift, relu))
+            .collect();
+        let (dgamma, dbeta, coef) = bn::grad_coefficients(&sums, &affine[..c], mean, var, eps, g.n * g.p());
+        (dgamma, dbeta, coef, scale, shift)
+    };
+    let _t = Timer::start(Phase::ConvBackward);
+    let dz_of = |i: usize, dst: &mut [T]| {
+        let r = i * img..(i + 1) * img;
+        coef.input_grad(dst, &z[r.clone()], &dy[r], &scale, &shift, relu);
+    };
+    let (dx, dw, _) = backward(isa, g, x, w, None, dz_of, need_dx, |_, _| ());
+    (dx, dw, [dgamma, dbeta].concat())
+}
+
 /// What the conv-bn forward keeps for its backward: the convolution output.
 #[derive(Debug)]
 enum Saved {
@@ -404,19 +476,8 @@ impl ConvBnOp {
             bail!("conv-bn: affine parameters must be (2, {}), got {:?}", g.cout, al.dims())
         }
         let (x, w) = (contiguous_slice::<T>(x, xl, "conv input")?, contiguous_slice::<T>(w, wl, "conv kernel")?);
-        let (z, moments) = {
-            let _t = Timer::start(Phase::ConvForward);
-            forward(self.isa, &g, x, w, None, |_, zi| bn::image_moments(zi, g.cout))
-        };
-        let _t = Timer::start(Phase::NormForward);
-        let (c, eps) = (g.cout, self.eps);
-        let (mean, var) = super::bn::combine_moments(&moments, g.p(), c);
-        let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], &mean, &var, eps);
-        let chunk = (g.p() * c).max(1);
-        let (y, _) = par_build(z.len(), chunk, |i, yi| {
-            bn::apply(yi, &z[i * chunk..i * chunk + yi.len()], &scale, &shift, self.relu)
-        });
-        *self.stats.lock().expect("batch-norm statistics lock") = Some((mean, var));
+        let (y, z, stats) = conv_bn_forward(self.isa, &g, x, w, affine, self.eps, self.relu);
+        *self.stats.lock().expect("batch-norm statistics lock") = Some(stats);
         *self.saved.lock().expect("saved activations lock") = Some(wrap(z));
         Ok((T::storage(y), Shape::from((g.n, g.ho, g.wo, g.cout))))
     }
@@ -432,29 +493,9 @@ impl ConvBnOp {
         g: &Geometry,
         need_dx: bool,
     ) -> Result<Grads<T>> {
-        let c = g.cout;
-        let img = (g.p() * c).max(1);
-        let (dgamma, dbeta, coef, scale, shift) = {
-            let _t = Timer::start(Phase::NormBackward);
-            let guard = self.stats.lock().expect("batch-norm statistics lock");
-            let Some((mean, var)) = guard.as_ref() else { bail!("conv-bn backward called before forward") };
-            let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], mean, var, self.eps);
-            let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
-            let sums: Vec<Vec<(f64, f64)>> = z
-                .par_chunks(img)
-                .zip(dy.par_chunks(img))
-                .map(|(zi, di)| bn::grad_sums(zi, di, &m, &scale, &shift, self.relu))
-                .collect();
-            let (dgamma, dbeta, coef) = bn::grad_coefficients(&sums, &affine[..c], mean, var, self.eps, g.n * g.p());
-            (dgamma, dbeta, coef, scale, shift)
-        };
-        let _t = Timer::start(Phase::ConvBackward);
-        let dz_of = |i: usize, dst: &mut [T]| {
-            let r = i * img..(i + 1) * img;
-            coef.input_grad(dst, &z[r.clone()], &dy[r], &scale, &shift, self.relu);
-        };
-        let (dx, dw, _) = backward(self.isa, g, x, w, None, dz_of, need_dx, |_, _| ());
-        Ok((dx, dw, [dgamma, dbeta].concat()))
+        let guard = self.stats.lock().expect("batch-norm statistics lock");
+        let Some(stats) = guard.as_ref() else { bail!("conv-bn backward called before forward") };
+        Ok(conv_bn_backward(self.isa, g, (x, z), w, affine, stats, (self.eps, self.relu), dy, need_dx))
     }
 }
 
