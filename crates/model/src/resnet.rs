@@ -283,7 +283,8 @@ impl Network for ResNet {
                 h
             }
         };
-        self.head.head(h.mean(spatial)?, mode)
+        let pooled = if k.nhwc() && h.device().is_cpu() { ops::direct::mean_pixels_nhwc(&h)? } else { h.mean(spatial)? };
+        self.head.head(pooled, mode)
     }
 
     fn params(&self) -> &[Param] {

@@ -450,3 +450,18 @@ fn resnet_trunk_op_equals_its_units_bit_for_bit() {
         }
     }
 }
+
+/// Global average pooling over NHWC pixels equals Candle's `mean((1, 2))` bit for bit, forward
+/// and backward.
+#[test]
+fn pixel_mean_equals_candle_mean_bit_for_bit() {
+    let x = rand_tensor(&[3, 5, 7, 37], 900, DType::F32);
+    let probe = rand_tensor(&[3, 37], 901, DType::F32);
+    let (xa, xb) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&x).unwrap());
+    let ya = xa.mean((1, 2)).unwrap();
+    let yb = direct::mean_pixels_nhwc(&xb).unwrap();
+    assert_eq!(bits(&yb), bits(&ya), "forward");
+    let ga = (&ya * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(bits(gb.get(&xb).unwrap()), bits(ga.get(&xa).unwrap()), "backward");
+}

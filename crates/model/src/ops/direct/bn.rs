@@ -9,26 +9,74 @@
 
 use crate::ops::Real;
 
+/// Runs `block::<N>(first channel)` over the `c` channels in blocks of 32, 16, 8, then 1: the
+/// per-channel reductions below keep a block's accumulators in registers across all the pixels
+/// of an image (a running sum in memory is a store-to-load chain per pixel). Each channel is
+/// still summed over the pixels in pixel order: the same bits as a plain loop.
+macro_rules! channel_blocks {
+    ($c:expr, $block:ident) => {{
+        let c = $c;
+        let mut ch = 0;
+        while ch < c {
+            ch += match c - ch {
+                32.. => $block!(32, ch),
+                16.. => $block!(16, ch),
+                8.. => $block!(8, ch),
+                _ => $block!(1, ch),
+            };
+        }
+    }};
+}
+
+/// `N` consecutive elements from `at`, as an array reference (bounds checked once).
+#[inline(always)]
+fn lanes<T, const N: usize>(s: &[T], at: usize) -> &[T; N] {
+    s[at..at + N].try_into().expect("N elements")
+}
+
 simd_kernel! {
     /// `acc[c] += sum over pixels of z[p][c]` for one image (`z`: pixels x `acc.len()`).
-    fn sums<T>(z: &[T], acc: &mut [T]) -> () {
-        for row in z.chunks_exact(acc.len()) {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v;
-            }
+    pub(crate) fn sums<T>(z: &[T], acc: &mut [T]) -> () {
+        let c = acc.len();
+        let px = z.len() / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let mut s: [T; $n] = *lanes(acc, $ch);
+                for p in 0..px {
+                    let r: &[T; $n] = lanes(z, p * c + $ch);
+                    for l in 0..$n {
+                        s[l] += r[l];
+                    }
+                }
+                acc[$ch..$ch + $n].copy_from_slice(&s);
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
 simd_kernel! {
     /// `acc[c] += sum over pixels of (z[p][c] - m[c])^2`.
     fn centred_squares<T>(z: &[T], m: &[T], acc: &mut [T]) -> () {
-        for row in z.chunks_exact(acc.len()) {
-            for ((a, &v), &mc) in acc.iter_mut().zip(row).zip(m) {
-                let d = v - mc;
-                *a += d * d;
-            }
+        let c = acc.len();
+        let px = z.len() / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let mut s: [T; $n] = *lanes(acc, $ch);
+                let mc: [T; $n] = *lanes(m, $ch);
+                for p in 0..px {
+                    let r: &[T; $n] = lanes(z, p * c + $ch);
+                    for l in 0..$n {
+                        let d = r[l] - mc[l];
+                        s[l] += d * d;
+                    }
+                }
+                acc[$ch..$ch + $n].copy_from_slice(&s);
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
@@ -67,15 +115,27 @@ simd_kernel! {
     /// `relu`, where the BatchNorm output `z * scale + shift` was not positive.
     fn grad_sums_kernel<T>(z: &[T], dy: &[T], m: &[T], scale: &[T], shift: &[T], relu: bool, a: &mut [T], b: &mut [T]) -> () {
         let c = m.len();
-        for (zr, dr) in z.chunks_exact(c).zip(dy.chunks_exact(c)) {
-            for ch in 0..c {
-                let (v, d) = (zr[ch], dr[ch]);
-                #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                let d = if relu && !(v * scale[ch] + shift[ch] > T::ZERO) { T::ZERO } else { d };
-                a[ch] += d;
-                b[ch] += d * (v - m[ch]);
-            }
+        let px = z.len() / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let (mut sa, mut sb): ([T; $n], [T; $n]) = (*lanes(a, $ch), *lanes(b, $ch));
+                let (mc, sc, hc): ([T; $n], [T; $n], [T; $n]) = (*lanes(m, $ch), *lanes(scale, $ch), *lanes(shift, $ch));
+                for p in 0..px {
+                    let (zr, dr): (&[T; $n], &[T; $n]) = (lanes(z, p * c + $ch), lanes(dy, p * c + $ch));
+                    for l in 0..$n {
+                        let (v, d) = (zr[l], dr[l]);
+                        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                        let d = if relu && !(v * sc[l] + hc[l] > T::ZERO) { T::ZERO } else { d };
+                        sa[l] += d;
+                        sb[l] += d * (v - mc[l]);
+                    }
+                }
+                a[$ch..$ch + $n].copy_from_slice(&sa);
+                b[$ch..$ch + $n].copy_from_slice(&sb);
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
@@ -172,4 +232,52 @@ simd_kernel! {
 /// `relu(z * scale + shift + r)` per channel (the last dimension).
 pub(crate) fn apply_add_relu<T: Real>(y: &mut [T], z: &[T], r: &[T], scale: &[T], shift: &[T]) {
     affine_add_relu_kernel(y, z, r, scale, shift);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The channel-blocked reductions equal plain per-pixel loops bit for bit, for channel counts
+    /// that hit every block width and remainder.
+    #[test]
+    fn blocked_reductions_equal_plain_loops() {
+        for c in [1usize, 5, 8, 13, 16, 17, 24, 37, 64, 71] {
+            let px = 11;
+            let val =
+                |k: usize, s: u32| ((k as u32).wrapping_mul(2654435761).wrapping_add(s) >> 9) as f32 / 8388608.0 - 0.8;
+            let z: Vec<f32> = (0..px * c).map(|k| val(k, 1)).collect();
+            let dy: Vec<f32> = (0..px * c).map(|k| val(k, 2)).collect();
+            let m: Vec<f32> = (0..c).map(|k| val(k, 3)).collect();
+            let scale: Vec<f32> = (0..c).map(|k| val(k, 4) + 0.9).collect();
+            let shift: Vec<f32> = (0..c).map(|k| val(k, 5)).collect();
+            let (mut s, mut q) = (vec![0f32; c], vec![0f32; c]);
+            sums(&z, &mut s);
+            centred_squares(&z, &m, &mut q);
+            let (mut s0, mut q0) = (vec![0f32; c], vec![0f32; c]);
+            for p in 0..px {
+                for ch in 0..c {
+                    let v = z[p * c + ch];
+                    s0[ch] += v;
+                    q0[ch] += (v - m[ch]) * (v - m[ch]);
+                }
+            }
+            assert_eq!(s, s0, "sums, {c} channels");
+            assert_eq!(q, q0, "centred squares, {c} channels");
+            for relu in [false, true] {
+                let got = grad_sums(&z, &dy, &m, &scale, &shift, relu);
+                let (mut a, mut b) = (vec![0f32; c], vec![0f32; c]);
+                for p in 0..px {
+                    for ch in 0..c {
+                        let (v, d) = (z[p * c + ch], dy[p * c + ch]);
+                        let d = if relu && v * scale[ch] + shift[ch] <= 0.0 { 0.0 } else { d };
+                        a[ch] += d;
+                        b[ch] += d * (v - m[ch]);
+                    }
+                }
+                let want: Vec<(f64, f64)> = a.into_iter().zip(b).map(|(x, y)| (x as f64, y as f64)).collect();
+                assert_eq!(got, want, "gradient sums, {c} channels, relu {relu}");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! - `fused.rs`: the ops that leave a convolution's BatchNorm (+ ReLU, + residual join) to its
 //!   consumer (a ResNet block in three passes over its activations), and evaluation's conv with
 //!   the affine in its epilogue;
+//! - `pool.rs`: global average pooling over NHWC pixels;
 //! - `trunk.rs`: a ResNet's whole trunk in training mode as one op (no activation-sized gradient
 //!   through Candle's gradient store);
 //! - this file: packing and padding, the batch drivers (parallel over images; weight-gradient
@@ -23,6 +24,7 @@
 mod bn;
 mod fused;
 mod kernels;
+mod pool;
 mod trunk;
 mod vector;
 
@@ -33,6 +35,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use rayon::prelude::*;
 
 pub use fused::{basic_block_train_nhwc, conv_affine_nhwc, BlockUnit};
+pub use pool::mean_pixels_nhwc;
 pub use trunk::{resnet_trunk_train_nhwc, TrunkBlock};
 pub use vector::Isa;
 
@@ -204,9 +207,14 @@ fn pad_output<T: Real>(g: &Geometry, dz: &[T], pd: usize, cop: usize, dyp: &mut 
         let r = &mut dyp[(y + pd) * row..(y + pd + 1) * row];
         r[..pd * cop].fill(T::ZERO);
         r[(pd + g.wo) * cop..].fill(T::ZERO);
+        let src = &dz[y * g.wo * c..(y + 1) * g.wo * c];
+        if cop == c {
+            r[pd * cop..(pd + g.wo) * cop].copy_from_slice(src);
+            continue;
+        }
         for x in 0..g.wo {
             let d = &mut r[(pd + x) * cop..(pd + x + 1) * cop];
-            d[..c].copy_from_slice(&dz[(y * g.wo + x) * c..(y * g.wo + x + 1) * c]);
+            d[..c].copy_from_slice(&src[x * c..(x + 1) * c]);
             d[c..].fill(T::ZERO);
         }
     }
