@@ -28,6 +28,12 @@ macro_rules! channel_blocks {
     }};
 }
 
+/// `N` consecutive elements from `at`, as a mutable array reference (bounds checked once).
+#[inline(always)]
+fn lanes_mut<T, const N: usize>(s: &mut [T], at: usize) -> &mut [T; N] {
+    (&mut s[at..at + N]).try_into().expect("N elements")
+}
+
 /// `N` consecutive elements from `at`, as an array reference (bounds checked once).
 #[inline(always)]
 fn lanes<T, const N: usize>(s: &[T], at: usize) -> &[T; N] {
@@ -96,12 +102,22 @@ simd_kernel! {
     /// `y[p][c] = relu?(z[p][c] * scale[c] + shift[c])`.
     fn affine<T>(y: &mut [T], z: &[T], scale: &[T], shift: &[T], relu: bool) -> () {
         let c = scale.len();
-        for (yr, zr) in y.chunks_exact_mut(c).zip(z.chunks_exact(c)) {
-            for (((o, &v), &a), &b) in yr.iter_mut().zip(zr).zip(scale).zip(shift) {
-                let t = v * a + b;
-                *o = if relu && t.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) { T::ZERO } else { t };
-            }
+        let px = z.len().min(y.len()) / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let (a, b): ([T; $n], [T; $n]) = (*lanes(scale, $ch), *lanes(shift, $ch));
+                for p in 0..px {
+                    let zr: &[T; $n] = lanes(z, p * c + $ch);
+                    let yr: &mut [T; $n] = lanes_mut(y, p * c + $ch);
+                    for l in 0..$n {
+                        let t = zr[l] * a[l] + b[l];
+                        yr[l] = if relu && t.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) { T::ZERO } else { t };
+                    }
+                }
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
@@ -153,14 +169,25 @@ simd_kernel! {
     fn grad_input_kernel<T>(dz: &mut [T], z: &[T], dy: &[T], coef: (&[T], &[T], &[T]), scale: &[T], shift: &[T], relu: bool) -> () {
         let (ca, cb, cc) = coef;
         let c = ca.len();
-        for ((o, zr), dr) in dz.chunks_exact_mut(c).zip(z.chunks_exact(c)).zip(dy.chunks_exact(c)) {
-            for ch in 0..c {
-                let (v, d) = (zr[ch], dr[ch]);
-                #[allow(clippy::neg_cmp_op_on_partial_ord)]
-                let d = if relu && !(v * scale[ch] + shift[ch] > T::ZERO) { T::ZERO } else { d };
-                o[ch] = ca[ch] * d + cb[ch] * v + cc[ch];
-            }
+        let px = z.len().min(dz.len()) / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let (ka, kb, kc): ([T; $n], [T; $n], [T; $n]) = (*lanes(ca, $ch), *lanes(cb, $ch), *lanes(cc, $ch));
+                let (sc, hc): ([T; $n], [T; $n]) = (*lanes(scale, $ch), *lanes(shift, $ch));
+                for p in 0..px {
+                    let (zr, dr): (&[T; $n], &[T; $n]) = (lanes(z, p * c + $ch), lanes(dy, p * c + $ch));
+                    let o: &mut [T; $n] = lanes_mut(dz, p * c + $ch);
+                    for l in 0..$n {
+                        let (v, d) = (zr[l], dr[l]);
+                        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                        let d = if relu && !(v * sc[l] + hc[l] > T::ZERO) { T::ZERO } else { d };
+                        o[l] = ka[l] * d + kb[l] * v + kc[l];
+                    }
+                }
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
@@ -219,13 +246,23 @@ simd_kernel! {
     /// `ops::add_relu`).
     fn affine_add_relu_kernel<T>(y: &mut [T], z: &[T], r: &[T], scale: &[T], shift: &[T]) -> () {
         let c = scale.len();
-        for ((yr, zr), rr) in y.chunks_exact_mut(c).zip(z.chunks_exact(c)).zip(r.chunks_exact(c)) {
-            for ((((o, &v), &q), &a), &b) in yr.iter_mut().zip(zr).zip(rr).zip(scale).zip(shift) {
-                let t = v * a + b;
-                let u = t + q;
-                *o = if u > T::ZERO { u } else { T::ZERO };
-            }
+        let px = z.len().min(y.len()) / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let (a, b): ([T; $n], [T; $n]) = (*lanes(scale, $ch), *lanes(shift, $ch));
+                for p in 0..px {
+                    let (zr, rr): (&[T; $n], &[T; $n]) = (lanes(z, p * c + $ch), lanes(r, p * c + $ch));
+                    let yr: &mut [T; $n] = lanes_mut(y, p * c + $ch);
+                    for l in 0..$n {
+                        let t = zr[l] * a[l] + b[l];
+                        let u = t + rr[l];
+                        yr[l] = if u > T::ZERO { u } else { T::ZERO };
+                    }
+                }
+                $n
+            }};
         }
+        channel_blocks!(c, block)
     }
 }
 
@@ -277,6 +314,26 @@ mod tests {
                 }
                 let want: Vec<(f64, f64)> = a.into_iter().zip(b).map(|(x, y)| (x as f64, y as f64)).collect();
                 assert_eq!(got, want, "gradient sums, {c} channels, relu {relu}");
+                // The elementwise kernels, blocked the same way.
+                let mut y = vec![0f32; px * c];
+                apply(&mut y, &z, &scale, &shift, relu);
+                let coef = GradCoef { a: m.clone(), b: scale.clone(), c: shift.clone() };
+                let mut g = vec![0f32; px * c];
+                coef.input_grad(&mut g, &z, &dy, &scale, &shift, relu);
+                let mut j = vec![0f32; px * c];
+                apply_add_relu(&mut j, &z, &dy, &scale, &shift);
+                for k in 0..px * c {
+                    let (v, d, ch) = (z[k], dy[k], k % c);
+                    let t = v * scale[ch] + shift[ch];
+                    let masked = if relu && t <= 0.0 { 0.0 } else { d };
+                    assert_eq!(
+                        y[k].to_bits(),
+                        (if relu && t <= 0.0 { 0.0 } else { t }).to_bits(),
+                        "apply, {c} channels"
+                    );
+                    assert_eq!(g[k].to_bits(), (m[ch] * masked + scale[ch] * v + shift[ch]).to_bits(), "input grad");
+                    assert_eq!(j[k].to_bits(), (if t + d > 0.0 { t + d } else { 0.0 }).to_bits(), "join");
+                }
             }
         }
     }
