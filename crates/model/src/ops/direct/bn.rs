@@ -271,6 +271,44 @@ pub(crate) fn apply_add_relu<T: Real>(y: &mut [T], z: &[T], r: &[T], scale: &[T]
     affine_add_relu_kernel(y, z, r, scale, shift);
 }
 
+simd_kernel! {
+    /// In place: `z = relu?(z * scale + shift)`, or with a residual `r`,
+    /// `z = relu((z * scale + shift) + r)`: [`apply`] and [`apply_add_relu`] without a second
+    /// buffer (evaluation's convolution epilogue).
+    fn affine_in_place_kernel<T>(z: &mut [T], r: Option<&[T]>, scale: &[T], shift: &[T], relu: bool) -> () {
+        let c = scale.len();
+        let px = z.len() / c.max(1);
+        macro_rules! block {
+            ($n:literal, $ch:expr) => {{
+                let (a, b): ([T; $n], [T; $n]) = (*lanes(scale, $ch), *lanes(shift, $ch));
+                for p in 0..px {
+                    let at = p * c + $ch;
+                    let rr: Option<&[T; $n]> = r.map(|r| lanes(r, at));
+                    let zr: &mut [T; $n] = lanes_mut(z, at);
+                    for l in 0..$n {
+                        let t = zr[l] * a[l] + b[l];
+                        zr[l] = match rr {
+                            Some(rr) => {
+                                let u = t + rr[l];
+                                if u > T::ZERO { u } else { T::ZERO }
+                            }
+                            None if relu && t.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) => T::ZERO,
+                            None => t,
+                        };
+                    }
+                }
+                $n
+            }};
+        }
+        channel_blocks!(c, block)
+    }
+}
+
+/// In place: `relu?(z * scale + shift)` per channel, or `relu((z * scale + shift) + r)`.
+pub(crate) fn apply_in_place<T: Real>(z: &mut [T], r: Option<&[T]>, scale: &[T], shift: &[T], relu: bool) {
+    affine_in_place_kernel(z, r, scale, shift, relu);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

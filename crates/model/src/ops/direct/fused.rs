@@ -427,13 +427,8 @@ impl ConvAffineOp {
         };
         let img = g.p() * g.cout;
         let (z, _) = forward(self.isa, &g, x, w, None, |i, zi| {
-            T::with_scratch(zi.len(), |tmp| {
-                tmp.copy_from_slice(zi);
-                match residual {
-                    None => bn::apply(zi, tmp, scale, shift, self.relu),
-                    Some(r) => bn::apply_add_relu(zi, tmp, &r[i * img..i * img + zi.len()], scale, shift),
-                }
-            })
+            let r = residual.map(|r| &r[i * img..i * img + zi.len()]);
+            bn::apply_in_place(zi, r, scale, shift, self.relu)
         });
         Ok((T::storage(z), Shape::from((g.n, g.ho, g.wo, g.cout))))
     }
