@@ -371,26 +371,30 @@ fn residual_block_op_equals_the_unfused_ops_bit_for_bit() {
 }
 
 /// Evaluation's conv with the affine, ReLU and residual join in its epilogue equals the conv
-/// followed by the same arithmetic as separate ops, bit for bit.
+/// followed by the same arithmetic as separate ops, bit for bit, for channel counts that fill
+/// whole vectors (16, 32) and that do not (7).
 #[test]
 fn evaluation_epilogue_equals_separate_affine_and_join() {
-    let (n, c, h, w) = (3, 7, 5, 6);
-    let x = rand_tensor(&[n, h, w, c], 700, DType::F32);
-    let wt = rand_tensor(&[c, c, 3, 3], 701, DType::F32);
-    let scale = (rand_tensor(&[c], 702, DType::F32) + 1.0).unwrap();
-    let shift = rand_tensor(&[c], 703, DType::F32);
-    let res = rand_tensor(&[n, h, w, c], 704, DType::F32);
-    for isa in available() {
-        let z = direct::conv2d_nhwc(&x, &wt, 1, 1, isa).unwrap();
-        let affine = z.broadcast_mul(&scale).unwrap().broadcast_add(&shift).unwrap();
-        for (relu, residual) in [(false, None), (true, None), (true, Some(&res))] {
-            let want = match residual {
-                Some(r) => ops::add_relu(&affine, r).unwrap(),
-                None if relu => affine.relu().unwrap(),
-                None => affine.clone(),
-            };
-            let got = direct::conv_affine_nhwc(&x, &wt, &scale, &shift, 1, 1, relu, residual, isa).unwrap();
-            assert_eq!(bits(&got), bits(&want), "{isa:?} relu {relu} residual {}", residual.is_some());
+    for (k, c) in [7usize, 16, 32].into_iter().enumerate() {
+        let (n, h, w) = (3, 5, 6);
+        let seed = 700 + 10 * k as u64;
+        let x = rand_tensor(&[n, h, w, c], seed, DType::F32);
+        let wt = rand_tensor(&[c, c, 3, 3], seed + 1, DType::F32);
+        let scale = (rand_tensor(&[c], seed + 2, DType::F32) + 1.0).unwrap();
+        let shift = rand_tensor(&[c], seed + 3, DType::F32);
+        let res = rand_tensor(&[n, h, w, c], seed + 4, DType::F32);
+        for isa in available() {
+            let z = direct::conv2d_nhwc(&x, &wt, 1, 1, isa).unwrap();
+            let affine = z.broadcast_mul(&scale).unwrap().broadcast_add(&shift).unwrap();
+            for (relu, residual) in [(false, None), (true, None), (true, Some(&res))] {
+                let want = match residual {
+                    Some(r) => ops::add_relu(&affine, r).unwrap(),
+                    None if relu => affine.relu().unwrap(),
+                    None => affine.clone(),
+                };
+                let got = direct::conv_affine_nhwc(&x, &wt, &scale, &shift, 1, 1, relu, residual, isa).unwrap();
+                assert_eq!(bits(&got), bits(&want), "{c} channels {isa:?} relu {relu} residual {}", residual.is_some());
+            }
         }
     }
 }
