@@ -247,18 +247,15 @@ impl ConvBn {
     pub fn forward(&self, x: &Tensor, mode: Mode, relu: bool, kernels: Kernels) -> Result<Tensor> {
         let c = self.affine.dim(1)?;
         if mode == Mode::Train {
-            let (y, mean, var, m) = match kernels {
+            match kernels {
                 Kernels::Fast | Kernels::FastBf16 | Kernels::Direct(_) => {
                     let (w, a, (s, p, eps)) = (&self.weight, &self.affine, (self.stride, self.padding, self.eps));
                     let (y, stats) = match kernels {
                         Kernels::Direct(isa) => direct::conv_bn_train_nhwc(x, w, a, s, p, eps, relu, isa)?,
                         _ => ops::conv_bn_train(x, w, a, s, p, eps, relu, kernels.precision())?,
                     };
-                    let (mean, var) = stats.get().expect("the forward pass records statistics");
-                    let to =
-                        |v: Vec<f64>| Tensor::from_vec(v, c, &Device::Cpu)?.to_dtype(x.dtype())?.to_device(x.device());
-                    let m = y.elem_count() / c;
-                    (y, to(mean)?, to(var)?, m)
+                    self.record_batch(&stats, y.elem_count() / c, x)?;
+                    Ok(y)
                 }
                 Kernels::Candle | Kernels::CandleBf16 => {
                     let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;
@@ -275,11 +272,10 @@ impl ConvBn {
                     dims.swap(0, 1);
                     let y = y.reshape(dims)?.transpose(0, 1)?.contiguous()?;
                     let y = if relu { y.relu()? } else { y };
-                    (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach(), m)
+                    self.update_running(mean.flatten_all()?.detach(), var.flatten_all()?.detach(), m)?;
+                    Ok(y)
                 }
-            };
-            self.update_running(mean, var, m)?;
-            Ok(y)
+            }
         } else {
             let (scale, shift) = self.eval_affine(mode)?;
             match kernels {
@@ -300,11 +296,7 @@ impl ConvBn {
                     let y = z.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?;
                     Ok(if relu { y.relu()? } else { y })
                 }
-                Kernels::Direct(isa) => {
-                    let (x, w) = (x.detach(), self.weight.as_tensor().detach());
-                    let (s, p) = (self.stride, self.padding);
-                    Ok(direct::conv_affine_nhwc(&x, &w, &scale, &shift, s, p, relu, None, isa)?)
-                }
+                Kernels::Direct(isa) => self.eval_direct(x, (&scale, &shift), relu, None, isa),
                 Kernels::Candle | Kernels::CandleBf16 => {
                     let z = candle_conv(x, &self.weight, self.padding, self.stride, kernels)?;
                     let shape = (1, c, 1, 1);
@@ -350,8 +342,8 @@ impl ConvBn {
         }
     }
 
-    /// Folds the batch statistics a fused op took for this unit, over `m` values per channel,
-    /// into the running statistics (as [`ConvBn::forward`] does), in `like`'s dtype and device.
+    /// Folds the batch statistics one of our ops took for this unit, over `m` values per channel,
+    /// into the running statistics, in `like`'s dtype and device.
     pub(crate) fn record_batch(&self, stats: &ops::BatchStatsHandle, m: usize, like: &Tensor) -> Result<()> {
         let (mean, var) = stats.get().expect("the forward pass records statistics");
         let c = mean.len();
@@ -363,9 +355,21 @@ impl ConvBn {
     /// join and the ReLU in the convolution's epilogue.
     pub(crate) fn eval_join(&self, x: &Tensor, residual: &Tensor, isa: Isa) -> Result<Tensor> {
         let (scale, shift) = self.eval_affine(Mode::Eval)?;
+        self.eval_direct(x, (&scale, &shift), true, Some(residual), isa)
+    }
+
+    /// `relu?(conv(x) * scale + shift (+ residual))` on the direct kernels, not differentiable.
+    fn eval_direct(
+        &self,
+        x: &Tensor,
+        (scale, shift): (&Tensor, &Tensor),
+        relu: bool,
+        residual: Option<&Tensor>,
+        isa: Isa,
+    ) -> Result<Tensor> {
         let (x, w) = (x.detach(), self.weight.as_tensor().detach());
         let (s, p) = (self.stride, self.padding);
-        Ok(direct::conv_affine_nhwc(&x, &w, &scale, &shift, s, p, true, Some(residual), isa)?)
+        Ok(direct::conv_affine_nhwc(&x, &w, scale, shift, s, p, relu, residual, isa)?)
     }
 
     /// Forward multiply-accumulates per image for an `h x w` input, and the output size.

@@ -308,66 +308,118 @@ fn kernel_names_resolve_and_unavailable_instruction_sets_are_refused() {
     );
 }
 
-/// The one-op residual block (BatchNorms applied by the pass that reads each output next, their
-/// gradients in the convolution backward's prologues and epilogues) computes exactly what the
-/// unfused ops compute (conv-bn-relu, conv-bn, add-relu): forward, batch statistics and every
-/// gradient bit for bit, with the identity residual and with a residual argument (stride 2,
-/// channels changing), on every instruction set; bit-identical across instruction sets too.
-#[test]
-fn residual_block_op_equals_the_unfused_ops_bit_for_bit() {
-    // (n, cin, h, w, cout, stride): identity residual when the shape is kept.
-    for (case, &(n, cin, h, w, cout, s)) in
-        [(3, 5, 7, 6, 5, 1), (2, 5, 9, 7, 7, 2), (17, 3, 4, 5, 3, 1)].iter().enumerate()
-    {
-        let seed = 500 + 10 * case as u64;
-        let x = rand_tensor(&[n, h, w, cin], seed, DType::F32);
-        let (wa, wb) = (
-            rand_tensor(&[cout, cin, 3, 3], seed + 1, DType::F32),
-            rand_tensor(&[cout, cout, 3, 3], seed + 2, DType::F32),
-        );
-        let aa = (rand_tensor(&[2, cout], seed + 3, DType::F32) + 0.5).unwrap();
-        let ab = (rand_tensor(&[2, cout], seed + 4, DType::F32) + 0.5).unwrap();
-        let (ho, wo) = ((h + 2 - 3) / s + 1, (w + 2 - 3) / s + 1);
-        let identity = s == 1 && cin == cout;
-        let res = rand_tensor(&[n, ho, wo, cout], seed + 5, DType::F32);
-        let probe = rand_tensor(&[n, ho, wo, cout], seed + 6, DType::F32);
-        let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
-        for isa in available() {
-            let vars = [&x, &wa, &aa, &wb, &ab, &res].map(|t| Var::from_tensor(t).unwrap());
-            let [xv, wav, aav, wbv, abv, rv] = &vars;
-            // Unfused.
-            let (h1, s1) = direct::conv_bn_train_nhwc(xv, wav, aav, s, 1, 1e-5, true, isa).unwrap();
-            let (h2, s2) = direct::conv_bn_train_nhwc(&h1, wbv, abv, 1, 1, 1e-5, false, isa).unwrap();
-            let y = ops::add_relu(&h2, if identity { xv.as_tensor() } else { rv.as_tensor() }).unwrap();
-            let g = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            // One op.
-            fn unit<'a>(wt: &'a Var, a: &'a Var, stride: usize) -> direct::BlockUnit<'a> {
-                direct::BlockUnit { weight: wt.as_tensor(), affine: a.as_tensor(), stride, padding: 1, eps: 1e-5 }
-            }
-            let residual = (!identity).then_some(rv.as_tensor());
-            let (yb, [sa, sb]) =
-                direct::basic_block_train_nhwc(xv, unit(wav, aav, s), unit(wbv, abv, 1), residual, isa).unwrap();
-            let gb = (&yb * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            assert_eq!(bits(&yb), bits(&y), "case {case} {isa:?}: forward");
-            assert_eq!(sa.get(), s1.get(), "case {case} {isa:?}: statistics of a");
-            assert_eq!(sb.get(), s2.get(), "case {case} {isa:?}: statistics of b");
-            let mut all = vec![bits(&yb)];
-            for (k, v) in vars.iter().enumerate() {
-                if identity && k == 5 {
-                    assert!(gb.get(v).is_none(), "case {case}: the unused residual has no gradient");
-                    continue;
+/// A trunk of `stem` output channels and `blocks` `(cout, stride)` on `(n, h, w, cin)` random
+/// inputs, run as the one trunk op and as the unfused ops (conv-bn-relu stem; per block conv-bn-relu,
+/// conv-bn, the shortcut's conv-bn or the identity, add-relu), on every instruction set: output,
+/// every unit's batch statistics and every gradient (input, all kernels and affines) bit for bit,
+/// and bit-identical across instruction sets.
+fn check_trunk_against_unfused_ops(
+    case: &str,
+    (n, h, w, cin): (usize, usize, usize, usize),
+    stem: usize,
+    blocks: &[(usize, usize)],
+    seed: u64,
+) {
+    // (cout, cin, stride, k) per unit: the stem, then per block a, b and the shortcut if any.
+    let mut shapes = vec![(stem, cin, 1, 3)];
+    let mut layout = Vec::new();
+    let (mut c, mut ho, mut wo) = (stem, h, w);
+    for &(cout, s) in blocks {
+        let a = shapes.len();
+        shapes.push((cout, c, s, 3));
+        shapes.push((cout, cout, 1, 3));
+        let shortcut = (s != 1 || c != cout).then(|| {
+            shapes.push((cout, c, s, 1));
+            shapes.len() - 1
+        });
+        layout.push((a, a + 1, shortcut));
+        (c, ho, wo) = (cout, (ho - 1) / s + 1, (wo - 1) / s + 1);
+    }
+    let x = rand_tensor(&[n, h, w, cin], seed, DType::F32);
+    let probe = rand_tensor(&[n, ho, wo, c], seed + 1, DType::F32);
+    let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
+    for isa in available() {
+        let xv = Var::from_tensor(&x).unwrap();
+        let params: Vec<(Var, Var)> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, &(o, i, _, kk))| {
+                let wt = rand_tensor(&[o, i, kk, kk], seed + 10 + k as u64, DType::F32);
+                let a = (rand_tensor(&[2, o], seed + 100 + k as u64, DType::F32) + 0.5).unwrap();
+                (Var::from_tensor(&wt).unwrap(), Var::from_tensor(&a).unwrap())
+            })
+            .collect();
+        let conv_bn = |k: usize, x: &Tensor, relu: bool| {
+            let (_, _, s, kk) = shapes[k];
+            direct::conv_bn_train_nhwc(x, &params[k].0, &params[k].1, s, kk / 2, 1e-5, relu, isa).unwrap()
+        };
+        // Unfused.
+        let (mut y, s0) = conv_bn(0, &xv, true);
+        let mut stats = vec![s0];
+        for &(a, b, shortcut) in &layout {
+            let (ha, sa) = conv_bn(a, &y, true);
+            let (hb, sb) = conv_bn(b, &ha, false);
+            stats.extend([sa, sb]);
+            let r = match shortcut {
+                Some(k) => {
+                    let (r, sk) = conv_bn(k, &y, false);
+                    stats.push(sk);
+                    r
                 }
-                let (a, b) =
-                    (gb.get(v).expect("gradient of the block op"), g.get(v).expect("gradient of the unfused ops"));
-                assert_eq!(bits(a), bits(b), "case {case} {isa:?}: gradient of argument {k}");
-                all.push(bits(a));
-            }
-            match &first {
-                None => first = Some((isa, all)),
-                Some((isa0, base)) => assert!(&all == base, "case {case}: {isa0:?} and {isa:?} differ"),
-            }
+                None => y.clone(),
+            };
+            y = ops::add_relu(&hb, &r).unwrap();
+        }
+        let g = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        // As one op.
+        let unit = |k: usize| direct::BlockUnit {
+            weight: params[k].0.as_tensor(),
+            affine: params[k].1.as_tensor(),
+            stride: shapes[k].2,
+            padding: shapes[k].3 / 2,
+            eps: 1e-5,
+        };
+        let trunk_blocks: Vec<direct::TrunkBlock> = layout
+            .iter()
+            .map(|&(a, b, shortcut)| direct::TrunkBlock { a: unit(a), b: unit(b), shortcut: shortcut.map(unit) })
+            .collect();
+        let (yt, st) = direct::resnet_trunk_train_nhwc(&xv, unit(0), &trunk_blocks, isa).unwrap();
+        let gt = (&yt * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(bits(&yt), bits(&y), "{case} {isa:?}: output");
+        let trunk: Vec<_> = st.iter().map(|s| s.get()).collect();
+        let unfused: Vec<_> = stats.iter().map(|s| s.get()).collect();
+        assert_eq!(trunk, unfused, "{case} {isa:?}: batch statistics, in unit order");
+        let mut all = vec![bits(&yt), bits(gt.get(&xv).unwrap())];
+        assert_eq!(bits(gt.get(&xv).unwrap()), bits(g.get(&xv).unwrap()), "{case} {isa:?}: input gradient");
+        for (k, (wv, av)) in params.iter().enumerate() {
+            assert_eq!(
+                bits(gt.get(wv).unwrap()),
+                bits(g.get(wv).unwrap()),
+                "{case} {isa:?}: kernel gradient of unit {k}"
+            );
+            assert_eq!(
+                bits(gt.get(av).unwrap()),
+                bits(g.get(av).unwrap()),
+                "{case} {isa:?}: affine gradient of unit {k}"
+            );
+            all.extend([bits(gt.get(wv).unwrap()), bits(gt.get(av).unwrap())]);
+        }
+        match &first {
+            None => first = Some((isa, all)),
+            Some((isa0, base)) => assert!(&all == base, "{case}: {isa0:?} and {isa:?} differ"),
         }
     }
+}
+
+/// One residual block in the trunk op (BatchNorms applied by the pass that reads each output
+/// next, their gradients in the convolution backward's prologues and epilogues) computes exactly
+/// what the unfused ops compute, with the identity residual and with a projection (stride 2,
+/// channels changing), and with more images than weight-gradient groups.
+#[test]
+fn residual_block_op_equals_the_unfused_ops_bit_for_bit() {
+    check_trunk_against_unfused_ops("identity", (3, 7, 6, 2), 5, &[(5, 1)], 500);
+    check_trunk_against_unfused_ops("projection", (2, 9, 7, 3), 5, &[(7, 2)], 510);
+    check_trunk_against_unfused_ops("17 images", (17, 4, 5, 1), 3, &[(3, 1)], 520);
 }
 
 /// Evaluation's conv with the affine, ReLU and residual join in its epilogue equals the conv
@@ -399,60 +451,11 @@ fn evaluation_epilogue_equals_separate_affine_and_join() {
     }
 }
 
-/// The whole-trunk op (stem, an identity block, a projection block, as one Candle op) computes
-/// exactly what the stem op and the block ops compute one by one: output, every unit's batch
-/// statistics and every gradient (input and all kernels and affines) bit for bit, on every
-/// instruction set.
+/// The whole trunk as one Candle op (stem, an identity block, a projection block) computes
+/// exactly what the unfused ops compute one by one.
 #[test]
 fn resnet_trunk_op_equals_its_units_bit_for_bit() {
-    let (n, cin, h, w, c1, c2) = (3, 3, 9, 7, 5, 7);
-    // (cout, cin, stride) of each unit: stem; block 1 a, b; block 2 a, b, shortcut (1x1).
-    let shapes = [(c1, cin, 1, 3), (c1, c1, 1, 3), (c1, c1, 1, 3), (c2, c1, 2, 3), (c2, c2, 1, 3), (c2, c1, 2, 1)];
-    let x = rand_tensor(&[n, h, w, cin], 800, DType::F32);
-    let ho = (h - 1) / 2 + 1;
-    let wo = (w - 1) / 2 + 1;
-    let probe = rand_tensor(&[n, ho, wo, c2], 801, DType::F32);
-    for isa in available() {
-        let xv = Var::from_tensor(&x).unwrap();
-        let params: Vec<(Var, Var)> = shapes
-            .iter()
-            .enumerate()
-            .map(|(k, &(o, i, _, kk))| {
-                let wt = rand_tensor(&[o, i, kk, kk], 810 + k as u64, DType::F32);
-                let a = (rand_tensor(&[2, o], 820 + k as u64, DType::F32) + 0.5).unwrap();
-                (Var::from_tensor(&wt).unwrap(), Var::from_tensor(&a).unwrap())
-            })
-            .collect();
-        let unit = |k: usize| direct::BlockUnit {
-            weight: params[k].0.as_tensor(),
-            affine: params[k].1.as_tensor(),
-            stride: shapes[k].2,
-            padding: shapes[k].3 / 2,
-            eps: 1e-5,
-        };
-        // One by one.
-        let (h0, s0) = direct::conv_bn_train_nhwc(&xv, &params[0].0, &params[0].1, 1, 1, 1e-5, true, isa).unwrap();
-        let (h1, [s1, s2]) = direct::basic_block_train_nhwc(&h0, unit(1), unit(2), None, isa).unwrap();
-        let (sc, s5) = direct::conv_bn_train_nhwc(&h1, &params[5].0, &params[5].1, 2, 0, 1e-5, false, isa).unwrap();
-        let (y, [s3, s4]) = direct::basic_block_train_nhwc(&h1, unit(3), unit(4), Some(&sc), isa).unwrap();
-        let g = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        // As one op.
-        let blocks = [
-            direct::TrunkBlock { a: unit(1), b: unit(2), shortcut: None },
-            direct::TrunkBlock { a: unit(3), b: unit(4), shortcut: Some(unit(5)) },
-        ];
-        let (yt, st) = direct::resnet_trunk_train_nhwc(&xv, unit(0), &blocks, isa).unwrap();
-        let gt = (&yt * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        assert_eq!(bits(&yt), bits(&y), "{isa:?}: output");
-        let one_by_one = [&s0, &s1, &s2, &s3, &s4, &s5].map(|s| s.get());
-        let trunk: Vec<_> = st.iter().map(|s| s.get()).collect();
-        assert_eq!(trunk, one_by_one.to_vec(), "{isa:?}: batch statistics, in unit order");
-        assert_eq!(bits(gt.get(&xv).unwrap()), bits(g.get(&xv).unwrap()), "{isa:?}: input gradient");
-        for (k, (wv, av)) in params.iter().enumerate() {
-            assert_eq!(bits(gt.get(wv).unwrap()), bits(g.get(wv).unwrap()), "{isa:?}: kernel gradient of unit {k}");
-            assert_eq!(bits(gt.get(av).unwrap()), bits(g.get(av).unwrap()), "{isa:?}: affine gradient of unit {k}");
-        }
-    }
+    check_trunk_against_unfused_ops("two blocks", (3, 9, 7, 3), 5, &[(5, 1), (7, 2)], 800);
 }
 
 /// Global average pooling over NHWC pixels equals Candle's `mean((1, 2))` bit for bit, forward

@@ -1,8 +1,9 @@
 //! BatchNorm (+ ReLU, + residual join) applied by the pass that reads a convolution's output
 //! next, so that a normalised activation only one convolution reads is never written out.
 //!
-//! Training: a ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` is one op
-//! ([`BlockOp`]), three passes over its activations forward:
+//! Training: a ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` runs
+//! ([`block_forward`], [`block_backward`], called by the trunk op of `trunk.rs`) in three passes
+//! over its activations forward:
 //! - `z_a = conv_a(x)`, the batch statistics of `z_a` taken in the convolution's epilogue;
 //! - `z_b = conv_b(relu(bn_a(z_a)))`, `bn_a` applied where each image's padded copy is made;
 //! - `relu(bn_b(z_b) + r)` in one pass.
@@ -11,26 +12,24 @@
 //! with `bn_b`'s input gradient written in its prologue and `bn_a`'s gradient sums taken in the
 //! epilogue of its input gradient; conv_a's backward with `bn_a`'s input gradient in its prologue
 //! and the identity residual's gradient added in its input gradient's epilogue. Against
-//! `ConvBnOp` + `ops::add_relu` (the stem and the projection shortcuts still run those), a block
-//! saves two passes forward and three backward, with the same arithmetic in the same order: the
-//! same bits.
+//! `ConvBnOp` + `ops::add_relu` (the stem and the projection shortcuts still run the conv-bn), a
+//! block saves two passes forward and three backward, with the same arithmetic in the same
+//! order: the same bits.
 //!
 //! Evaluation: [`ConvAffineOp`] applies the running-statistics affine, the ReLU and the residual
 //! in the convolution's epilogue, while each image's output is in cache.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
-use std::sync::Mutex;
-
-use super::{backward, bn, check_isa, forward, geometry, par_build, Geometry, InputAffine, Isa};
-use crate::ops::bn::{combine_moments, forward_affine, relu_mask_kernel, BatchStats};
+use super::{backward, bn, check_isa, forward, geometry, par_build, Geometry, InputAffine, Isa, Moments};
+use crate::ops::bn::{combine_moments, forward_affine, relu_mask_kernel};
+use crate::ops::contiguous_slice;
 use crate::ops::profile::{Phase, Timer};
 use crate::ops::real::Real;
-use crate::ops::{contiguous_slice, cpu_slice, BatchStatsHandle};
 
-/// One convolution + BatchNorm of a [`basic_block_train_nhwc`]: its kernel `(Cout, Cin, k, k)`,
-/// BatchNorm affine `[gamma; beta]` `(2, Cout)`, stride, padding and epsilon.
+/// One convolution + BatchNorm of a [`super::resnet_trunk_train_nhwc`]: its kernel
+/// `(Cout, Cin, k, k)`, BatchNorm affine `[gamma; beta]` `(2, Cout)`, stride, padding and epsilon.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockUnit<'a> {
     /// The convolution kernel.
@@ -61,179 +60,19 @@ impl UnitShape {
     }
 }
 
-/// What the block's forward keeps for its backward: the two convolution outputs.
-#[derive(Debug)]
-enum SavedPair {
-    F32(Vec<f32>, Vec<f32>),
-    F64(Vec<f64>, Vec<f64>),
-}
-
-/// The block's gradients: input (if needed), flat parameters, residual argument (if any).
+/// A block's gradients: input (if needed), its parameters (`w_a`, `[gamma_a; beta_a]`, `w_b`,
+/// `[gamma_b; beta_b]`, concatenated), residual (unless it is the identity).
 pub(super) type BlockGrads<T> = (Option<Vec<T>>, Vec<T>, Option<Vec<T>>);
 
 /// A block's forward results: output, both convolution outputs, both units' batch statistics.
-pub(super) type BlockForward<T> = (Vec<T>, Vec<T>, Vec<T>, [(Vec<f64>, Vec<f64>); 2]);
+pub(super) type BlockForward<T> = (Vec<T>, Vec<T>, Vec<T>, [Moments; 2]);
 
-/// The parts of the flat parameter argument.
+/// A block's parameters.
 pub(super) struct Parts<'a, T> {
     pub wa: &'a [T],
     pub aa: &'a [T],
     pub wb: &'a [T],
     pub ab: &'a [T],
-}
-
-/// A ResNet basic block `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) + r)` on NHWC, training-mode
-/// BatchNorm. Arguments: `(x, params)` with the identity residual `r = x` ([`CustomOp2`]), or
-/// `(x, params, r)` ([`CustomOp3`]); `params` is the flat concatenation of `w_a`, `[gamma_a;
-/// beta_a]`, `w_b`, `[gamma_b; beta_b]`.
-#[derive(Debug)]
-struct BlockOp {
-    isa: Isa,
-    units: [UnitShape; 2],
-    stats: [BatchStats; 2],
-    saved: Mutex<Option<SavedPair>>,
-}
-
-impl BlockOp {
-    fn geometries(&self, x: &[usize]) -> Result<(Geometry, Geometry)> {
-        let [ua, ub] = self.units;
-        let ga = geometry(x, &ua.kernel, ua.stride, ua.padding)?;
-        let gb = geometry(&[ga.n, ga.ho, ga.wo, ga.cout], &ub.kernel, ub.stride, ub.padding)?;
-        Ok((ga, gb))
-    }
-
-    fn parts<'a, T>(p: &'a [T], ga: &Geometry, gb: &Geometry) -> Result<Parts<'a, T>> {
-        let (la, lb) = (ga.cout * ga.cin * ga.kh * ga.kw, gb.cout * gb.cin * gb.kh * gb.kw);
-        let want = la + 2 * ga.cout + lb + 2 * gb.cout;
-        if p.len() != want {
-            bail!("residual block: {} parameter values, expected {want} (two kernels and two affines)", p.len())
-        }
-        let (wa, rest) = p.split_at(la);
-        let (aa, rest) = rest.split_at(2 * ga.cout);
-        let (wb, ab) = rest.split_at(lb);
-        Ok(Parts { wa, aa, wb, ab })
-    }
-
-    fn check_residual(gb: &Geometry, r: &[usize]) -> Result<()> {
-        if r != [gb.n, gb.ho, gb.wo, gb.cout] {
-            bail!("residual block: residual of shape {r:?}, the block's output is {:?}", (gb.n, gb.ho, gb.wo, gb.cout))
-        }
-        Ok(())
-    }
-
-    fn stats_of(&self, k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-        let s = self.stats[k].lock().expect("batch-norm statistics lock").clone();
-        s.ok_or_else(|| candle_core::Error::Msg("residual block backward called before forward".into()))
-    }
-
-    fn fwd<T: Real>(
-        &self,
-        (x, xl): (&CpuStorage, &Layout),
-        (p, pl): (&CpuStorage, &Layout),
-        r: Option<(&CpuStorage, &Layout)>,
-        wrap: fn(Vec<T>, Vec<T>) -> SavedPair,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (ga, gb) = self.geometries(xl.dims())?;
-        let x = contiguous_slice::<T>(x, xl, "block input")?;
-        let pt = Self::parts(contiguous_slice::<T>(p, pl, "block parameters")?, &ga, &gb)?;
-        let r = match r {
-            None => {
-                Self::check_residual(&gb, xl.dims())?;
-                x
-            }
-            Some((rs, rl)) => {
-                Self::check_residual(&gb, rl.dims())?;
-                contiguous_slice::<T>(rs, rl, "block residual")?
-            }
-        };
-        let (y, za, zb, [stats_a, stats_b]) = block_forward(self.isa, self.units, (&ga, &gb), x, &pt, r);
-        *self.stats[0].lock().expect("batch-norm statistics lock") = Some(stats_a);
-        *self.stats[1].lock().expect("batch-norm statistics lock") = Some(stats_b);
-        *self.saved.lock().expect("saved activations lock") = Some(wrap(za, zb));
-        Ok((T::storage(y), Shape::from((gb.n, gb.ho, gb.wo, gb.cout))))
-    }
-
-    /// `(d x, d params, d r)`: `d x` if `need_dx` (with the identity residual's gradient added
-    /// when `identity`), `d r` unless `identity`.
-    #[allow(clippy::too_many_arguments)]
-    fn bwd_impl<T: Real>(
-        &self,
-        (ga, gb): (&Geometry, &Geometry),
-        x: &[T],
-        p: &[T],
-        (identity, need_dx): (bool, bool),
-        (y, dy): (&[T], &[T]),
-        (za, zb): (&[T], &[T]),
-    ) -> Result<BlockGrads<T>> {
-        let pt = Self::parts(p, ga, gb)?;
-        let stats = [self.stats_of(0)?, self.stats_of(1)?];
-        Ok(block_backward(self.isa, self.units, (ga, gb), x, &pt, &stats, (identity, need_dx), (y, dy), (za, zb)))
-    }
-
-    /// The backward of either form (`r`: the residual argument, `None` for the identity).
-    fn bwd_tensors(
-        &self,
-        x: &Tensor,
-        p: &Tensor,
-        r: Option<&Tensor>,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        if dy.dims() != y.dims() {
-            bail!("residual block backward: gradient of shape {:?}, output {:?}", dy.dims(), y.dims())
-        }
-        let (ga, gb) = self.geometries(x.dims())?;
-        let Some(saved) = self.saved.lock().expect("saved activations lock").take() else {
-            bail!("residual block backward called twice or before forward")
-        };
-        let need_dx = x.track_op();
-        let (xs, xl) = x.storage_and_layout();
-        let (ps, pl) = p.storage_and_layout();
-        let (ys, yl) = y.storage_and_layout();
-        let (ds, dl) = dy.storage_and_layout();
-        let (Storage::Cpu(xc), Storage::Cpu(pc), Storage::Cpu(yc), Storage::Cpu(dc)) = (&*xs, &*ps, &*ys, &*ds) else {
-            bail!("dynaprune direct kernels run on the CPU only")
-        };
-        macro_rules! run {
-            ($za:expr, $zb:expr) => {{
-                let (dx, dp, dr) = self.bwd_impl(
-                    (&ga, &gb),
-                    cpu_slice(xc, xl)?,
-                    cpu_slice(pc, pl)?,
-                    (r.is_none(), need_dx),
-                    (cpu_slice(yc, yl)?, cpu_slice(dc, dl)?),
-                    ($za.as_slice(), $zb.as_slice()),
-                )?;
-                (
-                    dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?,
-                    Tensor::from_vec(dp, p.shape(), p.device())?,
-                    match (dr, r) {
-                        (Some(d), Some(r)) => Some(Tensor::from_vec(d, r.shape(), r.device())?),
-                        _ => None,
-                    },
-                )
-            }};
-        }
-        let (dx, dp, dr) = match &saved {
-            SavedPair::F32(za, zb) => run!(za, zb),
-            SavedPair::F64(za, zb) => run!(za, zb),
-        };
-        Ok((dx, Some(dp), dr))
-    }
-
-    fn cpu_fwd_any(
-        &self,
-        x: (&CpuStorage, &Layout),
-        p: (&CpuStorage, &Layout),
-        r: Option<(&CpuStorage, &Layout)>,
-    ) -> Result<(CpuStorage, Shape)> {
-        match x.0 {
-            CpuStorage::F32(_) => self.fwd::<f32>(x, p, r, SavedPair::F32),
-            CpuStorage::F64(_) => self.fwd::<f64>(x, p, r, SavedPair::F64),
-            other => bail!("dynaprune direct residual block supports f32 and f64, got {:?}", other.dtype()),
-        }
-    }
 }
 
 /// The forward of a basic block on slices: `(y, z_a, z_b, [stats_a, stats_b])`, `r` the residual.
@@ -280,7 +119,7 @@ pub(super) fn block_backward<T: Real>(
     (ga, gb): (&Geometry, &Geometry),
     x: &[T],
     pt: &Parts<T>,
-    stats: &[(Vec<f64>, Vec<f64>); 2],
+    stats: &[Moments; 2],
     (identity, need_dx): (bool, bool),
     (y, dy): (&[T], &[T]),
     (za, zb): (&[T], &[T]),
@@ -337,50 +176,6 @@ pub(super) fn block_backward<T: Real>(
     };
     let dp = [dwa, dga, dba, dwb, dgb, dbb].concat();
     (dx, dp, (!identity).then_some(g))
-}
-
-impl CustomOp2 for BlockOp {
-    fn name(&self) -> &'static str {
-        "dynaprune-direct-basic-block"
-    }
-
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, p: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.cpu_fwd_any((x, xl), (p, pl), None)
-    }
-
-    fn bwd(&self, x: &Tensor, p: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dp, _) = self.bwd_tensors(x, p, None, y, dy)?;
-        Ok((dx, dp))
-    }
-}
-
-impl CustomOp3 for BlockOp {
-    fn name(&self) -> &'static str {
-        "dynaprune-direct-basic-block-shortcut"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        p: &CpuStorage,
-        pl: &Layout,
-        r: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.cpu_fwd_any((x, xl), (p, pl), Some((r, rl)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        p: &Tensor,
-        r: &Tensor,
-        y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        self.bwd_tensors(x, p, Some(r), y, dy)
-    }
 }
 
 /// `relu?(conv2d(x, w) * scale + shift (+ residual))` on NHWC, `scale_shift = [scale; shift]`
@@ -454,34 +249,6 @@ impl CustomOp3 for ConvAffineOp {
             other => bail!("dynaprune direct conv supports f32 and f64, got {:?}", other.dtype()),
         }
     }
-}
-
-/// A ResNet basic block in training mode on NHWC, `relu(bn_b(conv_b(relu(bn_a(conv_a(x))))) +
-/// residual)` (`residual`: `x` when `None`), as one op: three passes over its activations forward
-/// (each BatchNorm applied by the pass that reads its input next) and the BatchNorm gradients in
-/// the convolution backward's prologues and epilogues. Returns the output and the batch
-/// `(mean, biased variance)` of `a` and `b`. Differentiable in `x`, both units' kernels and
-/// affines, and `residual`.
-pub fn basic_block_train_nhwc(
-    x: &Tensor,
-    a: BlockUnit,
-    b: BlockUnit,
-    residual: Option<&Tensor>,
-    isa: Isa,
-) -> Result<(Tensor, [BatchStatsHandle; 2])> {
-    check_isa(isa)?;
-    let flat = [a.weight, a.affine, b.weight, b.affine].map(|t| t.flatten_all());
-    let params = Tensor::cat(&flat.into_iter().collect::<Result<Vec<_>>>()?, 0)?;
-    let stats = [BatchStats::default(), BatchStats::default()];
-    let op =
-        BlockOp { isa, units: [UnitShape::of(&a)?, UnitShape::of(&b)?], stats: stats.clone(), saved: Mutex::new(None) };
-    let x = x.contiguous()?;
-    let y = match residual {
-        None => x.apply_op2(&params, op)?,
-        Some(r) => x.apply_op3(&params, &r.contiguous()?, op)?,
-    };
-    let [sa, sb] = stats;
-    Ok((y, [BatchStatsHandle(sa), BatchStatsHandle(sb)]))
 }
 
 /// Evaluation-mode `relu?(conv2d(x, w) * scale + shift (+ residual))` on NHWC, the affine (and

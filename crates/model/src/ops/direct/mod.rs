@@ -6,8 +6,8 @@
 //! - `kernels.rs`: forward, input-gradient and weight-gradient kernels of one image, from padded
 //!   copies, in register tiles; bit-identical across instruction sets;
 //! - `bn.rs`: BatchNorm statistics and gradients of one NHWC image;
-//! - `fused.rs`: the ops that leave a convolution's BatchNorm (+ ReLU, + residual join) to its
-//!   consumer (a ResNet block in three passes over its activations), and evaluation's conv with
+//! - `fused.rs`: a ResNet block with each BatchNorm (+ ReLU, + residual join) left to the pass
+//!   that reads its output next (three passes over its activations), and evaluation's conv with
 //!   the affine in its epilogue;
 //! - `pool.rs`: global average pooling over NHWC pixels;
 //! - `trunk.rs`: a ResNet's whole trunk in training mode as one op (no activation-sized gradient
@@ -34,7 +34,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-pub use fused::{basic_block_train_nhwc, conv_affine_nhwc, BlockUnit};
+pub use fused::{conv_affine_nhwc, BlockUnit};
 pub use pool::mean_pixels_nhwc;
 pub use trunk::{resnet_trunk_train_nhwc, TrunkBlock};
 pub use vector::Isa;
@@ -220,18 +220,18 @@ fn pad_output<T: Real>(g: &Geometry, dz: &[T], pd: usize, cop: usize, dyp: &mut 
     }
 }
 
+/// `relu?(x * scale + shift)` per channel (the last dimension) over a whole batch, in parallel.
+fn apply_batch<T: Real>(x: &[T], scale: &[T], shift: &[T], relu: bool) -> Vec<T> {
+    let c = scale.len().max(1);
+    let chunk = (c * 1024).min(x.len()).max(c);
+    par_build(x.len(), chunk, |i, yi| bn::apply(yi, &x[i * chunk..i * chunk + yi.len()], scale, shift, relu)).0
+}
+
 /// `x` through `tf`, whole (for the im2col fallback, which reads its input as it is).
 fn transformed<'a, T: Real>(x: &'a [T], tf: Option<InputAffine<T>>) -> std::borrow::Cow<'a, [T]> {
     match tf {
         None => std::borrow::Cow::Borrowed(x),
-        Some(a) => {
-            let c = a.scale.len().max(1);
-            let chunk = (c * 1024).min(x.len()).max(c);
-            let (y, _) = par_build(x.len(), chunk, |i, yi| {
-                bn::apply(yi, &x[i * chunk..i * chunk + yi.len()], a.scale, a.shift, a.relu)
-            });
-            std::borrow::Cow::Owned(y)
-        }
+        Some(a) => std::borrow::Cow::Owned(apply_batch(x, a.scale, a.shift, a.relu)),
     }
 }
 
@@ -402,10 +402,7 @@ pub(crate) fn conv_bn_forward<T: Real>(
     let c = g.cout;
     let (mean, var) = super::bn::combine_moments(&moments, g.p(), c);
     let (scale, shift) = super::bn::forward_affine(&affine[..c], &affine[c..], &mean, &var, eps);
-    let chunk = (g.p() * c).max(1);
-    let (y, _) =
-        par_build(z.len(), chunk, |i, yi| bn::apply(yi, &z[i * chunk..i * chunk + yi.len()], &scale, &shift, relu));
-    (y, z, (mean, var))
+    (apply_batch(&z, &scale, &shift, relu), z, (mean, var))
 }
 
 /// The backward of [`conv_bn_forward`]: `(dx if need_dx, dw, d affine)` from the output
@@ -419,7 +416,7 @@ pub(crate) fn conv_bn_backward<T: Real>(
     (x, z): (&[T], &[T]),
     w: &[T],
     affine: &[T],
-    (mean, var): &(Vec<f64>, Vec<f64>),
+    (mean, var): &Moments,
     (eps, relu): (f64, bool),
     dy: &[T],
     need_dx: bool,
