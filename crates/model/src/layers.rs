@@ -331,6 +331,13 @@ impl ConvBn {
         Ok((scale, shift))
     }
 
+    /// This unit as the direct kernels' evaluation trunk takes it: the kernel and the
+    /// running-statistics affine.
+    pub(crate) fn eval_unit(&self) -> Result<direct::EvalUnit<'_>> {
+        let (scale, shift) = self.eval_affine(Mode::Eval)?;
+        Ok(direct::EvalUnit { weight: self.weight.as_tensor(), scale, shift, stride: self.stride, padding: self.padding })
+    }
+
     /// This unit as the direct kernels' fused ops take it.
     pub(crate) fn block_unit(&self) -> direct::BlockUnit<'_> {
         direct::BlockUnit {

@@ -250,6 +250,37 @@ impl ResNet {
         Ok(y)
     }
 
+    /// Whether evaluation on the direct kernels runs the trunk image by image
+    /// ([`ops::direct::resnet_trunk_eval_nhwc`]): when all kernels together fit
+    /// [`ops::direct::DEPTH_FIRST_WEIGHT_BYTES`]. Either way gives the same bits.
+    fn depth_first_eval(&self) -> bool {
+        let bytes: usize = self
+            .units()
+            .iter()
+            .map(|u| {
+                let w = u.block_unit().weight;
+                w.elem_count() * w.dtype().size_in_bytes()
+            })
+            .sum();
+        bytes <= ops::direct::DEPTH_FIRST_WEIGHT_BYTES
+    }
+
+    /// Evaluation on the direct kernels, each image through the whole trunk in turn, `x` NHWC.
+    fn trunk_eval(&self, x: &Tensor, isa: ops::direct::Isa) -> Result<Tensor> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(ops::direct::EvalBlock {
+                    a: b.a.eval_unit()?,
+                    b: b.b.eval_unit()?,
+                    shortcut: b.shortcut.as_ref().map(ConvBn::eval_unit).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ops::direct::resnet_trunk_eval_nhwc(x, &self.stem.eval_unit()?, &blocks, isa)?)
+    }
+
     fn units(&self) -> Vec<&ConvBn> {
         let mut v = vec![&self.stem];
         for b in &self.blocks {
@@ -275,6 +306,7 @@ impl Network for ResNet {
         let (x, spatial) = if k.nhwc() { (x.permute((0, 2, 3, 1))?.contiguous()?, (1, 2)) } else { (x.clone(), (2, 3)) };
         let h = match (k, mode) {
             (Kernels::Direct(isa), Mode::Train) => self.trunk_train(&x, isa)?,
+            (Kernels::Direct(isa), Mode::Eval) if self.depth_first_eval() => self.trunk_eval(&x, isa)?,
             _ => {
                 let mut h = self.stem.forward(&x, mode, true, k)?;
                 for b in &self.blocks {

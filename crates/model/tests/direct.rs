@@ -451,6 +451,56 @@ fn evaluation_epilogue_equals_separate_affine_and_join() {
     }
 }
 
+/// Evaluation's trunk taken image by image (stem, an identity block, a stride-2 projection
+/// block; ragged channel counts, odd sizes, 17 images) equals the units one by one through the
+/// conv with the affine in its epilogue, bit for bit, on every instruction set, in f32 and f64.
+#[test]
+fn evaluation_trunk_image_by_image_equals_its_units_bit_for_bit() {
+    for dtype in [DType::F32, DType::F64] {
+        let (n, h, w, c0) = (17, 9, 7, 3);
+        let x = rand_tensor(&[n, h, w, c0], 950, dtype);
+        let mut seed = 960;
+        let mut unit = |cin: usize, cout: usize, k: usize, stride: usize| {
+            seed += 4;
+            let weight = rand_tensor(&[cout, cin, k, k], seed, dtype);
+            let scale = (rand_tensor(&[cout], seed + 1, dtype) + 1.0).unwrap();
+            let shift = rand_tensor(&[cout], seed + 2, dtype);
+            (weight, scale, shift, stride, k / 2)
+        };
+        let stem = unit(c0, 5, 3, 1);
+        let identity = [unit(5, 5, 3, 1), unit(5, 5, 3, 1)];
+        let projection = [unit(5, 13, 3, 2), unit(13, 13, 3, 1), unit(5, 13, 1, 2)];
+        fn eval_unit(u: &(Tensor, Tensor, Tensor, usize, usize)) -> direct::EvalUnit<'_> {
+            direct::EvalUnit { weight: &u.0, scale: u.1.clone(), shift: u.2.clone(), stride: u.3, padding: u.4 }
+        }
+        let blocks = [
+            direct::EvalBlock { a: eval_unit(&identity[0]), b: eval_unit(&identity[1]), shortcut: None },
+            direct::EvalBlock {
+                a: eval_unit(&projection[0]),
+                b: eval_unit(&projection[1]),
+                shortcut: Some(eval_unit(&projection[2])),
+            },
+        ];
+        let isas = if dtype == DType::F64 { vec![Isa::Portable] } else { available() };
+        for isa in isas {
+            let conv = |x: &Tensor, u: &(Tensor, Tensor, Tensor, usize, usize), relu: bool, r: Option<&Tensor>| {
+                direct::conv_affine_nhwc(x, &u.0, &u.1, &u.2, u.3, u.4, relu, r, isa).unwrap()
+            };
+            let h0 = conv(&x, &stem, true, None);
+            let h1 = conv(&conv(&h0, &identity[0], true, None), &identity[1], true, Some(&h0));
+            let s = conv(&h1, &projection[2], false, None);
+            let want = conv(&conv(&h1, &projection[0], true, None), &projection[1], true, Some(&s));
+            let got = direct::resnet_trunk_eval_nhwc(&x, &eval_unit(&stem), &blocks, isa).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let (g, w) = (values(&got), values(&want));
+            assert!(
+                g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{dtype:?} {isa:?}: the image-by-image trunk differs from its units"
+            );
+        }
+    }
+}
+
 /// The whole trunk as one Candle op (stem, an identity block, a projection block) computes
 /// exactly what the unfused ops compute one by one.
 #[test]

@@ -9,6 +9,8 @@
 //! - `fused.rs`: a ResNet block with each BatchNorm (+ ReLU, + residual join) left to the pass
 //!   that reads its output next (three passes over its activations), and evaluation's conv with
 //!   the affine in its epilogue;
+//! - `eval.rs`: a ResNet's trunk in evaluation mode, image by image through every layer (the
+//!   image's activations stay in cache);
 //! - `pool.rs`: global average pooling over NHWC pixels;
 //! - `trunk.rs`: a ResNet's whole trunk in training mode as one op (no activation-sized gradient
 //!   through Candle's gradient store);
@@ -22,6 +24,7 @@
 //! activations).
 
 mod bn;
+mod eval;
 mod fused;
 mod kernels;
 mod pool;
@@ -34,6 +37,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+pub use eval::{resnet_trunk_eval_nhwc, EvalBlock, EvalUnit, DEPTH_FIRST_WEIGHT_BYTES};
 pub use fused::{conv_affine_nhwc, BlockUnit};
 pub use pool::mean_pixels_nhwc;
 pub use trunk::{resnet_trunk_train_nhwc, TrunkBlock};
