@@ -3,7 +3,10 @@
 //! behind `cargo xtask bench-epoch`. `xtask/torch/torch_conv_layers.py` measures PyTorch's
 //! channels_last convolutions on the same shapes.
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release -p dynaprune-model --example conv_layers [batch] [iters]`
+//! `RAYON_NUM_THREADS=2 cargo run --release -p dynaprune-model --example conv_layers [batch] [iters] [isa]`
+//!
+//! `isa` forces the direct kernels' instruction set (`avx512`, `avx2`, `portable`; default: the
+//! fastest this CPU runs).
 
 use std::time::Instant;
 
@@ -42,9 +45,25 @@ fn rand(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("batch iters")).collect();
-    let (n, iters) = (args.first().copied().unwrap_or(64), args.get(1).copied().unwrap_or(5));
-    println!("# batch {n}, median of {iters} interleaved rounds, threads {}", rayon::current_num_threads());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize, what: &str| {
+        args.get(i)
+            .map_or(default, |a| a.parse().unwrap_or_else(|_| panic!("{what}: expected a whole number, got {a:?}")))
+    };
+    let (n, iters) = (number(0, 64, "batch"), number(1, 5, "iters"));
+    let isa = match args.get(2) {
+        None => direct::Isa::best(),
+        Some(a) => direct::Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == a)
+            .unwrap_or_else(|| panic!("isa: expected one of avx512, avx2, portable, got {a:?}")),
+    };
+    direct::check_isa(isa).unwrap_or_else(|e| panic!("isa: {e}"));
+    println!(
+        "# batch {n}, median of {iters} interleaved rounds, threads {}, direct kernels {}",
+        rayon::current_num_threads(),
+        isa.name()
+    );
     println!("layer\tpath\tfwd_gflops\tbwd_gflops\tdx_gflops (bwd - dw)\tdw_gflops");
     for (name, cin, h, cout, k, s) in SHAPES {
         let p = k / 2;
@@ -63,7 +82,7 @@ fn main() {
             for (pi, path) in ["direct", "im2col"].iter().enumerate() {
                 let t = Instant::now();
                 let y = if *path == "direct" {
-                    direct::conv2d_nhwc(&xnv, &w, s, p, direct::Isa::best()).unwrap()
+                    direct::conv2d_nhwc(&xnv, &w, s, p, isa).unwrap()
                 } else {
                     ops::conv2d(&xv, &w, s, p).unwrap()
                 };
@@ -74,8 +93,7 @@ fn main() {
                     (x.flatten_all().unwrap().to_vec1().unwrap(), r.flatten_all().unwrap().to_vec1().unwrap())
                 };
                 let ws: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
-                let (xd, isa) =
-                    if *path == "direct" { (xn.dims(), Some(direct::Isa::best())) } else { (x.dims(), None) };
+                let (xd, isa) = if *path == "direct" { (xn.dims(), Some(isa)) } else { (x.dims(), None) };
                 let t = Instant::now();
                 let (dx, dw) = direct::conv_backward_f32(&xs, xd, &ws, w.dims(), &dys, s, p, isa, true).unwrap();
                 let bwd = t.elapsed().as_secs_f64();
