@@ -325,11 +325,16 @@ const BLOCKED_PARTIAL_BYTES: usize = 256 << 10;
 /// Bytes of padded input and output-gradient rows per block, about.
 const BLOCK_BYTES: usize = 96 << 10;
 
+/// `((wpd, wdp), (ximg, dyimg))`: the padded input's and output gradient's row widths (pixels)
+/// and image lengths (elements) the weight gradient walks.
+fn padded_extents(g: &Geometry, pd: usize, cop: usize) -> ((usize, usize), (usize, usize)) {
+    let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
+    ((wpd, wdp), ((g.h + 2 * g.pad) * wpd * g.cin, (g.ho + 2 * pd) * wdp * cop))
+}
+
 /// Adds the weight gradient of `images` images to `part` (`[kh][kw][Cin][cop]`), from their
 /// padded inputs `xp` (as for the forward, one after the other) and padded output gradients `dyp`
-/// (as for the input gradient, one after the other). Each partial element is one chain of fused
-/// multiply-adds over the images, then the output rows, then the columns, however the work is
-/// blocked (a block's tile loads the partial, continues the chain, and stores it).
+/// (as for the input gradient, one after the other).
 #[inline(always)]
 unsafe fn weight_grad_images<V: Vector>(
     g: &Geometry,
@@ -340,67 +345,58 @@ unsafe fn weight_grad_images<V: Vector>(
     cop: usize,
     part: &mut [V::E],
 ) {
-    let (cin, s) = (g.cin, g.stride);
-    let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
-    let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * cin, (g.ho + 2 * pd) * wdp * cop);
-    debug_assert!(part.len() >= g.kh * g.kw * cin * cop && cop.is_multiple_of(V::L));
+    let ((wpd, wdp), (ximg, dyimg)) = padded_extents(g, pd, cop);
+    debug_assert!(part.len() >= g.kh * g.kw * g.cin * cop && cop.is_multiple_of(V::L));
     debug_assert!(xp.len() >= images * ximg && dyp.len() >= images * dyimg);
     let elem = std::mem::size_of::<V::E>();
-    if g.kh * g.kw * cin * cop * elem <= BLOCKED_PARTIAL_BYTES {
-        let row_bytes = (s * wpd * cin + wdp * cop) * elem;
-        let rows = (BLOCK_BYTES / row_bytes.max(1)).clamp(1, g.ho.max(1));
-        // SAFETY: the callers' contract (above).
-        unsafe { weight_grad_rows::<V>(g, images, rows, xp, dyp, pd, cop, part) };
-    } else {
-        // SAFETY: all images, all rows.
-        unsafe { weight_grad_block::<V>(g, (0, 0), (images, g.ho), xp, dyp, pd, cop, part) };
-    }
+    let rows = (g.kh * g.kw * g.cin * cop * elem <= BLOCKED_PARTIAL_BYTES)
+        .then(|| (BLOCK_BYTES / ((g.stride * wpd * g.cin + wdp * cop) * elem).max(1)).max(1));
+    // SAFETY: the callers' contract (above).
+    unsafe { weight_grad_rows::<V>(g, images, rows, (xp, dyp, pd, cop), part) }
 }
 
-/// [`weight_grad_images`] `rows` output rows of one image at a time.
-#[allow(clippy::too_many_arguments)]
+/// [`weight_grad_images`] `rows` output rows of one image at a time, or, with `None`, every
+/// image and row inside each tile. Each partial element is one chain of fused multiply-adds over
+/// the images, then the output rows, then the columns, either way (a block's tile loads the
+/// partial, continues the chain, and stores it).
 #[inline(always)]
 unsafe fn weight_grad_rows<V: Vector>(
     g: &Geometry,
     images: usize,
-    rows: usize,
-    xp: &[V::E],
-    dyp: &[V::E],
-    pd: usize,
-    cop: usize,
+    rows: Option<usize>,
+    padded: (&[V::E], &[V::E], usize, usize),
     part: &mut [V::E],
 ) {
-    let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
-    let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * g.cin, (g.ho + 2 * pd) * wdp * cop);
+    let (_, _, pd, cop) = padded;
+    let ((wpd, wdp), (ximg, dyimg)) = padded_extents(g, pd, cop);
+    let Some(rows) = rows else {
+        // SAFETY: all images, all rows.
+        return unsafe { weight_grad_block::<V>(g, padded, (0, 0), (images, g.ho), part) };
+    };
     for i in 0..images {
         let mut oy = 0;
         while oy < g.ho {
             let r = rows.max(1).min(g.ho - oy);
             let at = (i * ximg + oy * g.stride * wpd * g.cin, i * dyimg + oy * wdp * cop);
             // SAFETY: rows oy..oy + r of image i, inside the padded copies.
-            unsafe { weight_grad_block::<V>(g, at, (1, r), xp, dyp, pd, cop, part) };
+            unsafe { weight_grad_block::<V>(g, padded, at, (1, r), part) };
             oy += r;
         }
     }
 }
 
 /// The tiles of [`weight_grad_images`] over `images` images and `rows` output rows from
-/// element offsets `(xo, dyo)` into the padded copies.
-#[allow(clippy::too_many_arguments)]
+/// element offsets `(xo, dyo)` into the padded copies `(xp, dyp, pd, cop)`.
 #[inline(always)]
 unsafe fn weight_grad_block<V: Vector>(
     g: &Geometry,
+    (xp, dyp, pd, cop): (&[V::E], &[V::E], usize, usize),
     (xo, dyo): (usize, usize),
     (images, rows): (usize, usize),
-    xp: &[V::E],
-    dyp: &[V::E],
-    pd: usize,
-    cop: usize,
     part: &mut [V::E],
 ) {
     let (cin, s) = (g.cin, g.stride);
-    let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
-    let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * cin, (g.ho + 2 * pd) * wdp * cop);
+    let ((wpd, wdp), (ximg, dyimg)) = padded_extents(g, pd, cop);
     let vecs = cop / V::L;
     let mut cb = 0;
     while cb < vecs {
@@ -514,10 +510,10 @@ mod tests {
             let len = 9 * cin * cop;
             let start: Vec<f32> = (0..len).map(|k| val(k, 3)).collect();
             let mut whole = start.clone();
-            unsafe { weight_grad_block::<Lanes<f32>>(&g, (0, 0), (images, g.ho), &xp, &dyp, pd, cop, &mut whole) };
+            unsafe { weight_grad_rows::<Lanes<f32>>(&g, images, None, (&xp, &dyp, pd, cop), &mut whole) };
             for rows in [1, 2, 5, g.ho] {
                 let mut blocked = start.clone();
-                unsafe { weight_grad_rows::<Lanes<f32>>(&g, images, rows, &xp, &dyp, pd, cop, &mut blocked) };
+                unsafe { weight_grad_rows::<Lanes<f32>>(&g, images, Some(rows), (&xp, &dyp, pd, cop), &mut blocked) };
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&blocked),
