@@ -19,9 +19,11 @@
 //! epilogue, per image): the same bits.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::{bn, check_isa, covers, geometry, kernels, pack_forward, pad_input, par_build, Geometry, Isa};
+use super::{
+    bn, check_isa, covers, geometry, kernels, pack_forward, pad_input, par_build, storage_slice, Geometry, Isa,
+};
 use crate::ops::contiguous_slice;
 use crate::ops::profile::{Phase, Timer};
 use crate::ops::real::Real;
@@ -72,7 +74,7 @@ impl<T: Real> Packed<T> {
     }
 
     /// `z[..len] = relu?(conv(x) * scale + shift (+ r))` of one image, through the padded copy
-    /// `xp`; returns `len`, the output's length.
+    /// `xp`; returns `len`, the output's length. (A residual join always takes `relu`.)
     fn run(&self, isa: Isa, x: &[T], xp: &mut [T], z: &mut [T], r: Option<&[T]>, relu: bool) -> usize {
         let g = &self.g;
         let (pl, zl) = (self.padded_len(), g.p() * g.cout);
@@ -80,7 +82,7 @@ impl<T: Real> Packed<T> {
         pad_input(g, &x[..g.h * g.w * g.cin], xp, None);
         let z = &mut z[..zl];
         kernels::forward(isa, g, xp, &self.wpk, self.cop, z);
-        bn::apply_in_place(z, r.map(|r| &r[..zl]), &self.scale, &self.shift, relu || r.is_some());
+        bn::apply_in_place(z, r.map(|r| &r[..zl]), &self.scale, &self.shift, relu);
         zl
     }
 }
@@ -120,12 +122,6 @@ impl<T: Real> Plan<T> {
     }
 }
 
-/// A tensor's contiguous CPU values as `T`.
-fn values<'a, T: Real>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [T]> {
-    let Storage::Cpu(c) = s else { bail!("dynaprune direct conv runs on the CPU only") };
-    contiguous_slice::<T>(c, l, what)
-}
-
 /// One unit as the op keeps it: kernel, scale and shift (contiguous, in the input's dtype).
 #[derive(Debug)]
 struct OpUnit {
@@ -161,7 +157,8 @@ impl EvalTrunkOp {
         }
         let (ss, sl) = u.scale.storage_and_layout();
         let (hs, hl) = u.shift.storage_and_layout();
-        let (scale, shift) = (values::<T>(&ss, sl, "BatchNorm scale")?, values::<T>(&hs, hl, "BatchNorm shift")?);
+        let (scale, shift) =
+            (storage_slice::<T>(&ss, sl, "BatchNorm scale")?, storage_slice::<T>(&hs, hl, "BatchNorm shift")?);
         if scale.len() != g.cout || shift.len() != g.cout {
             bail!(
                 "resnet trunk (evaluation): unit {k} has {} channels but {} scales and {} shifts",
@@ -171,7 +168,7 @@ impl EvalTrunkOp {
             )
         }
         let cop = g.cout.next_multiple_of(kernels::lanes(self.isa));
-        let wpk = pack_forward(&g, values::<T>(&ws, wl, "conv kernel")?, cop);
+        let wpk = pack_forward(&g, storage_slice::<T>(&ws, wl, "conv kernel")?, cop);
         Ok(Packed { g, wpk, cop, scale: scale.to_vec(), shift: shift.to_vec() })
     }
 

@@ -20,9 +20,11 @@
 //! in the convolution's epilogue, while each image's output is in cache.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{backward, bn, check_isa, forward, geometry, par_build, Geometry, InputAffine, Isa, Moments};
+use super::{
+    backward, bn, check_isa, forward, geometry, par_build, storage_slice, Geometry, InputAffine, Isa, Moments,
+};
 use crate::ops::bn::{combine_moments, forward_affine, relu_mask_kernel};
 use crate::ops::contiguous_slice;
 use crate::ops::profile::{Phase, Timer};
@@ -216,8 +218,7 @@ impl ConvAffineOp {
                 if rl.dims() != [g.n, g.ho, g.wo, g.cout] {
                     bail!("conv + residual: residual {:?}, expected {:?}", rl.dims(), (g.n, g.ho, g.wo, g.cout))
                 }
-                let Storage::Cpu(rc) = &**rs else { bail!("dynaprune direct conv runs on the CPU only") };
-                Some(contiguous_slice::<T>(rc, rl, "residual")?)
+                Some(storage_slice::<T>(rs, rl, "residual")?)
             }
         };
         let img = g.p() * g.cout;

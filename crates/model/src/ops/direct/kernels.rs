@@ -502,8 +502,7 @@ mod tests {
         {
             let g = Geometry::new(&[images, cin, h, h], &[cout, cin, 3, 3], stride, 1).unwrap();
             let (pd, cop) = (3, cout.next_multiple_of(8));
-            let (wpd, wdp) = (g.w + 2 * g.pad, g.wo + 2 * pd);
-            let (ximg, dyimg) = ((g.h + 2 * g.pad) * wpd * cin, (g.ho + 2 * pd) * wdp * cop);
+            let (_, (ximg, dyimg)) = padded_extents(&g, pd, cop);
             let val = |k: usize, s: usize| ((k * 2654435761 + s) % 1000) as f32 / 500.0 - 1.0;
             let xp: Vec<f32> = (0..images * ximg).map(|k| val(k, 1)).collect();
             let dyp: Vec<f32> = (0..images * dyimg).map(|k| val(k, 2)).collect();

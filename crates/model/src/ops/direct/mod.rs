@@ -71,6 +71,12 @@ pub(crate) fn geometry(x: &[usize], w: &[usize], stride: usize, pad: usize) -> R
     Geometry::new(&[n, c, h, wd], w, stride, pad)
 }
 
+/// A tensor's contiguous CPU values as `T` (`what` names it in errors).
+pub(super) fn storage_slice<'a, T: Real>(s: &'a Storage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    let Storage::Cpu(c) = s else { bail!("dynaprune direct conv runs on the CPU only") };
+    contiguous_slice::<T>(c, l, what)
+}
+
 /// Whether the direct kernels cover this shape: square 1x1 or 3x3 kernels, stride 1 or 2,
 /// padding at most half the kernel. Others run the im2col path (converted to NCHW and back),
 /// counted by [`fallbacks`].
